@@ -1,0 +1,161 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Claims is the verified payload of a token. It is immutable once returned by
+// [Verifier.Verify]: callers must not modify Raw or Map, and may share a *Claims between
+// goroutines.
+type Claims struct {
+	// Role is the `role` claim (the PostgreSQL role used for RLS checks).
+	Role string
+	// Sub is the `sub` claim, or "" when absent or not a string.
+	Sub string
+	// Exp is the `exp` claim as a UTC time (sub-second precision kept).
+	Exp time.Time
+	// Raw is the whole claims object as canonical JSON: keys sorted at every level, no
+	// insignificant whitespace, numbers kept verbatim except that fractional `exp`/`iat` are
+	// rounded to integers (as the real server does). Suitable for
+	// set_config('request.jwt.claims', ...).
+	Raw json.RawMessage
+	// Map is the decoded claims object; JSON numbers are json.Number so no precision is lost.
+	Map map[string]any
+}
+
+// Key returns a string that is equal for two Claims exactly when their canonical JSON is
+// equal; used to group subscribers that share one identity for RLS checks.
+func (c *Claims) Key() string { return string(c.Raw) }
+
+// LogValue implements slog.LogValuer. It logs role, sub and exp only; never the token or the
+// other claims.
+func (c *Claims) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("role", c.Role),
+		slog.String("sub", c.Sub),
+		slog.Time("exp", c.Exp),
+	)
+}
+
+// ExpiresIn returns the time left until Exp as seen at now (negative once expired).
+func (c *Claims) ExpiresIn(now time.Time) time.Duration { return c.Exp.Sub(now) }
+
+// maxExpSeconds caps the exp used for Claims.Exp (end of year 9999) so that absurd values do
+// not overflow time arithmetic; Raw keeps the original value.
+const maxExpSeconds = 253402300799
+
+// decodeClaims parses a JWT payload into a JSON object with numbers as json.Number.
+func decodeClaims(payload []byte) (map[string]any, error) {
+	m, err := decodeObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w (payload: %v)", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// decodeObject decodes exactly one JSON object, rejecting trailing data.
+func decodeObject(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after JSON object")
+	}
+	return m, nil
+}
+
+// validateClaims checks the claims of a token whose signature has been verified, in the
+// real server's order: exp and iat types and expiry first, then presence of role and exp.
+func validateClaims(m map[string]any, now time.Time) (*Claims, error) {
+	var exp float64
+	expRaw, hasExp := m["exp"]
+	hasExp = hasExp && expRaw != nil
+	if hasExp {
+		n, ok := expRaw.(json.Number)
+		if !ok {
+			return nil, ErrExpInvalid
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil || f <= 0 {
+			return nil, ErrExpInvalid
+		}
+		exp = f
+		m["exp"] = roundNumericDate(n, f)
+	}
+	if iat, ok := m["iat"]; ok {
+		n, ok := iat.(json.Number)
+		if !ok {
+			return nil, ErrIatInvalid
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil {
+			return nil, ErrIatInvalid
+		}
+		m["iat"] = roundNumericDate(n, f)
+	}
+	var expAt time.Time
+	if hasExp {
+		expAt = unixFloat(exp)
+		if !expAt.After(now) {
+			return nil, &ExpiredError{Seconds: int64(now.Sub(expAt) / time.Second)}
+		}
+	}
+	role, _ := m["role"].(string)
+	if role == "" || !hasExp {
+		return nil, ErrClaimsMissing
+	}
+	sub, _ := m["sub"].(string)
+	raw, err := canonicalJSON(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w (claims: %v)", ErrMalformed, err)
+	}
+	return &Claims{Role: role, Sub: sub, Exp: expAt, Raw: raw, Map: m}, nil
+}
+
+// roundNumericDate renders an exp/iat value as an integer when it fits int64, rounding
+// fractions half away from zero; other values are kept verbatim.
+func roundNumericDate(n json.Number, f float64) json.Number {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return json.Number(strconv.FormatInt(i, 10))
+	}
+	r := math.Round(f)
+	if r >= -(1<<63) && r < 1<<63 {
+		return json.Number(strconv.FormatInt(int64(r), 10))
+	}
+	return n
+}
+
+// unixFloat converts Unix seconds (possibly fractional, > 0) to a UTC time, capped at
+// maxExpSeconds.
+func unixFloat(sec float64) time.Time {
+	if sec >= maxExpSeconds {
+		return time.Unix(maxExpSeconds, 0).UTC()
+	}
+	whole, frac := math.Modf(sec)
+	return time.Unix(int64(whole), int64(frac*1e9)).UTC()
+}
+
+// canonicalJSON encodes v compactly with sorted object keys and without HTML escaping.
+func canonicalJSON(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+}

@@ -1,0 +1,57 @@
+package channels
+
+// Broadcast is a user message sent to every subscriber of a topic. It is
+// immutable once published.
+type Broadcast struct {
+	// Event is the user event name.
+	Event string
+	// Payload is JSON text, or raw bytes when Binary is set.
+	Payload []byte
+	// Binary marks a raw byte payload.
+	Binary bool
+	// Meta is optional metadata (a JSON object) for binary-capable clients.
+	Meta []byte
+	// Object, when set, is the sender's whole broadcast object; every
+	// subscriber then gets a text frame carrying it unchanged (JSON-text
+	// origin, protocol.md §5.1).
+	Object []byte
+}
+
+// Broadcast publishes b to the topic of from (from's namespace), skipping
+// from itself unless it asked for self delivery. It returns after the
+// message has been queued to this node's subscribers.
+func (h *Hub) Broadcast(from *Subscription, b *Broadcast) {
+	key := TopicKey(from.Topic, from.Private)
+	if t := h.lookup(key); t != nil {
+		t.msgsIn.Add(1)
+	}
+	h.broker.Publish(&Envelope{Kind: EnvelopeBroadcast, Topic: key, Broadcast: b, Origin: from.ID})
+}
+
+// BroadcastTo publishes b to a topic without a sending subscription (REST,
+// admin, database). topic is the full topic, e.g. "realtime:room1".
+func (h *Hub) BroadcastTo(topic string, private bool, b *Broadcast) {
+	key := TopicKey(topic, private)
+	if t := h.lookup(key); t != nil {
+		t.msgsIn.Add(1)
+	}
+	h.broker.Publish(&Envelope{Kind: EnvelopeBroadcast, Topic: key, Broadcast: b})
+}
+
+func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) {
+	var cache encodeCache
+	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
+	for _, s := range *t.subs.Load() {
+		if s.ID == origin && !s.Self {
+			continue
+		}
+		f, ok := cache.get(s.Encoder, build)
+		if !ok {
+			s.Drop(DropEncoding)
+			continue
+		}
+		if s.deliver(f) {
+			t.msgsOut.Add(1)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package channels
+
+// EnvelopeKind says what an Envelope carries.
+type EnvelopeKind uint8
+
+const (
+	// EnvelopeBroadcast carries a broadcast.
+	EnvelopeBroadcast EnvelopeKind = iota + 1
+	// EnvelopePresenceDiff carries a presence diff (a per-node delta).
+	EnvelopePresenceDiff
+)
+
+// Envelope is a message addressed to a topic on every node.
+type Envelope struct {
+	// Kind says which field below is set.
+	Kind EnvelopeKind
+	// Topic is the hub's topic key (namespace and topic).
+	Topic string
+	// Broadcast is set for EnvelopeBroadcast.
+	Broadcast *Broadcast
+	// PresenceDiff is the JSON diff for EnvelopePresenceDiff.
+	PresenceDiff []byte
+	// Origin is the id of the sending subscription (0 for none); it is
+	// meaningful only on the node that published.
+	Origin uint64
+}
+
+// Broker carries envelopes between nodes. Publish must not block on slow
+// subscribers; handlers run on the broker's delivery goroutine(s).
+type Broker interface {
+	// Publish sends e to the handler of every node, this one included.
+	Publish(e *Envelope)
+	// SetHandler installs the function that delivers envelopes on this node.
+	// It is called once, before the first Publish.
+	SetHandler(h func(*Envelope))
+}
+
+// LocalBroker is the single-node Broker: Publish calls the handler directly
+// on the caller's goroutine.
+type LocalBroker struct {
+	h func(*Envelope)
+}
+
+// Publish delivers e to this node.
+func (b *LocalBroker) Publish(e *Envelope) { b.h(e) }
+
+// SetHandler installs the delivery function.
+func (b *LocalBroker) SetHandler(h func(*Envelope)) { b.h = h }

@@ -1,0 +1,32 @@
+package channels
+
+// Frame is one encoded message ready for a transport. A Frame is immutable
+// once built and is shared by every subscriber that receives it.
+type Frame struct {
+	// Data is the encoded message.
+	Data []byte
+	// Binary marks a binary WebSocket message (text otherwise).
+	Binary bool
+}
+
+// Writer is a connection's outgoing queue, implemented by transports.
+type Writer interface {
+	// Enqueue queues f for sending and never blocks. It returns false when the
+	// connection is closing or has just been closed as a slow consumer; the
+	// caller must not retry.
+	Enqueue(f Frame) bool
+}
+
+// Encoder frames hub messages for one protocol version. Implementations must
+// be safe for concurrent use and comparable (the hub uses them as map keys).
+type Encoder interface {
+	// EncodeBroadcast frames a broadcast for topic. ok is false when the
+	// message cannot be delivered in this encoding (binary payload to a JSON
+	// only client).
+	EncodeBroadcast(topic string, b *Broadcast) (f Frame, ok bool)
+	// EncodePresenceDiff frames a presence_diff whose payload is diff (JSON).
+	EncodePresenceDiff(topic string, diff []byte) Frame
+	// EncodePostgresChange frames a postgres_changes event for topic with
+	// the matching binding ids and the shared, pre-encoded data object.
+	EncodePostgresChange(topic string, ids []int64, data []byte) Frame
+}

@@ -1,0 +1,200 @@
+package channels
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const numShards = 32
+
+// HubConfig configures a Hub.
+type HubConfig struct {
+	// Broker carries broadcasts and presence deltas; nil means a LocalBroker.
+	Broker Broker
+	// Logger receives hub logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Hub owns every topic and its subscriptions on this node. It is safe for
+// concurrent use.
+type Hub struct {
+	shards [numShards]shard
+	seed   maphash.Seed
+	broker Broker
+	log    *slog.Logger
+	ids    atomic.Uint64
+	refs   refSource
+	pg     *pgIndex // postgres_changes bindings of every topic
+}
+
+type shard struct {
+	mu     sync.RWMutex // guards topics
+	topics map[string]*topic
+}
+
+// topic is one channel namespace+name with its subscribers.
+type topic struct {
+	key     string
+	wire    string // the topic as clients name it, e.g. "realtime:room1"
+	name    string
+	private bool
+
+	mu       sync.Mutex                      // guards presence, writes to subs
+	subs     atomic.Pointer[[]*Subscription] // copy-on-write; read without mu
+	presence map[string][]*presenceMeta      // key → metas
+
+	msgsIn     atomic.Int64
+	msgsOut    atomic.Int64
+	lastActive atomic.Int64 // unix nanoseconds
+}
+
+// NewHub returns an empty hub.
+func NewHub(cfg HubConfig) *Hub {
+	h := &Hub{seed: maphash.MakeSeed(), broker: cfg.Broker, log: cfg.Logger}
+	if h.broker == nil {
+		h.broker = &LocalBroker{}
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for i := range h.shards {
+		h.shards[i].topics = make(map[string]*topic)
+	}
+	h.refs.init()
+	h.pg = newPGIndex()
+	h.broker.SetHandler(h.deliverEnvelope)
+	return h
+}
+
+// NextID returns a new process-unique id for a subscription or connection.
+func (h *Hub) NextID() uint64 { return h.ids.Add(1) }
+
+// TopicKey is the hub's key for a topic in the public or private namespace.
+func TopicKey(topic string, private bool) string {
+	if private {
+		return "private|" + topic
+	}
+	return "public|" + topic
+}
+
+func (h *Hub) shardFor(key string) *shard {
+	return &h.shards[maphash.String(h.seed, key)%numShards]
+}
+
+func (h *Hub) lookup(key string) *topic {
+	sh := h.shardFor(key)
+	sh.mu.RLock()
+	t := sh.topics[key]
+	sh.mu.RUnlock()
+	return t
+}
+
+// Subscribe adds s to its topic. The caller must have filled s's fields.
+func (h *Hub) Subscribe(s *Subscription) {
+	key := TopicKey(s.Topic, s.Private)
+	sh := h.shardFor(key)
+	sh.mu.Lock()
+	t := sh.topics[key]
+	if t == nil {
+		t = &topic{key: key, wire: s.Topic, name: s.Name, private: s.Private, presence: make(map[string][]*presenceMeta)}
+		empty := []*Subscription{}
+		t.subs.Store(&empty)
+		sh.topics[key] = t
+	}
+	t.mu.Lock()
+	old := *t.subs.Load()
+	next := make([]*Subscription, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, s)
+	t.subs.Store(&next)
+	t.mu.Unlock()
+	sh.mu.Unlock()
+	t.touch()
+	if st := s.pg.Load(); st != nil {
+		h.pg.add(s, st)
+	}
+}
+
+// Unsubscribe removes s from its topic, publishes its presence leave, and
+// drops its postgres_changes bindings. It is idempotent.
+func (h *Hub) Unsubscribe(s *Subscription) {
+	if st := s.pg.Load(); st != nil {
+		h.pg.remove(s, st)
+	}
+	key := TopicKey(s.Topic, s.Private)
+	sh := h.shardFor(key)
+	sh.mu.Lock()
+	t := sh.topics[key]
+	if t == nil {
+		sh.mu.Unlock()
+		return
+	}
+	t.mu.Lock()
+	old := *t.subs.Load()
+	next := make([]*Subscription, 0, len(old))
+	found := false
+	for _, o := range old {
+		if o == s {
+			found = true
+			continue
+		}
+		next = append(next, o)
+	}
+	t.subs.Store(&next)
+	var diff []byte
+	if found {
+		diff = t.untrackLocked(s)
+	}
+	t.mu.Unlock()
+	if len(next) == 0 {
+		delete(sh.topics, key)
+	}
+	sh.mu.Unlock()
+	if diff != nil {
+		h.broker.Publish(&Envelope{Kind: EnvelopePresenceDiff, Topic: key, PresenceDiff: diff})
+	}
+}
+
+// deliverEnvelope is the broker handler: it fans an envelope out to this
+// node's subscribers of the topic.
+func (h *Hub) deliverEnvelope(e *Envelope) {
+	t := h.lookup(e.Topic)
+	if t == nil {
+		return
+	}
+	t.touch()
+	switch e.Kind {
+	case EnvelopeBroadcast:
+		t.fanOutBroadcast(e.Broadcast, e.Origin)
+	case EnvelopePresenceDiff:
+		t.fanOutPresenceDiff(e.PresenceDiff)
+	}
+}
+
+func (t *topic) touch() { t.lastActive.Store(time.Now().UnixNano()) }
+
+// encodeCache remembers the frame built for each encoder while one message
+// is fanned out; a topic usually has one or two encoders.
+type encodeCache struct {
+	encs   [4]Encoder
+	frames [4]Frame
+	oks    [4]bool
+	n      int
+}
+
+func (c *encodeCache) get(e Encoder, build func(Encoder) (Frame, bool)) (Frame, bool) {
+	for i := 0; i < c.n; i++ {
+		if c.encs[i] == e {
+			return c.frames[i], c.oks[i]
+		}
+	}
+	f, ok := build(e)
+	if c.n < len(c.encs) {
+		c.encs[c.n], c.frames[c.n], c.oks[c.n] = e, f, ok
+		c.n++
+	}
+	return f, ok
+}

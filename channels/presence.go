@@ -1,0 +1,242 @@
+package channels
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+)
+
+// presenceMeta is one tracked presence of one subscription.
+type presenceMeta struct {
+	key     string
+	ref     string
+	payload []byte // compact JSON object
+}
+
+// ErrPresencePayload is returned by Track when the payload is not a JSON object.
+var ErrPresencePayload = errors.New("Presence track payload must be a map")
+
+// refSource makes unique presence refs: 12 bytes (4 random per process, 8
+// from a counter) in URL-safe base64, 16 characters, like Phoenix.
+type refSource struct {
+	prefix [4]byte
+	n      atomic.Uint64
+}
+
+func (r *refSource) init() { rand.Read(r.prefix[:]) }
+
+func (r *refSource) next() string {
+	var b [12]byte
+	copy(b[:4], r.prefix[:])
+	binary.BigEndian.PutUint64(b[4:], r.n.Add(1))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Track records s's presence with payload (a JSON object; empty means {}).
+// The same payload as the current one is a no-op (changed false). A new
+// payload replaces the old meta and publishes one diff with the new meta in
+// joins (carrying phx_ref_prev) and the old one in leaves. Tracking enables
+// presence delivery for s.
+func (h *Hub) Track(s *Subscription, payload []byte) (changed bool, err error) {
+	obj, err := compactObject(payload)
+	if err != nil {
+		return false, err
+	}
+	key := TopicKey(s.Topic, s.Private)
+	t := h.lookup(key)
+	if t == nil {
+		return false, errors.New("channels: track on a subscription that is not joined")
+	}
+	s.SetPresence(true)
+	t.mu.Lock()
+	old := s.meta
+	if old != nil && bytes.Equal(old.payload, obj) {
+		t.mu.Unlock()
+		return false, nil
+	}
+	m := &presenceMeta{key: s.PresenceKey, ref: h.refs.next(), payload: obj}
+	metas := t.presence[m.key]
+	if old != nil {
+		metas = removeMeta(metas, old)
+	}
+	t.presence[m.key] = append(metas, m)
+	s.meta = m
+	t.mu.Unlock()
+
+	var diff []byte
+	if old != nil {
+		diff = encodeDiff(m, old.ref, old)
+	} else {
+		diff = encodeDiff(m, "", nil)
+	}
+	h.broker.Publish(&Envelope{Kind: EnvelopePresenceDiff, Topic: key, PresenceDiff: diff, Origin: s.ID})
+	return true, nil
+}
+
+// Untrack removes s's presence and publishes the leave. It is a no-op when s
+// tracks nothing.
+func (h *Hub) Untrack(s *Subscription) {
+	key := TopicKey(s.Topic, s.Private)
+	t := h.lookup(key)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	diff := t.untrackLocked(s)
+	t.mu.Unlock()
+	if diff != nil {
+		h.broker.Publish(&Envelope{Kind: EnvelopePresenceDiff, Topic: key, PresenceDiff: diff, Origin: s.ID})
+	}
+}
+
+// untrackLocked removes s's meta and returns the leave diff, or nil.
+// t.mu must be held.
+func (t *topic) untrackLocked(s *Subscription) []byte {
+	m := s.meta
+	if m == nil {
+		return nil
+	}
+	s.meta = nil
+	metas := removeMeta(t.presence[m.key], m)
+	if len(metas) == 0 {
+		delete(t.presence, m.key)
+	} else {
+		t.presence[m.key] = metas
+	}
+	return encodeDiff(nil, "", m)
+}
+
+// PresenceState returns the full presence map of s's topic as the JSON
+// payload of a presence_state message: {key: {"metas": [...]}}.
+func (h *Hub) PresenceState(s *Subscription) []byte {
+	t := h.lookup(TopicKey(s.Topic, s.Private))
+	if t == nil {
+		return []byte("{}")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	buf := []byte{'{'}
+	first := true
+	for key, metas := range t.presence {
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = appendJSONString(buf, key)
+		buf = append(buf, `:{"metas":[`...)
+		for i, m := range metas {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendMeta(buf, m, "")
+		}
+		buf = append(buf, "]}"...)
+	}
+	return append(buf, '}')
+}
+
+// PresenceCount returns how many metas are tracked on s's topic.
+func (t *topic) presenceCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, metas := range t.presence {
+		n += len(metas)
+	}
+	return n
+}
+
+func (t *topic) fanOutPresenceDiff(diff []byte) {
+	var cache encodeCache
+	build := func(e Encoder) (Frame, bool) { return e.EncodePresenceDiff(t.wire, diff), true }
+	for _, s := range *t.subs.Load() {
+		if !s.PresenceEnabled() {
+			continue
+		}
+		f, _ := cache.get(s.Encoder, build)
+		if s.deliver(f) {
+			t.msgsOut.Add(1)
+		}
+	}
+}
+
+func removeMeta(metas []*presenceMeta, m *presenceMeta) []*presenceMeta {
+	out := metas[:0:0]
+	for _, x := range metas {
+		if x != m {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// encodeDiff builds {"joins":{...},"leaves":{...}} for one join and/or one leave.
+func encodeDiff(join *presenceMeta, prevRef string, leave *presenceMeta) []byte {
+	buf := []byte(`{"joins":{`)
+	if join != nil {
+		buf = appendJSONString(buf, join.key)
+		buf = append(buf, `:{"metas":[`...)
+		buf = appendMeta(buf, join, prevRef)
+		buf = append(buf, "]}"...)
+	}
+	buf = append(buf, `},"leaves":{`...)
+	if leave != nil {
+		buf = appendJSONString(buf, leave.key)
+		buf = append(buf, `:{"metas":[`...)
+		buf = appendMeta(buf, leave, "")
+		buf = append(buf, "]}"...)
+	}
+	return append(buf, "}}"...)
+}
+
+// appendMeta writes the tracked object with phx_ref (and phx_ref_prev) added.
+func appendMeta(buf []byte, m *presenceMeta, prevRef string) []byte {
+	buf = append(buf, `{"phx_ref":`...)
+	buf = appendJSONString(buf, m.ref)
+	if prevRef != "" {
+		buf = append(buf, `,"phx_ref_prev":`...)
+		buf = appendJSONString(buf, prevRef)
+	}
+	inner := bytes.TrimSpace(m.payload[1 : len(m.payload)-1])
+	if len(inner) > 0 {
+		buf = append(buf, ',')
+		buf = append(buf, inner...)
+	}
+	return append(buf, '}')
+}
+
+// compactObject checks that p is a JSON object (empty means {}) and returns
+// it compacted, without phx_ref keys the client might have sent.
+func compactObject(p []byte) ([]byte, error) {
+	p = bytes.TrimSpace(p)
+	if len(p) == 0 || string(p) == "null" {
+		return []byte("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if p[0] != '{' || json.Unmarshal(p, &obj) != nil {
+		return nil, ErrPresencePayload
+	}
+	_, a := obj["phx_ref"]
+	_, b := obj["phx_ref_prev"]
+	if a || b {
+		delete(obj, "phx_ref")
+		delete(obj, "phx_ref_prev")
+		out, _ := json.Marshal(obj)
+		return out, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, p); err != nil {
+		return nil, ErrPresencePayload
+	}
+	return buf.Bytes(), nil
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
+}

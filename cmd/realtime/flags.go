@@ -1,0 +1,119 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options is the service configuration. Every flag has a matching
+// environment variable; a flag given on the command line wins.
+type options struct {
+	Addr                 string
+	JWTSecret            string
+	JWKSFile             string
+	DBURL                string
+	AdminToken           string
+	MaxChannelsPerClient int
+	MaxPayloadBytes      int
+	MaxJoinsPerSecond    float64
+	MaxQueueBytes        int
+	IdleTimeout          time.Duration
+	WriteTimeout         time.Duration
+	LogLevel             string
+	LogFormat            string
+	Source               string
+	Slot                 string
+	Publication          string
+	PollInterval         time.Duration
+	Retention            time.Duration
+	SSEHeartbeat         time.Duration
+	SSEReplayCount       int
+	SSEReplayAge         time.Duration
+	ShutdownTimeout      time.Duration
+}
+
+// envString returns the first non-empty variable of names, else def.
+func envString(def string, names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.ParseFloat(v, 64); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// register defines the flags shared by serve and dev on fs.
+func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
+	fs.StringVar(&o.Addr, "addr", envString(defaultAddr, "REALTIME_ADDR"), "listen address (REALTIME_ADDR)")
+	fs.StringVar(&o.JWTSecret, "jwt-secret", envString("", "REALTIME_JWT_SECRET", "API_JWT_SECRET", "JWT_SECRET"), "HS256/384/512 secret (REALTIME_JWT_SECRET, API_JWT_SECRET, JWT_SECRET)")
+	fs.StringVar(&o.JWKSFile, "jwks-file", envString("", "REALTIME_JWKS_FILE"), "JWKS file for RS/ES/EdDSA keys chosen by kid (REALTIME_JWKS_FILE)")
+	fs.StringVar(&o.DBURL, "db-url", envString("", "DATABASE_URL"), "PostgreSQL URL for postgres_changes (DATABASE_URL)")
+	fs.StringVar(&o.AdminToken, "admin-token", envString("", "REALTIME_ADMIN_TOKEN"), "token for the admin inspector (REALTIME_ADMIN_TOKEN)")
+	fs.IntVar(&o.MaxChannelsPerClient, "max-channels-per-client", envInt("REALTIME_MAX_CHANNELS_PER_CLIENT", 100), "channels one connection may join (REALTIME_MAX_CHANNELS_PER_CLIENT)")
+	fs.IntVar(&o.MaxPayloadBytes, "max-payload-bytes", envInt("REALTIME_MAX_PAYLOAD_BYTES", 256*1024), "largest broadcast or presence payload (REALTIME_MAX_PAYLOAD_BYTES)")
+	fs.Float64Var(&o.MaxJoinsPerSecond, "max-joins-per-second", envFloat("REALTIME_MAX_JOINS_PER_SECOND", 100), "joins per second per connection (REALTIME_MAX_JOINS_PER_SECOND)")
+	fs.IntVar(&o.MaxQueueBytes, "max-queue-bytes", envInt("REALTIME_MAX_QUEUE_BYTES", 8<<20), "outgoing bytes a connection may have queued before it is dropped as a slow consumer (REALTIME_MAX_QUEUE_BYTES)")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", envDuration("REALTIME_IDLE_TIMEOUT", 60*time.Second), "close sockets silent for this long (REALTIME_IDLE_TIMEOUT)")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", envDuration("REALTIME_WRITE_TIMEOUT", 10*time.Second), "deadline of one socket write (REALTIME_WRITE_TIMEOUT)")
+	fs.StringVar(&o.LogLevel, "log-level", envString("info", "REALTIME_LOG_LEVEL"), "debug, info, warn or error (REALTIME_LOG_LEVEL)")
+	fs.StringVar(&o.LogFormat, "log-format", envString("text", "REALTIME_LOG_FORMAT"), "text or json (REALTIME_LOG_FORMAT)")
+	fs.StringVar(&o.Source, "source", envString("logical", "REALTIME_SOURCE"), "change source: logical (replication slot) or notify (change table, for PGlite) (REALTIME_SOURCE)")
+	fs.StringVar(&o.Slot, "slot", envString("supabase_realtime_slot", "REALTIME_SLOT"), "logical replication slot (REALTIME_SLOT)")
+	fs.StringVar(&o.Publication, "publication", envString("supabase_realtime", "REALTIME_PUBLICATION"), "publication whose tables are streamed (REALTIME_PUBLICATION)")
+	fs.DurationVar(&o.PollInterval, "poll-interval", envDuration("REALTIME_POLL_INTERVAL", 100*time.Millisecond), "notify source: change-table poll interval (REALTIME_POLL_INTERVAL)")
+	fs.DurationVar(&o.Retention, "retention", envDuration("REALTIME_RETENTION", time.Hour), "notify source: how long delivered change rows are kept (REALTIME_RETENTION)")
+	fs.DurationVar(&o.SSEHeartbeat, "sse-heartbeat", envDuration("REALTIME_SSE_HEARTBEAT", 15*time.Second), "SSE comment heartbeat interval (REALTIME_SSE_HEARTBEAT)")
+	fs.IntVar(&o.SSEReplayCount, "sse-replay-count", envInt("REALTIME_SSE_REPLAY_COUNT", 10000), "changes kept for SSE resume (REALTIME_SSE_REPLAY_COUNT)")
+	fs.DurationVar(&o.SSEReplayAge, "sse-replay-age", envDuration("REALTIME_SSE_REPLAY_AGE", 10*time.Minute), "oldest change kept for SSE resume (REALTIME_SSE_REPLAY_AGE)")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
+}
+
+// validate checks the options that have no safe default.
+func (o *options) validate() error {
+	if o.JWTSecret == "" && o.JWKSFile == "" {
+		return fmt.Errorf("a JWT secret (--jwt-secret or REALTIME_JWT_SECRET) or a JWKS file (--jwks-file) is required")
+	}
+	switch o.Source {
+	case "logical", "notify":
+	default:
+		return fmt.Errorf("--source must be logical or notify, not %q", o.Source)
+	}
+	if o.MaxChannelsPerClient <= 0 || o.MaxPayloadBytes <= 0 || o.MaxJoinsPerSecond <= 0 {
+		return fmt.Errorf("limits must be positive")
+	}
+	if strings.ContainsAny(o.Publication, `"`) || strings.ContainsAny(o.Slot, `"' `) {
+		return fmt.Errorf("slot and publication names must be plain identifiers")
+	}
+	return nil
+}

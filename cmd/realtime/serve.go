@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/realtime"
+)
+
+func runServe(args []string) error {
+	var o options
+	fs := flag.NewFlagSet("realtime serve", flag.ContinueOnError)
+	o.register(fs, "127.0.0.1:4000")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, &o, nil)
+}
+
+// newLogger builds the process logger from the options.
+func newLogger(o *options) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(o.LogFormat, "json") {
+		return slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
+}
+
+// serve runs the service until ctx ends, then shuts down in order: stop
+// accepting, close every client, stop the change source, wait. When
+// listening is non-nil it receives the bound address once serving.
+func serve(ctx context.Context, o *options, listening func(addr string)) error {
+	log := newLogger(o)
+	vcfg := auth.Config{Secret: []byte(o.JWTSecret)}
+	if o.JWKSFile != "" {
+		data, err := os.ReadFile(o.JWKSFile)
+		if err != nil {
+			return fmt.Errorf("read JWKS file: %w", err)
+		}
+		vcfg.JWKS = data
+	}
+	verifier, err := auth.NewVerifier(vcfg)
+	if err != nil {
+		return err
+	}
+	hub := channels.NewHub(channels.HubConfig{Logger: log})
+	rcfg := realtime.Config{
+		Verifier:             verifier,
+		Hub:                  hub,
+		Logger:               log,
+		MaxChannelsPerClient: o.MaxChannelsPerClient,
+		MaxPayloadBytes:      o.MaxPayloadBytes,
+		MaxJoinsPerSecond:    o.MaxJoinsPerSecond,
+		MaxQueueBytes:        o.MaxQueueBytes,
+		IdleTimeout:          o.IdleTimeout,
+		WriteTimeout:         o.WriteTimeout,
+	}
+	feed, err := startFeed(ctx, o, log, hub)
+	if err != nil {
+		return err
+	}
+	if feed != nil {
+		rcfg.Changes = feed
+		defer feed.Close()
+	}
+	srv := realtime.New(rcfg)
+
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	srv.SetReady(true)
+	log.Info("realtime listening", "addr", ln.Addr().String(), "version", version, "db", o.DBURL != "")
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	herr := make(chan error, 1)
+	go func() { herr <- hs.Shutdown(sctx) }()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("closing connections", "err", err)
+	}
+	if err := <-herr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}

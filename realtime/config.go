@@ -1,0 +1,74 @@
+package realtime
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/channels"
+)
+
+// Config configures a Server. Zero limits take the defaults below.
+type Config struct {
+	// Verifier checks every JWT (apikey, access_token, REST bearer). Required.
+	Verifier *auth.Verifier
+	// Hub is the channel core. Required.
+	Hub *channels.Hub
+	// Changes serves postgres_changes bindings; nil answers them with a
+	// system error and keeps the channel.
+	Changes ChangeFeed
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+
+	// MaxChannelsPerClient limits joined channels per connection (default 100).
+	MaxChannelsPerClient int
+	// MaxPayloadBytes limits a broadcast or presence payload (default 256 KiB).
+	MaxPayloadBytes int
+	// MaxJoinsPerSecond limits joins per connection per second (default 100).
+	MaxJoinsPerSecond float64
+	// MaxQueueBytes is a connection's outgoing byte budget (default 8 MiB).
+	MaxQueueBytes int
+	// MaxFrameBytes is the largest inbound WebSocket message (default 5,000,000).
+	MaxFrameBytes int64
+	// WriteTimeout bounds one socket write (default 10 s).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a socket that received nothing for this long (default 60 s).
+	IdleTimeout time.Duration
+	// PresenceLimit is how many presence pushes a channel may make per
+	// PresenceWindow (defaults 5 per 30 s, as Supabase).
+	PresenceLimit  int
+	PresenceWindow time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxChannelsPerClient <= 0 {
+		c.MaxChannelsPerClient = 100
+	}
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = 256 * 1024
+	}
+	if c.MaxJoinsPerSecond <= 0 {
+		c.MaxJoinsPerSecond = 100
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 8 << 20
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 5_000_000
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.PresenceLimit <= 0 {
+		c.PresenceLimit = 5
+	}
+	if c.PresenceWindow <= 0 {
+		c.PresenceWindow = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -1,0 +1,234 @@
+package realtime
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/realtime/phoenix"
+)
+
+// conn is one WebSocket connection. The read loop (serve) is the only reader;
+// flush is the only writer and runs on demand.
+type conn struct {
+	srv    *Server
+	ws     *websocket.Conn
+	id     uint64
+	v      phoenix.Version
+	enc    *encoder
+	log    *slog.Logger
+	apikey string       // the connection token, used when a join has no access_token
+	claims *auth.Claims // claims of the apikey
+	info   *channels.ConnInfo
+
+	qmu       sync.Mutex       // guards the fields below up to closeCode
+	q         []channels.Frame // frames waiting to be written
+	qbytes    int              // bytes in q plus bytes being written
+	writing   bool             // a flush goroutine is running
+	closing   bool             // no more frames are accepted
+	discard   bool             // close without flushing the queue (slow consumer)
+	closeCode int
+	closeText string
+	done      chan struct{} // closed when the socket is closed
+
+	mu    sync.Mutex               // guards chans
+	chans map[string]*channelState // by topic
+
+	joins rateWindow // join timestamps; read loop only
+}
+
+// channelState is one joined channel of a conn. Its fields are guarded by
+// conn.mu except sub, which is immutable after creation.
+type channelState struct {
+	sub      *channels.Subscription
+	joinRef  string
+	ack      bool
+	expiry   *time.Timer
+	presence rateWindow
+	token    string
+	pgBind   []*channels.Binding
+}
+
+// Enqueue implements channels.Writer: it queues f without blocking. Over the
+// byte budget the connection is closed as a slow consumer.
+func (c *conn) Enqueue(f channels.Frame) bool {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return false
+	}
+	if c.qbytes+len(f.Data) > c.srv.cfg.MaxQueueBytes {
+		c.closeLocked(channels.ReasonSlowConsumer)
+		c.qmu.Unlock()
+		return false
+	}
+	c.q = append(c.q, f)
+	c.qbytes += len(f.Data)
+	c.startFlushLocked()
+	c.qmu.Unlock()
+	return true
+}
+
+// queuedBytes reports the outgoing backlog.
+func (c *conn) queuedBytes() int {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.qbytes
+}
+
+// startFlushLocked starts the writer if it is not running. qmu must be held.
+func (c *conn) startFlushLocked() {
+	if !c.writing {
+		c.writing = true
+		c.srv.wg.Add(1)
+		go c.flush()
+	}
+}
+
+// Close closes the connection for reason; safe from any goroutine, idempotent.
+func (c *conn) Close(reason channels.CloseReason) {
+	c.qmu.Lock()
+	c.closeLocked(reason)
+	c.qmu.Unlock()
+}
+
+// closeLocked marks the connection closing and makes sure the writer runs
+// to send the close frame. qmu must be held.
+func (c *conn) closeLocked(reason channels.CloseReason) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeText = closeCodeFor(reason)
+	if reason == channels.ReasonSlowConsumer {
+		c.discard = true
+		c.srv.metrics.slowConsumer()
+		c.log.Warn("closing slow consumer", "reason", reason.String(), "queued_bytes", c.qbytes)
+	} else {
+		c.log.Debug("closing connection", "reason", reason.String())
+	}
+	c.startFlushLocked()
+}
+
+// closeCodeFor is the one mapping from close reasons to WebSocket close codes.
+func closeCodeFor(r channels.CloseReason) (int, string) {
+	switch r {
+	case channels.ReasonServerShutdown:
+		return websocket.CloseGoingAway, "server shutting down"
+	case channels.ReasonSlowConsumer:
+		return websocket.ClosePolicyViolation, "slow consumer"
+	case channels.ReasonRateLimit:
+		return websocket.ClosePolicyViolation, "rate limit"
+	case channels.ReasonIdle:
+		return websocket.CloseNormalClosure, "idle timeout"
+	case channels.ReasonProtocol:
+		return websocket.CloseProtocolError, "protocol error"
+	case channels.ReasonAdmin:
+		return websocket.CloseServiceRestart, "disconnected by operator"
+	}
+	return websocket.CloseNormalClosure, ""
+}
+
+// flush is the connection's only writer. It drains the queue and exits when
+// the queue is empty; after a close it sends the close frame and closes the
+// socket.
+func (c *conn) flush() {
+	defer c.srv.wg.Done()
+	var batch []channels.Frame
+	for {
+		c.qmu.Lock()
+		if c.discard || (len(c.q) == 0 && c.closing) {
+			code, text := c.closeCode, c.closeText
+			c.q = nil
+			c.qmu.Unlock()
+			c.finish(code, text)
+			return
+		}
+		if len(c.q) == 0 {
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		batch, c.q = c.q, batch[:0]
+		c.qmu.Unlock()
+
+		n := 0
+		for i, f := range batch {
+			mt := websocket.TextMessage
+			if f.Binary {
+				mt = websocket.BinaryMessage
+			}
+			c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(mt, f.Data); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.qmu.Lock()
+				if !c.closing {
+					c.closing = true
+					c.closeCode, c.closeText = websocket.CloseAbnormalClosure, ""
+					var ne interface{ Timeout() bool }
+					if errors.As(err, &ne) && ne.Timeout() {
+						c.srv.metrics.slowConsumer()
+						c.log.Warn("closing slow consumer", "reason", "write_deadline")
+					}
+				}
+				c.discard = true
+				c.qmu.Unlock()
+				break
+			}
+			n += len(f.Data)
+			batch[i] = channels.Frame{}
+		}
+		c.qmu.Lock()
+		c.qbytes -= n
+		c.qmu.Unlock()
+	}
+}
+
+// finish sends the close frame (best effort) and closes the socket once.
+func (c *conn) finish(code int, text string) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	if code != websocket.CloseAbnormalClosure {
+		msg := websocket.FormatCloseMessage(code, text)
+		c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	}
+	c.ws.Close()
+	close(c.done)
+}
+
+// push queues a server message for this connection.
+func (c *conn) push(joinRef, ref, topic, event string, payload []byte) {
+	c.Enqueue(c.enc.text(joinRef, ref, topic, event, payload))
+}
+
+// reply queues a phx_reply.
+func (c *conn) reply(joinRef, ref, topic string, ok bool, response []byte) {
+	status := "ok"
+	if !ok {
+		status = "error"
+	}
+	if len(response) == 0 {
+		response = []byte("{}")
+	}
+	p := make([]byte, 0, len(response)+32)
+	p = append(p, `{"status":"`...)
+	p = append(p, status...)
+	p = append(p, `","response":`...)
+	p = append(p, response...)
+	p = append(p, '}')
+	c.push(joinRef, ref, topic, "phx_reply", p)
+}
+
+// replyError queues an error reply with {"reason": reason}.
+func (c *conn) replyError(joinRef, ref, topic, reason string) {
+	r := phoenix.AppendJSONString([]byte(`{"reason":`), reason)
+	c.reply(joinRef, ref, topic, false, append(r, '}'))
+}

@@ -1,0 +1,111 @@
+package realtime
+
+import (
+	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/realtime/phoenix"
+)
+
+// encoder frames hub messages for one serializer version. There are exactly
+// two values, so the hub's per-encoder caches stay tiny.
+type encoder struct {
+	v phoenix.Version
+}
+
+var (
+	encV1 = &encoder{v: phoenix.V1}
+	encV2 = &encoder{v: phoenix.V2}
+)
+
+func encoderFor(v phoenix.Version) *encoder {
+	if v == phoenix.V1 {
+		return encV1
+	}
+	return encV2
+}
+
+// text frames one server message.
+func (e *encoder) text(joinRef, ref, topic, event string, payload []byte) channels.Frame {
+	return channels.Frame{Data: phoenix.AppendText(make([]byte, 0, len(payload)+len(topic)+len(event)+48), e.v, joinRef, ref, topic, event, payload)}
+}
+
+// EncodeBroadcast implements channels.Encoder (protocol.md §5.1–5.3).
+func (e *encoder) EncodeBroadcast(topic string, b *channels.Broadcast) (channels.Frame, bool) {
+	if b.Object != nil {
+		return e.text("", "", topic, "broadcast", b.Object), true
+	}
+	if e.v == phoenix.V2 {
+		enc := phoenix.EncodingJSON
+		if b.Binary {
+			enc = phoenix.EncodingBinary
+		}
+		data, err := phoenix.AppendBroadcast(make([]byte, 0, 5+len(topic)+len(b.Event)+len(b.Meta)+len(b.Payload)), topic, b.Event, b.Meta, enc, b.Payload)
+		if err == nil {
+			return channels.Frame{Data: data, Binary: true}, true
+		}
+		if b.Binary {
+			return channels.Frame{}, false
+		}
+		// Names too long for the binary header: fall back to a JSON frame.
+	}
+	if b.Binary {
+		return channels.Frame{}, false
+	}
+	return e.text("", "", topic, "broadcast", broadcastObject(b)), true
+}
+
+// broadcastObject is the JSON form {"type":"broadcast","event":…,"payload":…[,"meta":…]}.
+func broadcastObject(b *channels.Broadcast) []byte {
+	buf := make([]byte, 0, len(b.Payload)+len(b.Event)+64)
+	buf = append(buf, `{"type":"broadcast","event":`...)
+	buf = phoenix.AppendJSONString(buf, b.Event)
+	buf = append(buf, `,"payload":`...)
+	if len(b.Payload) == 0 {
+		buf = append(buf, "{}"...)
+	} else {
+		buf = append(buf, b.Payload...)
+	}
+	if len(b.Meta) > 0 {
+		buf = append(buf, `,"meta":`...)
+		buf = append(buf, b.Meta...)
+	}
+	return append(buf, '}')
+}
+
+// EncodePresenceDiff implements channels.Encoder.
+func (e *encoder) EncodePresenceDiff(topic string, diff []byte) channels.Frame {
+	return e.text("", "", topic, "presence_diff", diff)
+}
+
+// EncodePostgresChange implements channels.Encoder (protocol.md §4.1).
+func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte) channels.Frame {
+	payload := make([]byte, 0, len(data)+16+12*len(ids))
+	payload = append(payload, `{"ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			payload = append(payload, ',')
+		}
+		payload = appendInt(payload, id)
+	}
+	payload = append(payload, `],"data":`...)
+	payload = append(payload, data...)
+	payload = append(payload, '}')
+	return e.text("", "", topic, "postgres_changes", payload)
+}
+
+func appendInt(b []byte, n int64) []byte {
+	if n == 0 {
+		return append(b, '0')
+	}
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	var tmp [20]byte
+	i := len(tmp)
+	for n > 0 {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, tmp[i:]...)
+}
