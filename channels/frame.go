@@ -29,4 +29,6 @@ type Encoder interface {
 	// EncodePostgresChange frames a postgres_changes event for topic with
 	// the matching binding ids and the shared, pre-encoded data object.
 	EncodePostgresChange(topic string, ids []int64, data []byte) Frame
+	// EncodeSystem frames a system message (join_ref null) for topic.
+	EncodeSystem(topic string, payload []byte) Frame
 }

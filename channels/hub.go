@@ -113,17 +113,12 @@ func (h *Hub) Subscribe(s *Subscription) {
 	t.mu.Unlock()
 	sh.mu.Unlock()
 	t.touch()
-	if st := s.pg.Load(); st != nil {
-		h.pg.add(s, st)
-	}
 }
 
 // Unsubscribe removes s from its topic, publishes its presence leave, and
 // drops its postgres_changes bindings. It is idempotent.
 func (h *Hub) Unsubscribe(s *Subscription) {
-	if st := s.pg.Load(); st != nil {
-		h.pg.remove(s, st)
-	}
+	h.setPG(s, nil)
 	key := TopicKey(s.Topic, s.Private)
 	sh := h.shardFor(key)
 	sh.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/openrealtime/realtime/internal/jsonw"
 	"sync/atomic"
 )
 
@@ -236,7 +237,4 @@ func compactObject(p []byte) ([]byte, error) {
 }
 
 // appendJSONString appends s as a JSON string literal.
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
-}
+func appendJSONString(dst []byte, s string) []byte { return jsonw.AppendString(dst, s) }

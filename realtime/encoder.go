@@ -76,6 +76,11 @@ func (e *encoder) EncodePresenceDiff(topic string, diff []byte) channels.Frame {
 	return e.text("", "", topic, "presence_diff", diff)
 }
 
+// EncodeSystem implements channels.Encoder.
+func (e *encoder) EncodeSystem(topic string, payload []byte) channels.Frame {
+	return e.text("", "", topic, "system", payload)
+}
+
 // EncodePostgresChange implements channels.Encoder (protocol.md §4.1).
 func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte) channels.Frame {
 	payload := make([]byte, 0, len(data)+16+12*len(ids))

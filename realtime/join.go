@@ -3,7 +3,6 @@ package realtime
 import (
 	"bytes"
 	"encoding/json"
-	"hash/fnv"
 	"strings"
 	"time"
 
@@ -229,26 +228,9 @@ func identityOf(c *auth.Claims) *channels.Identity {
 func echoBindings(raw []json.RawMessage) []*channels.Binding {
 	out := make([]*channels.Binding, 0, len(raw))
 	for _, r := range raw {
-		out = append(out, &channels.Binding{ID: BindingID(r), Raw: r})
+		out = append(out, &channels.Binding{ID: channels.BindingID(r), Raw: r})
 	}
 	return out
-}
-
-// BindingID is the id of a binding: a positive 27-bit hash of its JSON, so
-// identical requests get identical ids (as the real server does).
-func BindingID(raw json.RawMessage) int64 {
-	var buf bytes.Buffer
-	if json.Compact(&buf, raw) != nil {
-		buf.Reset()
-		buf.Write(raw)
-	}
-	h := fnv.New32a()
-	h.Write(buf.Bytes())
-	id := int64(h.Sum32() & (1<<27 - 1))
-	if id == 0 {
-		id = 1
-	}
-	return id
 }
 
 // joinResponse is {"postgres_changes":[...]} echoing each binding with its id.

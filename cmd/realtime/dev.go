@@ -1,5 +1,193 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-func runDev(args []string) error { return errors.New("dev: not built yet") }
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/internal/demo"
+	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/realtime"
+)
+
+// runDev starts a throwaway PostgreSQL with the demo schema and serves on
+// it until Ctrl-C, then removes the cluster.
+func runDev(args []string) error {
+	var o options
+	fs := flag.NewFlagSet("realtime dev", flag.ContinueOnError)
+	o.register(fs, "127.0.0.1:4000")
+	asJSON := fs.Bool("json", false, "print the connection details as one JSON line instead of the banner")
+	pgPort := fs.Int("pg-port", 0, "port of the throwaway PostgreSQL (0 picks a free one)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.JWTSecret == "" {
+		o.JWTSecret = demo.NewSecret()
+	}
+	if o.Source != "logical" {
+		return fmt.Errorf("dev: --source %s is not supported by the embedded database", o.Source)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Fprintln(os.Stderr, "starting a throwaway PostgreSQL ...")
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Port: *pgPort})
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	dbURL := cluster.URL("postgres")
+	if err := applySchema(ctx, dbURL); err != nil {
+		return err
+	}
+	keys, err := demo.MakeKeys(o.JWTSecret, 10*365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	o.DBURL = dbURL
+	if err := o.validate(); err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(o.JWTSecret)})
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return serve(ctx, &o, hooks{
+		routes: func(s *realtime.Server) {
+			s.Handle("POST /dev/v1/todos", devInsert(pool, verifier))
+			s.Handle("POST /dev/v1/messages", devInsert(pool, verifier))
+		},
+		listening: func(addr string) {
+			if *asJSON {
+				printDevJSON(addr, dbURL, keys)
+			} else {
+				printDevBanner(addr, dbURL, keys)
+			}
+		},
+	})
+}
+
+func applySchema(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("dev: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, demo.SchemaSQL); err != nil {
+		return fmt.Errorf("dev: demo schema: %w", err)
+	}
+	return nil
+}
+
+// devInsert inserts one row as the caller's JWT claims, like PostgREST
+// would: the role and request.jwt.claims apply, so RLS WITH CHECK holds.
+func devInsert(pool *pgxpool.Pool, v *auth.Verifier) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		table := "todos"
+		if strings.HasSuffix(r.URL.Path, "/messages") {
+			table = "messages"
+		}
+		tok := strings.TrimSpace(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		if tok == "" {
+			tok = r.Header.Get("apikey")
+		}
+		claims, err := v.Verify(tok)
+		if err != nil {
+			writeDevError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if len(strings.TrimSpace(string(body))) == 0 {
+			body = []byte("{}")
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			writeDevError(w, http.StatusBadRequest, "body must be a JSON object")
+			return
+		}
+		cols := make([]string, 0, len(fields))
+		for k := range fields {
+			cols = append(cols, pgx.Identifier{k}.Sanitize())
+		}
+		list := strings.Join(cols, ", ")
+		q := fmt.Sprintf("INSERT INTO public.%s (%s) SELECT %s FROM jsonb_populate_record(NULL::public.%s, $1::jsonb) RETURNING jsonb_build_object('id', id)", table, list, list, table)
+		if len(cols) == 0 {
+			q = fmt.Sprintf("INSERT INTO public.%s DEFAULT VALUES RETURNING jsonb_build_object('id', id)", table)
+		}
+		var row json.RawMessage
+		err = pgx.BeginFunc(r.Context(), pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(r.Context(), "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)", claims.Role, string(claims.Raw)); err != nil {
+				return err
+			}
+			if len(cols) == 0 {
+				return tx.QueryRow(r.Context(), q).Scan(&row)
+			}
+			return tx.QueryRow(r.Context(), q, string(body)).Scan(&row)
+		})
+		if err != nil {
+			writeDevError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		w.Write(row)
+	}
+}
+
+func writeDevError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func printDevJSON(addr, dbURL string, k demo.Keys) {
+	json.NewEncoder(os.Stdout).Encode(map[string]string{
+		"url": "http://" + addr, "websocket": "ws://" + addr + "/realtime/v1/websocket",
+		"db_url": dbURL, "jwt_secret": k.Secret,
+		"anon_key": k.Anon, "service_key": k.Service,
+		"user_key": k.User, "user_id": k.UserID, "user2_key": k.User2, "user2_id": k.User2ID,
+	})
+}
+
+func printDevBanner(addr, dbURL string, k demo.Keys) {
+	fmt.Printf(`
+realtime dev is running (Ctrl-C stops it and removes the database)
+
+  URL            http://%[1]s   (WebSocket: ws://%[1]s/realtime/v1/websocket)
+  Database       %[2]s
+  JWT secret     %[3]s
+  anon key       %[4]s
+  user key       %[5]s   (sub %[6]s)
+  service key    %[7]s
+
+supabase-js:
+
+  import { createClient } from '@supabase/supabase-js'
+  const supabase = createClient('http://%[1]s', '%[4]s', { accessToken: async () => '%[5]s' })
+  supabase.channel('todos')
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'todos' }, (p) => console.log(p))
+    .subscribe((status) => console.log(status))
+
+insert a row as that user (the demo table is owner-only under RLS):
+
+  curl -X POST http://%[1]s/dev/v1/todos -H 'Authorization: Bearer %[5]s' -d '{"title":"hello"}'
+
+`, addr, dbURL, k.Secret, k.Anon, k.User, k.UserID, k.Service)
+}

@@ -31,7 +31,7 @@ func runServe(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, &o, nil)
+	return serve(ctx, &o, hooks{})
 }
 
 // newLogger builds the process logger from the options.
@@ -47,10 +47,17 @@ func newLogger(o *options) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
 }
 
+// hooks lets the dev command extend serve.
+type hooks struct {
+	// routes adds handlers before serving.
+	routes func(s *realtime.Server)
+	// listening receives the bound address once serving.
+	listening func(addr string)
+}
+
 // serve runs the service until ctx ends, then shuts down in order: stop
-// accepting, close every client, stop the change source, wait. When
-// listening is non-nil it receives the bound address once serving.
-func serve(ctx context.Context, o *options, listening func(addr string)) error {
+// accepting, close every client, stop the change source, wait.
+func serve(ctx context.Context, o *options, h hooks) error {
 	log := newLogger(o)
 	vcfg := auth.Config{Secret: []byte(o.JWTSecret)}
 	if o.JWKSFile != "" {
@@ -85,6 +92,9 @@ func serve(ctx context.Context, o *options, listening func(addr string)) error {
 		defer feed.Close()
 	}
 	srv := realtime.New(rcfg)
+	if h.routes != nil {
+		h.routes(srv)
+	}
 
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -95,8 +105,8 @@ func serve(ctx context.Context, o *options, listening func(addr string)) error {
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady(true)
 	log.Info("realtime listening", "addr", ln.Addr().String(), "version", version, "db", o.DBURL != "")
-	if listening != nil {
-		listening(ln.Addr().String())
+	if h.listening != nil {
+		h.listening(ln.Addr().String())
 	}
 
 	select {

@@ -1,0 +1,435 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Sentinel errors of the [Checker], returned wrapped with context. Test with errors.Is.
+var (
+	// ErrNoTable means no ordinary or partitioned table has that schema and name.
+	ErrNoTable = errors.New("auth: no such table")
+	// ErrNoPrimaryKey means the table has no primary key, so rows cannot be looked up.
+	ErrNoPrimaryKey = errors.New("auth: table has no primary key")
+	// ErrNoRole means the PostgreSQL role does not exist.
+	ErrNoRole = errors.New("auth: no such role")
+)
+
+// DefaultCacheTTL is how long a [Checker] keeps catalog answers when
+// [CheckerConfig.CacheTTL] is zero.
+const DefaultCacheTTL = 10 * time.Second
+
+// maxIdentLen is NAMEDATALEN-1: PostgreSQL silently truncates longer names, so a
+// longer name must never reach SQL (it could name a different object).
+const maxIdentLen = 63
+
+// TableInfo describes a table as the catalog saw it when it was cached. A
+// *TableInfo returned by [Checker.Table] is shared by all callers: treat it and
+// its slices as read-only.
+type TableInfo struct {
+	// Schema and Table name the table (unquoted).
+	Schema, Table string
+	// RLS is pg_class.relrowsecurity: row level security is enabled.
+	RLS bool
+	// PrimaryKey lists the primary-key column names in key order; nil when the
+	// table has no primary key.
+	PrimaryKey []string
+	// Columns lists the live (not dropped) columns in attnum order.
+	Columns []TableColumn
+}
+
+// TableColumn is one column of a [TableInfo].
+type TableColumn struct {
+	// Name is the column name (unquoted).
+	Name string
+	// Type is pg_type.typname of the column type: "int8", "_text" for text[],
+	// the domain's own name for a domain, the enum's name for an enum.
+	Type string
+}
+
+// CheckerConfig configures [NewChecker].
+type CheckerConfig struct {
+	// Pool is the database to ask. Required. Configure it with
+	// ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol: the
+	// Checker itself uses only the simple protocol, but other users of a shared
+	// PGlite session must not leave named prepared statements behind.
+	// standard_conforming_strings must be on and client_encoding UTF8 (the
+	// defaults).
+	Pool *pgxpool.Pool
+	// Logger receives debug and warning logs; nil discards them.
+	Logger *slog.Logger
+	// CacheTTL is how long catalog answers (tables, column privileges, role
+	// existence) are reused. Zero means [DefaultCacheTTL]; negative disables
+	// caching.
+	CacheTTL time.Duration
+}
+
+// Checker answers row level security and column privilege questions against
+// one database, caching catalog lookups. It is safe for concurrent use. See
+// [Checker.Visible] for the row check.
+type Checker struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	ttl  time.Duration
+	now  func() time.Time // replaced by tests
+
+	tables *ttlCache[tableKey, *tableEntry]
+	cols   *ttlCache[colsKey, map[string]bool]
+	roles  *ttlCache[string, bool]
+}
+
+// NewChecker returns a Checker for cfg.Pool. The Checker does not own the pool
+// and never closes it.
+func NewChecker(cfg CheckerConfig) *Checker {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ttl := cfg.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultCacheTTL
+	}
+	return &Checker{
+		pool:   cfg.Pool,
+		log:    log,
+		ttl:    ttl,
+		now:    time.Now,
+		tables: newTTLCache[tableKey, *tableEntry](),
+		cols:   newTTLCache[colsKey, map[string]bool](),
+		roles:  newTTLCache[string, bool](),
+	}
+}
+
+type tableKey struct{ schema, table string }
+
+type colsKey struct {
+	tableKey
+	role string
+}
+
+// tableEntry is a cached table: the public info plus what Visible needs to
+// build its SQL.
+type tableEntry struct {
+	info *TableInfo
+	// pkCast[i] is the schema-qualified, quoted type of PrimaryKey[i], for
+	// casting key literals.
+	pkCast []string
+	// indexProbe is true when every primary-key equality operator is
+	// leakproof, so that under RLS the planner may still look keys up in the
+	// primary-key index (it may not push a non-leakproof qual below a policy).
+	indexProbe bool
+}
+
+// Table returns the catalog description of schema.table, from the cache when
+// fresh, otherwise with one catalog query. A missing table gives an error
+// matching [ErrNoTable]. Safe for concurrent use; the result is shared and
+// read-only.
+func (c *Checker) Table(ctx context.Context, schema, table string) (*TableInfo, error) {
+	e, err := c.table(ctx, schema, table)
+	if err != nil {
+		return nil, err
+	}
+	return e.info, nil
+}
+
+func (c *Checker) table(ctx context.Context, schema, table string) (*tableEntry, error) {
+	if !validName(schema) || !validName(table) {
+		return nil, fmt.Errorf("auth: table %q.%q: %w", schema, table, ErrNoTable)
+	}
+	k := tableKey{schema, table}
+	return c.tables.get(ctx, k, c.now, c.ttl, func(ctx context.Context) (*tableEntry, error) {
+		return c.loadTable(ctx, k)
+	})
+}
+
+// tableSQL lists the live columns of one table with their type and, for
+// primary-key columns, their key position and whether the key's equality
+// operator is leakproof. A table without columns still yields one row of NULLs.
+const tableSQL = `SELECT c.relrowsecurity, a.attname::text, t.typname::text,
+  pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.typname),
+  pk.ord, pk.leakproof
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN LATERAL (
+  SELECT k.ord, COALESCE(p.proleakproof, false) AS leakproof
+  FROM pg_catalog.pg_index i
+  CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(i.indkey::pg_catalog.int2[]),
+    pg_catalog.unnest(i.indclass::pg_catalog.oid[])) WITH ORDINALITY AS k(attnum, opclass, ord)
+  JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
+  LEFT JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amopstrategy = 3
+    AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
+  LEFT JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr
+  LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+  WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum
+) pk ON true
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+ORDER BY a.attnum`
+
+func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error) {
+	rows, err := c.pool.Query(ctx, tableSQL, pgx.QueryExecModeSimpleProtocol, k.schema, k.table)
+	if err != nil {
+		return nil, fmt.Errorf("auth: table %q.%q: %w", k.schema, k.table, err)
+	}
+	defer rows.Close()
+	info := &TableInfo{Schema: k.schema, Table: k.table}
+	type pkCol struct {
+		name, cast string
+		leakproof  bool
+	}
+	var pk []pkCol // indexed by key position - 1
+	found := false
+	for rows.Next() {
+		var (
+			name, typ, cast *string
+			pos             *int64
+			leakproof       *bool
+		)
+		if err := rows.Scan(&info.RLS, &name, &typ, &cast, &pos, &leakproof); err != nil {
+			return nil, fmt.Errorf("auth: table %q.%q: scan: %w", k.schema, k.table, err)
+		}
+		found = true
+		if name == nil {
+			continue // table without columns
+		}
+		info.Columns = append(info.Columns, TableColumn{Name: *name, Type: *typ})
+		if pos != nil {
+			p := int(*pos)
+			if p < 1 || p > 32 { // INDEX_MAX_KEYS
+				return nil, fmt.Errorf("auth: table %q.%q: primary key position %d out of range", k.schema, k.table, p)
+			}
+			for len(pk) < p {
+				pk = append(pk, pkCol{})
+			}
+			pk[p-1] = pkCol{*name, *cast, leakproof != nil && *leakproof}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("auth: table %q.%q: %w", k.schema, k.table, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("auth: table %q.%q: %w", k.schema, k.table, ErrNoTable)
+	}
+	e := &tableEntry{info: info, indexProbe: len(pk) > 0}
+	for i, col := range pk {
+		if col.name == "" {
+			// An expression in the key: cannot happen for a primary key.
+			return nil, fmt.Errorf("auth: table %q.%q: primary key column %d is not a plain column", k.schema, k.table, i+1)
+		}
+		info.PrimaryKey = append(info.PrimaryKey, col.name)
+		e.pkCast = append(e.pkCast, col.cast)
+		e.indexProbe = e.indexProbe && col.leakproof
+	}
+	return e, nil
+}
+
+// SelectableColumns returns the set of columns of schema.table that role may
+// SELECT (has_column_privilege; a table-level grant covers every column). Only
+// selectable columns are keys, all mapped to true. Answers are cached per
+// (role, table). Errors match [ErrNoTable] or [ErrNoRole] when those are
+// missing. Safe for concurrent use; the map is shared: do not modify it.
+func (c *Checker) SelectableColumns(ctx context.Context, role, schema, table string) (map[string]bool, error) {
+	if !validName(schema) || !validName(table) {
+		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", role, schema, table, ErrNoTable)
+	}
+	if !validName(role) {
+		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", role, schema, table, ErrNoRole)
+	}
+	k := colsKey{tableKey{schema, table}, role}
+	return c.cols.get(ctx, k, c.now, c.ttl, func(ctx context.Context) (map[string]bool, error) {
+		return c.loadColumns(ctx, k)
+	})
+}
+
+// columnsSQL reports, for every live column, whether the role may select it,
+// plus whether the role exists; a table without columns still yields one row.
+const columnsSQL = `SELECT r.oid IS NOT NULL, a.attname::text,
+  COALESCE(pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'), false)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $3
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`
+
+func (c *Checker) loadColumns(ctx context.Context, k colsKey) (map[string]bool, error) {
+	rows, err := c.pool.Query(ctx, columnsSQL, pgx.QueryExecModeSimpleProtocol, k.schema, k.table, k.role)
+	if err != nil {
+		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, err)
+	}
+	defer rows.Close()
+	cols := make(map[string]bool)
+	found, roleOK := false, false
+	for rows.Next() {
+		var (
+			name *string
+			ok   bool
+		)
+		if err := rows.Scan(&roleOK, &name, &ok); err != nil {
+			return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: scan: %w", k.role, k.schema, k.table, err)
+		}
+		found = true
+		if name != nil && ok {
+			cols[*name] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, err)
+	}
+	switch {
+	case !found:
+		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, ErrNoTable)
+	case !roleOK:
+		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, ErrNoRole)
+	}
+	return cols, nil
+}
+
+// RoleExists reports whether a PostgreSQL role of that name exists. Both
+// answers are cached. Safe for concurrent use.
+func (c *Checker) RoleExists(ctx context.Context, role string) (bool, error) {
+	if !validName(role) {
+		return false, nil
+	}
+	return c.roles.get(ctx, role, c.now, c.ttl, func(ctx context.Context) (bool, error) {
+		var ok bool
+		err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)`,
+			pgx.QueryExecModeSimpleProtocol, role).Scan(&ok)
+		if err != nil {
+			return false, fmt.Errorf("auth: role %q exists: %w", role, err)
+		}
+		return ok, nil
+	})
+}
+
+// Invalidate drops the cached description and column privileges of
+// schema.table, so the next call reads the catalog again; call it after DDL or
+// GRANT/REVOKE on the table. A lookup already in flight is not reused by later
+// callers and does not refill the cache. Safe for concurrent use; idempotent.
+func (c *Checker) Invalidate(schema, table string) {
+	k := tableKey{schema, table}
+	c.tables.deleteIf(func(t tableKey) bool { return t == k })
+	c.cols.deleteIf(func(ck colsKey) bool { return ck.tableKey == k })
+}
+
+// validName reports whether s can be the name of a PostgreSQL object: not
+// empty, at most 63 bytes (no silent truncation), valid UTF-8, no NUL.
+func validName(s string) bool {
+	return s != "" && len(s) <= maxIdentLen && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// ttlCache is a map whose entries expire, with concurrent misses of one key
+// sharing a single load.
+type ttlCache[K comparable, V any] struct {
+	mu sync.Mutex // guards entries, flights, nextSweep
+	// entries holds loaded values until their expiry.
+	entries map[K]ttlEntry[V]
+	// flights holds the load in progress for a key, if any.
+	flights map[K]*flight[V]
+	// nextSweep is when expired entries are next removed.
+	nextSweep time.Time
+}
+
+type ttlEntry[V any] struct {
+	val     V
+	expires time.Time
+}
+
+// flight is one load; val and err are written before done is closed.
+type flight[V any] struct {
+	done chan struct{}
+	val  V
+	err  error
+}
+
+func newTTLCache[K comparable, V any]() *ttlCache[K, V] {
+	return &ttlCache[K, V]{entries: make(map[K]ttlEntry[V]), flights: make(map[K]*flight[V])}
+}
+
+// get returns the fresh cached value of k, or waits for the load in flight, or
+// runs load itself. Errors are not cached. ttl <= 0 caches nothing. A waiter
+// whose leader failed only because the leader's context ended retries.
+func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, ttl time.Duration, load func(context.Context) (V, error)) (V, error) {
+	for {
+		tc.mu.Lock()
+		if e, ok := tc.entries[k]; ok && now().Before(e.expires) {
+			tc.mu.Unlock()
+			return e.val, nil
+		}
+		if f := tc.flights[k]; f != nil {
+			tc.mu.Unlock()
+			select {
+			case <-f.done:
+				if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
+					continue
+				}
+				return f.val, f.err
+			case <-ctx.Done():
+				var zero V
+				return zero, ctx.Err()
+			}
+		}
+		f := &flight[V]{done: make(chan struct{})}
+		tc.flights[k] = f
+		tc.mu.Unlock()
+
+		f.val, f.err = load(ctx)
+
+		tc.mu.Lock()
+		if tc.flights[k] == f { // not invalidated meanwhile
+			delete(tc.flights, k)
+			if f.err == nil && ttl > 0 {
+				t := now()
+				tc.sweepLocked(t, ttl)
+				tc.entries[k] = ttlEntry[V]{val: f.val, expires: t.Add(ttl)}
+			}
+		}
+		tc.mu.Unlock()
+		close(f.done)
+		return f.val, f.err
+	}
+}
+
+// sweepLocked removes expired entries at most once per ttl, so keys that are
+// never asked for again do not pile up. tc.mu must be held.
+func (tc *ttlCache[K, V]) sweepLocked(now time.Time, ttl time.Duration) {
+	if now.Before(tc.nextSweep) {
+		return
+	}
+	for k, e := range tc.entries {
+		if !now.Before(e.expires) {
+			delete(tc.entries, k)
+		}
+	}
+	tc.nextSweep = now.Add(ttl)
+}
+
+// deleteIf drops the entries and forgets the loads in flight whose key matches.
+func (tc *ttlCache[K, V]) deleteIf(match func(K) bool) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for k := range tc.entries {
+		if match(k) {
+			delete(tc.entries, k)
+		}
+	}
+	for k := range tc.flights {
+		if match(k) {
+			delete(tc.flights, k)
+		}
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
