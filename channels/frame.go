@@ -7,6 +7,9 @@ type Frame struct {
 	Data []byte
 	// Binary marks a binary WebSocket message (text otherwise).
 	Binary bool
+	// Cursor is the change position of a postgres_changes frame (zero for
+	// other frames); resumable transports use it to skip duplicates.
+	Cursor Cursor
 }
 
 // Writer is a connection's outgoing queue, implemented by transports.
@@ -28,7 +31,8 @@ type Encoder interface {
 	EncodePresenceDiff(topic string, diff []byte) Frame
 	// EncodePostgresChange frames a postgres_changes event for topic with
 	// the matching binding ids and the shared, pre-encoded data object.
-	EncodePostgresChange(topic string, ids []int64, data []byte) Frame
+	// cursor identifies the change for resumable transports.
+	EncodePostgresChange(topic string, ids []int64, data []byte, cursor Cursor) Frame
 	// EncodeSystem frames a system message (join_ref null) for topic.
 	EncodeSystem(topic string, payload []byte) Frame
 }

@@ -29,6 +29,10 @@ type PGConfig struct {
 	Parallelism int
 	// ActivateTimeout bounds the database work of one join (default 15 s).
 	ActivateTimeout time.Duration
+	// ReplayCount and ReplayAge bound the window of recent changes kept for
+	// resumable transports (defaults 10,000 changes and 10 minutes).
+	ReplayCount int
+	ReplayAge   time.Duration
 	// OnDelivery, when set, is called once per batch with per-stage
 	// figures (for metrics).
 	OnDelivery func(DeliveryStats)
@@ -57,6 +61,8 @@ type PGChanges struct {
 	hub *Hub
 	log *slog.Logger
 
+	replay *replayWindow
+
 	mu sync.Mutex // guards up
 	up bool       // the change source is streaming
 }
@@ -75,7 +81,13 @@ func NewPGChanges(cfg PGConfig) *PGChanges {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger}
+	if cfg.ReplayCount == 0 {
+		cfg.ReplayCount = 10000
+	}
+	if cfg.ReplayAge <= 0 {
+		cfg.ReplayAge = 10 * time.Minute
+	}
+	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, replay: newReplayWindow(cfg.ReplayCount, cfg.ReplayAge)}
 }
 
 // bindingSpec is what Bind parsed from one postgres_changes element.

@@ -43,18 +43,34 @@ type rlsGroup struct {
 // decoder.Sink: it returns once every frame has been queued (queues never
 // block), so the source may then confirm the batch. Database errors for one
 // identity group deny that group only; Process itself fails only when ctx
-// ends.
+// ends. The batch is also kept in the replay window for SSE resume.
 func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	cursors := cursorsOf(batch)
+	p.replay.add(batch, cursors)
+	stats, err := p.fanOut(ctx, batch, cursors, nil, func(s *Subscription, f Frame) bool { return s.deliver(f) })
+	if err == nil && p.cfg.OnDelivery != nil {
+		p.cfg.OnDelivery(stats)
+	}
+	return err
+}
+
+// fanOut matches, checks and encodes batch for the candidate subscriptions
+// (every indexed one, or only `only`) and emits frames in batch order.
+func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors []Cursor, only *Subscription, emit func(*Subscription, Frame) bool) (DeliveryStats, error) {
 	stats := DeliveryStats{Changes: len(batch), Oldest: batch[0].CommitTime}
 	facts := make(map[string]*tableFacts)
 	var deliveries []delivery
 	var cands []*Subscription
 	for ci := range batch {
 		ch := &batch[ci]
-		cands = p.hub.pg.candidates(ch.Rel.Schema, ch.Rel.Table, cands[:0])
+		if only != nil {
+			cands = append(cands[:0], only)
+		} else {
+			cands = p.hub.pg.candidates(ch.Rel.Schema, ch.Rel.Table, cands[:0])
+		}
 		if len(cands) == 0 {
 			continue
 		}
@@ -100,7 +116,7 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 		}
 	}
 	if len(deliveries) == 0 {
-		return ctx.Err()
+		return stats, ctx.Err()
 	}
 
 	// Group the rows that need an RLS check by (table, identity).
@@ -129,7 +145,7 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 		stats.RLSDuration = time.Since(start)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return stats, err
 	}
 
 	// Encode once per (change, role, select) and frame once per (topic,
@@ -138,6 +154,7 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 	privs := make(map[string]map[string]bool) // role|schema.table → selectable
 	var lastFrame struct {
 		data    []byte
+		change  int
 		topic   string
 		encoder Encoder
 		ids     []int64
@@ -181,20 +198,19 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 			data = enc.change(ch, d.change, id.Role, pk, d.sel, f.info)
 		}
 		var fr Frame
-		if lastFrame.data != nil && &lastFrame.data[0] == &data[0] && lastFrame.topic == d.sub.Topic && lastFrame.encoder == d.sub.Encoder && equalIDs(lastFrame.ids, d.ids) {
+		if lastFrame.data != nil && lastFrame.change == d.change && &lastFrame.data[0] == &data[0] && lastFrame.topic == d.sub.Topic && lastFrame.encoder == d.sub.Encoder && equalIDs(lastFrame.ids, d.ids) {
 			fr = lastFrame.frame
 		} else {
-			fr = d.sub.Encoder.EncodePostgresChange(d.sub.Topic, d.ids, data)
+			fr = d.sub.Encoder.EncodePostgresChange(d.sub.Topic, d.ids, data, cursors[d.change])
+			fr.Cursor = cursors[d.change]
+			lastFrame.change = d.change
 			lastFrame.data, lastFrame.topic, lastFrame.encoder, lastFrame.ids, lastFrame.frame = data, d.sub.Topic, d.sub.Encoder, d.ids, fr
 		}
-		if d.sub.deliver(fr) {
+		if emit(d.sub, fr) {
 			stats.Frames++
 		}
 	}
-	if p.cfg.OnDelivery != nil {
-		p.cfg.OnDelivery(stats)
-	}
-	return nil
+	return stats, nil
 }
 
 // checkGroups runs one Visible query per group, a bounded number at a time.

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"context"
 	"encoding/json"
 
 	"github.com/openrealtime/realtime/channels"
@@ -19,4 +20,7 @@ type ChangeFeed interface {
 	Activate(sub *channels.Subscription, bindings []*channels.Binding) error
 	// Deactivate stops delivery to sub (before a rebind on a new token).
 	Deactivate(sub *channels.Subscription)
+	// Replay returns the frames sub missed after the cursor, RLS-checked,
+	// and whether the replay window could not cover the whole gap.
+	Replay(ctx context.Context, sub *channels.Subscription, after channels.Cursor) ([]channels.Frame, bool, error)
 }

@@ -38,6 +38,8 @@ type Config struct {
 	// PresenceWindow (defaults 5 per 30 s, as Supabase).
 	PresenceLimit  int
 	PresenceWindow time.Duration
+	// SSEHeartbeat is the interval of SSE comment heartbeats (default 15 s).
+	SSEHeartbeat time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -67,6 +69,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PresenceWindow <= 0 {
 		c.PresenceWindow = 30 * time.Second
+	}
+	if c.SSEHeartbeat <= 0 {
+		c.SSEHeartbeat = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -82,7 +82,7 @@ func (e *encoder) EncodeSystem(topic string, payload []byte) channels.Frame {
 }
 
 // EncodePostgresChange implements channels.Encoder (protocol.md §4.1).
-func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte) channels.Frame {
+func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte, _ channels.Cursor) channels.Frame {
 	payload := make([]byte, 0, len(data)+16+12*len(ids))
 	payload = append(payload, `{"ids":[`...)
 	for i, id := range ids {

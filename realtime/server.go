@@ -35,6 +35,7 @@ type Server struct {
 
 	mu       sync.Mutex // guards conns, shutdown
 	conns    map[uint64]*conn
+	sse      map[uint64]*sseConn
 	shutdown bool
 }
 
@@ -50,6 +51,7 @@ func New(cfg Config) *Server {
 		verifier: cfg.Verifier,
 		log:      cfg.Logger,
 		conns:    make(map[uint64]*conn),
+		sse:      make(map[uint64]*sseConn),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  1024,
 			WriteBufferSize: 1024,
@@ -78,6 +80,8 @@ func (s *Server) routes() {
 	for _, p := range []string{"/realtime/v1/websocket", "/socket/websocket", "/websocket"} {
 		s.mux.HandleFunc(p, s.handleWebSocket)
 	}
+	s.mux.HandleFunc("GET /realtime/v1/sse", s.handleSSE)
+	s.mux.HandleFunc("GET /sse", s.handleSSE)
 	for _, prefix := range []string{"/realtime/v1/api", "/api"} {
 		s.mux.HandleFunc("POST "+prefix+"/broadcast", s.handleBroadcastBatch)
 		s.mux.HandleFunc("POST "+prefix+"/broadcast/{channel}/events/{event}", s.handleBroadcastEvent)
@@ -215,8 +219,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	sses := make([]*sseConn, 0, len(s.sse))
+	for _, c := range s.sse {
+		sses = append(sses, c)
+	}
 	for _, c := range conns {
 		c.Close(channels.ReasonServerShutdown)
+	}
+	for _, c := range sses {
+		c.closeWith(systemPayload("system", "ok", "Server shutting down", ""), channels.ReasonServerShutdown)
 	}
 	done := make(chan struct{})
 	go func() {

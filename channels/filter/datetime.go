@@ -109,21 +109,36 @@ func atoi(s string) int64 {
 func parseDT(s string) (dtFields, dtErr) {
 	var f dtFields
 	t := trimPGSpace(s)
+	// Special words start with a letter, possibly after a sign.
+	if t != "" && !isDigit(t[0]) && (len(t) < 2 || !isDigit(t[1])) {
+		if e, ok := parseDTSpecial(t, &f); ok {
+			return f, e
+		}
+	}
+	return parseDTFields(&dtScanner{s: t}, f)
+}
+
+// parseDTSpecial recognises the special words; ok reports that t was one.
+func parseDTSpecial(t string, f *dtFields) (e dtErr, ok bool) {
 	for _, w := range [...]struct {
 		word string
 		v    int8
 	}{{"infinity", 1}, {"+infinity", 1}, {"-infinity", -1}, {"epoch", 2}} {
 		if strings.EqualFold(t, w.word) {
 			f.special = w.v
-			return f, dtOK
+			return dtOK, true
 		}
 	}
 	for _, w := range [...]string{"now", "today", "tomorrow", "yesterday", "allballs"} {
 		if strings.EqualFold(t, w) {
-			return f, dtUnsupported
+			return dtUnsupported, true
 		}
 	}
-	p := &dtScanner{s: t}
+	return dtOK, false
+}
+
+// parseDTFields parses the date, time, zone and era.
+func parseDTFields(p *dtScanner, f dtFields) (dtFields, dtErr) {
 	// Date.
 	st := p.i
 	y := p.digits()

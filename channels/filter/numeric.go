@@ -133,33 +133,51 @@ func parseNumeric(s string) (numVal, error) {
 	if i != len(t) {
 		return numVal{}, syntaxErr("numeric", s)
 	}
-	overflow := &Error{Msg: "value overflows numeric format"}
 	scale := int64(len(fracPart)) - exp
 	if scale > numericMaxScale {
-		return numVal{}, overflow
+		return numVal{}, errNumericOverflow()
 	}
-	digits := strings.TrimLeft(intPart+fracPart, "0")
-	if digits == "" {
+	// Significant digits: skip leading zeros, accumulate up to 18 in coef.
+	var coef int64
+	nd := 0
+	for _, part := range [2]string{intPart, fracPart} {
+		for j := 0; j < len(part); j++ {
+			if nd == 0 && part[j] == '0' {
+				continue
+			}
+			if nd < 18 {
+				coef = coef*10 + int64(part[j]-'0')
+			}
+			nd++
+		}
+	}
+	if nd == 0 {
 		return numVal{}, nil // zero
 	}
-	if int64(len(digits))-scale > numericMaxWeight {
-		return numVal{}, overflow
+	if int64(nd)-scale > numericMaxWeight {
+		return numVal{}, errNumericOverflow()
 	}
-	// Canonical form: no trailing zeros after the point, no negative scale.
+	if nd <= 18 {
+		// Canonical form: no trailing zeros after the point, no negative scale.
+		for scale > 0 && coef%10 == 0 {
+			coef /= 10
+			scale--
+		}
+		if scale < 0 && int64(nd)-scale <= 18 {
+			coef *= pow10[-scale]
+			scale = 0
+		}
+		if scale >= 0 {
+			if neg {
+				coef = -coef
+			}
+			return numVal{coef: coef, scale: int32(scale)}, nil
+		}
+	}
+	digits := strings.TrimLeft(intPart+fracPart, "0")
 	for scale > 0 && digits[len(digits)-1] == '0' {
 		digits = digits[:len(digits)-1]
 		scale--
-	}
-	if scale < 0 && int64(len(digits))-scale <= 18 {
-		digits += strings.Repeat("0", int(-scale))
-		scale = 0
-	}
-	if scale >= 0 && len(digits) <= 18 {
-		c, _ := strconv.ParseInt(digits, 10, 64)
-		if neg {
-			c = -c
-		}
-		return numVal{coef: c, scale: int32(scale)}, nil
 	}
 	n, _ := new(big.Int).SetString(digits, 10)
 	if neg {
@@ -174,6 +192,8 @@ func parseNumeric(s string) (numVal, error) {
 	}
 	return numVal{r: r, scale: int32(scale)}, nil
 }
+
+func errNumericOverflow() error { return &Error{Msg: "value overflows numeric format"} }
 
 // rat returns a finite value as a big.Rat.
 func (n numVal) rat() *big.Rat {

@@ -454,7 +454,7 @@ func trimTrailingSpaces(s string) string { return strings.TrimRight(s, " ") }
 // equal for equal jsonb values: sorted keys, last duplicate key wins, numbers
 // compared as numerics.
 func canonicalJSON(s string) (string, error) {
-	bad := func() (string, error) { return "", syntaxErr("json", s) }
+	bad := func() (string, error) { return "", &Error{Msg: "invalid input syntax for type json"} }
 	if strings.Contains(s, `\u0000`) {
 		return "", &Error{Msg: "unsupported Unicode escape sequence"}
 	}

@@ -56,7 +56,10 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	}
 	checker := auth.NewChecker(auth.CheckerConfig{Pool: pool, Logger: log})
 	authz := &authorizer{checker: checker, pool: pool, publication: o.Publication}
-	pg := channels.NewPGChanges(channels.PGConfig{Hub: hub, Auth: authz, Logger: log, Parallelism: int(pcfg.MaxConns)})
+	pg := channels.NewPGChanges(channels.PGConfig{
+		Hub: hub, Auth: authz, Logger: log, Parallelism: int(pcfg.MaxConns),
+		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge,
+	})
 
 	var src decoder.Source
 	switch o.Source {

@@ -82,6 +82,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		MaxQueueBytes:        o.MaxQueueBytes,
 		IdleTimeout:          o.IdleTimeout,
 		WriteTimeout:         o.WriteTimeout,
+		SSEHeartbeat:         o.SSEHeartbeat,
 	}
 	feed, err := startFeed(ctx, o, log, hub)
 	if err != nil {

@@ -1,0 +1,90 @@
+package channels
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/openrealtime/realtime/decoder"
+)
+
+// replayWindow keeps the most recent changes, bounded by count and age, so
+// a resumable transport (SSE) can deliver what a client missed while it
+// reconnected.
+type replayWindow struct {
+	max    int
+	maxAge time.Duration
+
+	mu        sync.Mutex // guards the fields below
+	entries   []replayEntry
+	evicted   Cursor // newest cursor evicted from the window
+	firstSeen Cursor // first cursor ever added by this process
+	seen      bool
+}
+
+type replayEntry struct {
+	ch  decoder.Change
+	cur Cursor
+	at  time.Time
+}
+
+func newReplayWindow(max int, maxAge time.Duration) *replayWindow {
+	return &replayWindow{max: max, maxAge: maxAge}
+}
+
+func (w *replayWindow) add(batch []decoder.Change, cursors []Cursor) {
+	if w.max <= 0 {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.seen && len(batch) > 0 {
+		w.firstSeen, w.seen = cursors[0], true
+	}
+	for i := range batch {
+		w.entries = append(w.entries, replayEntry{ch: batch[i], cur: cursors[i], at: now})
+	}
+	drop := 0
+	for drop < len(w.entries) && (len(w.entries)-drop > w.max || now.Sub(w.entries[drop].at) > w.maxAge) {
+		drop++
+	}
+	if drop > 0 {
+		w.evicted = w.entries[drop-1].cur
+		w.entries = append(w.entries[:0:0], w.entries[drop:]...)
+	}
+}
+
+// since returns the changes after `after`, in order, and whether some
+// change after it may be missing (evicted, or older than this process's
+// window).
+func (w *replayWindow) since(after Cursor) (batch []decoder.Change, cursors []Cursor, gap bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.seen || after.Less(w.firstSeen) || after.Less(w.evicted) {
+		gap = true
+	}
+	for _, e := range w.entries {
+		if after.Less(e.cur) {
+			batch = append(batch, e.ch)
+			cursors = append(cursors, e.cur)
+		}
+	}
+	return batch, cursors, gap
+}
+
+// Replay returns the frames sub would have received for the changes after
+// `after` that are still in the replay window, RLS-checked for sub, and
+// whether the window could not cover the whole gap (the client must then
+// refetch). It does not queue anything.
+func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor) (frames []Frame, gap bool, err error) {
+	batch, cursors, gap := p.replay.since(after)
+	if len(batch) == 0 {
+		return nil, gap, nil
+	}
+	_, err = p.fanOut(ctx, batch, cursors, sub, func(_ *Subscription, f Frame) bool {
+		frames = append(frames, f)
+		return true
+	})
+	return frames, gap, err
+}
