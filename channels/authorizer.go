@@ -32,8 +32,17 @@ type TableRef struct {
 	Schema, Table string
 }
 
-// ErrNoTable is returned by an Authorizer for a table that does not exist.
-var ErrNoTable = errors.New("table does not exist")
+// Errors an Authorizer returns (wrapped) so the pipeline can tell facts from
+// outages.
+var (
+	// ErrNoTable means the table does not exist.
+	ErrNoTable = errors.New("table does not exist")
+	// ErrNoRole means the role does not exist.
+	ErrNoRole = errors.New("role does not exist")
+	// ErrTransient means the database could not answer right now
+	// (connection lost, server restarting); the batch is retried.
+	ErrTransient = errors.New("database temporarily unavailable")
+)
 
 // Authorizer answers the database questions of postgres_changes delivery.
 // Implementations must be safe for concurrent use and should cache; the

@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +113,9 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 		key := ch.Rel.Schema + "." + ch.Rel.Table
 		if facts[key] == nil {
 			info, err := p.cfg.Auth.Table(ctx, ch.Rel.Schema, ch.Rel.Table)
+			if errors.Is(err, ErrTransient) {
+				return stats, err // redeliver the batch later; nothing was sent
+			}
 			facts[key] = &tableFacts{info: info, err: err}
 		}
 	}
@@ -138,9 +142,29 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 			g.changes = append(g.changes, d.change)
 		}
 	}
+	// Column privileges once per (role, table).
+	privs := make(map[string]map[string]bool) // role|schema.table → selectable; nil entry: lookup failed
+	for _, d := range deliveries {
+		ch := &batch[d.change]
+		tkey := ch.Rel.Schema + "." + ch.Rel.Table
+		role := d.sub.Identity().Role
+		if _, ok := privs[role+"|"+tkey]; ok || facts[tkey].err != nil {
+			continue
+		}
+		cols, err := p.cfg.Auth.SelectableColumns(ctx, role, ch.Rel.Schema, ch.Rel.Table)
+		if errors.Is(err, ErrTransient) {
+			return stats, err
+		}
+		if err != nil {
+			p.log.Info("postgres_changes: privilege lookup failed", "role", role, "table", tkey, "err", err)
+		}
+		privs[role+"|"+tkey] = cols
+	}
 	if len(groups) > 0 {
 		start := time.Now()
-		p.checkGroups(ctx, batch, facts, groups)
+		if err := p.checkGroups(ctx, batch, facts, groups); err != nil {
+			return stats, err
+		}
 		stats.RLSQueries = len(groups)
 		stats.RLSDuration = time.Since(start)
 	}
@@ -151,7 +175,6 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 	// Encode once per (change, role, select) and frame once per (topic,
 	// encoder, ids); queue in batch order.
 	enc := newPayloadCache(p.cfg.MaxRecordBytes)
-	privs := make(map[string]map[string]bool) // role|schema.table → selectable
 	var lastFrame struct {
 		data    []byte
 		change  int
@@ -171,14 +194,8 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 		}
 		pk := privs[id.Role+"|"+tkey]
 		if pk == nil {
-			cols, err := p.cfg.Auth.SelectableColumns(ctx, id.Role, ch.Rel.Schema, ch.Rel.Table)
-			if err != nil {
-				p.log.Info("postgres_changes: privilege lookup failed", "role", id.Role, "table", tkey, "err", err)
-				d.sub.Drop(DropColumnPrivilege)
-				continue
-			}
-			pk = cols
-			privs[id.Role+"|"+tkey] = pk
+			d.sub.Drop(DropColumnPrivilege)
+			continue
 		}
 		var data []byte
 		switch {
@@ -214,7 +231,9 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 }
 
 // checkGroups runs one Visible query per group, a bounded number at a time.
-func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, facts map[string]*tableFacts, groups map[groupKey]*rlsGroup) {
+// A group whose query fails is denied; a transient failure of any group
+// fails the whole batch so that it is redelivered.
+func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, facts map[string]*tableFacts, groups map[groupKey]*rlsGroup) error {
 	sem := make(chan struct{}, p.cfg.Parallelism)
 	var wg sync.WaitGroup
 	for _, g := range groups {
@@ -242,6 +261,12 @@ func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, fac
 		}(g, keys)
 	}
 	wg.Wait()
+	for _, g := range groups {
+		if errors.Is(g.err, ErrTransient) {
+			return g.err
+		}
+	}
+	return nil
 }
 
 // primaryKeyText returns the text of the key columns from the new image.

@@ -20,6 +20,8 @@ type replayWindow struct {
 	evicted   Cursor // newest cursor evicted from the window
 	firstSeen Cursor // first cursor ever added by this process
 	seen      bool
+	base      uint64 // source position delivered before this process started
+	hasBase   bool
 }
 
 type replayEntry struct {
@@ -61,8 +63,16 @@ func (w *replayWindow) add(batch []decoder.Change, cursors []Cursor) {
 func (w *replayWindow) since(after Cursor) (batch []decoder.Change, cursors []Cursor, gap bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.seen || after.Less(w.firstSeen) || after.Less(w.evicted) {
-		gap = true
+	switch {
+	case after.Less(w.evicted):
+		gap = true // evicted changes came after the cursor
+	case w.hasBase:
+		// Everything after base was streamed by this process and is in the
+		// window unless evicted; a cursor before base may have missed
+		// changes the previous process delivered.
+		gap = after.Pos < w.base
+	default:
+		gap = !w.seen || after.Less(w.firstSeen)
 	}
 	for _, e := range w.entries {
 		if after.Less(e.cur) {
@@ -71,6 +81,18 @@ func (w *replayWindow) since(after Cursor) (batch []decoder.Change, cursors []Cu
 		}
 	}
 	return batch, cursors, gap
+}
+
+// SetReplayBase records the source position from which this process
+// streams (the slot's confirmed position at start). Only the first call
+// counts; later reconnects continue the same window.
+func (p *PGChanges) SetReplayBase(pos uint64) {
+	w := p.replay
+	w.mu.Lock()
+	if !w.hasBase {
+		w.base, w.hasBase = pos, true
+	}
+	w.mu.Unlock()
 }
 
 // Replay returns the frames sub would have received for the changes after

@@ -189,7 +189,11 @@ func (c *conn) flush() {
 	}
 }
 
-// finish sends the close frame (best effort) and closes the socket once.
+// finish sends the close frame (best effort) and half-closes the socket:
+// the read loop keeps draining what the client still sends until the
+// client's close frame, EOF or a short deadline, and only then closes the
+// TCP connection, so the client reads every frame queued before the close
+// instead of losing them to a reset.
 func (c *conn) finish(code int, text string) {
 	select {
 	case <-c.done:
@@ -200,8 +204,18 @@ func (c *conn) finish(code int, text string) {
 		msg := websocket.FormatCloseMessage(code, text)
 		c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	}
-	c.ws.Close()
+	c.ws.SetReadDeadline(time.Now().Add(closeDrain))
 	close(c.done)
+}
+
+// closeDrain bounds how long a closing connection waits for the client.
+const closeDrain = 2 * time.Second
+
+// closingNow reports whether the connection no longer accepts frames.
+func (c *conn) closingNow() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.closing
 }
 
 // push queues a server message for this connection.

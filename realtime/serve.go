@@ -18,8 +18,17 @@ func (c *conn) serve() {
 	defer c.cleanup()
 	c.ws.SetReadLimit(c.srv.cfg.MaxFrameBytes)
 	for {
-		c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		closing := c.closingNow()
+		if !closing {
+			c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		}
 		mt, data, err := c.ws.ReadMessage()
+		if closing || c.closingNow() {
+			if err != nil {
+				return
+			}
+			continue // draining after our close frame
+		}
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -176,6 +185,7 @@ func (c *conn) cleanup() {
 		c.leaveChannel(ch)
 	}
 	<-c.done
+	c.ws.Close()
 	c.srv.forget(c)
 }
 

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 	"unicode"
@@ -50,7 +51,8 @@ type compiled struct {
 // regular expression), and the operator must apply to the type. Conditions
 // are checked in order and the first failure is returned as an *Error (see
 // the package documentation for the texts). Compile of no conditions returns
-// nil, which matches everything. cols is only read.
+// nil, which matches everything. conds and cols are only read; the filter
+// keeps no reference to them.
 func Compile(conds []Condition, cols map[string]Column) (*Filter, error) {
 	if len(conds) == 0 {
 		return nil, nil
@@ -116,15 +118,21 @@ func compileCond(c Condition, typname string) (pred, error) {
 		if !textLike(typname) {
 			return nil, unsupportedOp(c, t, "it needs a text-like column (text, varchar, char, name or citext)")
 		}
-		// citext compares, likes and matches case-insensitively.
+		// citext compares, likes and matches case-insensitively. The pattern
+		// is cast to the column type, which for bpchar drops trailing spaces
+		// (the row value keeps its padding).
 		fold := c.Op == OpILike || c.Op == OpIMatch || typname == "citext"
-		if c.Op == OpLike || c.Op == OpILike {
-			return compileLikeCond(c, t, fold)
+		pat := c.Value
+		if typname == "bpchar" {
+			pat = trimTrailingSpaces(pat)
 		}
-		return compileRegexCond(c, fold)
+		if c.Op == OpLike || c.Op == OpILike {
+			return compileLikeCond(c, t, pat, fold)
+		}
+		return compileRegexCond(c, pat, fold)
 	case OpEq, OpNeq, OpLt, OpLte, OpGt, OpGte, OpIn, OpIsDistinct:
 		p, err := t.compileCompare(c)
-		if err == errUnsupported {
+		if errors.Is(err, errUnsupported) {
 			return nil, unsupportedOp(c, t, "")
 		}
 		return p, err
@@ -156,8 +164,8 @@ func compileIs(c Condition, typname string, t colType) (pred, error) {
 	}, nil
 }
 
-func compileLikeCond(c Condition, t colType, fold bool) (pred, error) {
-	toks, err := compileLike(c.Value, fold)
+func compileLikeCond(c Condition, t colType, pat string, fold bool) (pred, error) {
+	toks, err := compileLike(pat, fold)
 	if err != nil {
 		return nil, unsupportedOp(c, t, err.Error())
 	}
@@ -169,8 +177,7 @@ func compileLikeCond(c Condition, t colType, fold bool) (pred, error) {
 	}, nil
 }
 
-func compileRegexCond(c Condition, fold bool) (pred, error) {
-	pat := c.Value
+func compileRegexCond(c Condition, pat string, fold bool) (pred, error) {
 	if fold {
 		pat = "(?i)" + pat
 	}
@@ -189,7 +196,9 @@ func compileRegexCond(c Condition, fold bool) (pred, error) {
 // Match reports whether a row passes the filter: every condition must be
 // true (SQL three-valued AND; NULL comparisons are unknown, and unknown is
 // not delivered), and a condition whose column is absent from the row fails.
-// A nil *Filter matches everything. Safe for concurrent use.
+// A row value that does not parse as its column type makes its condition
+// unknown. A nil *Filter matches everything. Safe for concurrent use; it
+// does not retain r.
 func (f *Filter) Match(r Row) bool {
 	if f == nil {
 		return true
@@ -205,7 +214,10 @@ func (f *Filter) Match(r Row) bool {
 }
 
 // String returns the filter in canonical filter syntax, for display and
-// logs; parsing it again gives the same filter. A nil *Filter gives "".
+// logs: `is` keywords in lower case, values quoted only where needed, NULL
+// elements of an `in` list last. Parsing it again gives an equivalent filter
+// (for column names without ',' '=' '(' ')' or surrounding spaces). A nil
+// *Filter gives "".
 func (f *Filter) String() string {
 	if f == nil {
 		return ""

@@ -32,7 +32,8 @@
 //     PostgreSQL does; -0 equals 0;
 //   - text-like types (text, varchar, bpchar, name, citext) compare byte-wise,
 //     i.e. the C collation, whatever the database's collation is; bpchar
-//     ignores trailing spaces for comparisons (not for like/match); citext
+//     ignores trailing spaces for comparisons, while like/match see the
+//     row's padding (and a pattern without trailing spaces); citext
 //     compares, likes and matches case-insensitively. The real server casts
 //     filter values to bare `character` (char(1)) for bpchar columns and so
 //     compares only the first character; that defect is not reproduced;

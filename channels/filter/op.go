@@ -42,7 +42,7 @@ var opNames = [...]string{
 // String returns the operator's wire name ("eq", "isdistinct", …), or
 // "Op(n)" for a value that is not an operator.
 func (o Op) String() string {
-	if o > 0 && int(o) < len(opNames) {
+	if o.valid() {
 		return opNames[o]
 	}
 	return "Op(" + strconv.Itoa(int(o)) + ")"

@@ -53,6 +53,8 @@ type scalar[T any] struct {
 
 func (s *scalar[T]) sqlName() string { return s.name }
 
+// errUnsupported reports an operator that does not apply to a column type;
+// Compile turns it into the client text.
 var errUnsupported = errors.New("unsupported")
 
 func (s *scalar[T]) compileCompare(c Condition) (pred, error) {

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openrealtime/realtime/auth"
@@ -69,8 +72,13 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			Slot:        o.Slot,
 			Publication: o.Publication,
 			Logger:      log,
-			OnState:     pg.SourceState,
-			OnRelation:  func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) },
+			OnState: func(up bool) {
+				if up {
+					pg.SetReplayBase(src.Status().ConfirmedPosition)
+				}
+				pg.SourceState(up)
+			},
+			OnRelation: func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) },
 		})
 	default:
 		pool.Close()
@@ -99,10 +107,36 @@ type authorizer struct {
 	loadedAt time.Time
 }
 
+// classify maps checker errors onto the pipeline's: missing tables and
+// roles are facts; lost connections and server shutdowns are transient.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, auth.ErrNoTable):
+		return fmt.Errorf("%w: %v", channels.ErrNoTable, err)
+	case errors.Is(err, auth.ErrNoRole):
+		return fmt.Errorf("%w: %v", channels.ErrNoRole, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57"), strings.HasPrefix(pgErr.Code, "53"):
+			return fmt.Errorf("%w: %v", channels.ErrTransient, err)
+		}
+		return err // a policy or privilege error: deny, don't retry
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", channels.ErrTransient, err)
+}
+
 func (a *authorizer) Table(ctx context.Context, schema, table string) (*channels.TableInfo, error) {
 	info, err := a.checker.Table(ctx, schema, table)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	out := &channels.TableInfo{Schema: info.Schema, Table: info.Table, RLS: info.RLS, PrimaryKey: info.PrimaryKey}
 	for _, c := range info.Columns {
@@ -112,11 +146,13 @@ func (a *authorizer) Table(ctx context.Context, schema, table string) (*channels
 }
 
 func (a *authorizer) SelectableColumns(ctx context.Context, role, schema, table string) (map[string]bool, error) {
-	return a.checker.SelectableColumns(ctx, role, schema, table)
+	cols, err := a.checker.SelectableColumns(ctx, role, schema, table)
+	return cols, classify(err)
 }
 
 func (a *authorizer) Visible(ctx context.Context, id *channels.Identity, schema, table string, keys [][]string) ([]bool, error) {
-	return a.checker.Visible(ctx, &auth.Claims{Role: id.Role, Sub: id.Sub, Raw: id.Claims}, schema, table, keys)
+	vis, err := a.checker.Visible(ctx, &auth.Claims{Role: id.Role, Sub: id.Sub, Raw: id.Claims}, schema, table, keys)
+	return vis, classify(err)
 }
 
 func (a *authorizer) Invalidate(schema, table string) { a.checker.Invalidate(schema, table) }

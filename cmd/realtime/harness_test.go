@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openrealtime/realtime/internal/demo"
+	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/realtime/phoenix"
+)
+
+// TestMain lets the test binary run as the service: the integration tests
+// start it as a child process (so they can kill -9 it) without a separate
+// build step.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("REALTIME_TEST_EXEC"); args != "" {
+		var argv []string
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			panic(err)
+		}
+		os.Args = append([]string{"realtime"}, argv...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// env is a database with the demo schema plus keys.
+type env struct {
+	cluster *pgcluster.Cluster
+	keys    demo.Keys
+	db      *pgx.Conn
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	conn, err := pgx.Connect(ctx, c.URL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, demo.SchemaSQL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{cluster: c, keys: keys, db: conn}
+}
+
+// service is the service running as a child process.
+type service struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	logs *strings.Builder
+	mu   sync.Mutex
+}
+
+func (e *env) startService(t *testing.T, addr string, extra ...string) *service {
+	t.Helper()
+	if addr == "" {
+		port, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	args := append([]string{"serve", "--addr", addr, "--jwt-secret", e.keys.Secret, "--db-url", e.cluster.URL(""), "--log-level", "debug"}, extra...)
+	argv, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
+	s := &service{t: t, cmd: cmd, addr: addr, logs: &strings.Builder{}}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		if t.Failed() {
+			s.mu.Lock()
+			t.Logf("service log:\n%s", s.logs.String())
+			s.mu.Unlock()
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("service did not become ready")
+	return nil
+}
+
+// kill9 ends the service without any chance to clean up.
+func (s *service) kill9() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+// wsClient is a raw vsn 2.0.0 protocol client.
+type wsClient struct {
+	t      *testing.T
+	ws     *websocket.Conn
+	frames chan phoenix.Message
+}
+
+func (s *service) dial(t *testing.T, apikey string) *wsClient {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/realtime/v1/websocket?vsn=2.0.0&apikey="+apikey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &wsClient{t: t, ws: ws, frames: make(chan phoenix.Message, 10000)}
+	go func() {
+		defer close(c.frames)
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if m, err := phoenix.DecodeText(phoenix.V2, data); err == nil {
+				c.frames <- m
+			}
+		}
+	}()
+	t.Cleanup(func() { ws.Close() })
+	return c
+}
+
+func (c *wsClient) join(topic string, token string, bindings ...map[string]any) {
+	c.t.Helper()
+	if bindings == nil {
+		bindings = []map[string]any{}
+	}
+	p, _ := json.Marshal(map[string]any{"config": map[string]any{"postgres_changes": bindings}, "access_token": token})
+	c.ws.WriteMessage(websocket.TextMessage, phoenix.AppendText(nil, phoenix.V2, "1", "1", topic, "phx_join", p))
+	m := c.next("phx_reply", 10*time.Second)
+	if !strings.Contains(string(m.Payload), `"status":"ok"`) {
+		c.t.Fatalf("join %s: %s", topic, m.Payload)
+	}
+}
+
+// next returns the next frame with the event, skipping others.
+func (c *wsClient) next(event string, timeout time.Duration) phoenix.Message {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-c.frames:
+			if !ok {
+				c.t.Fatalf("connection closed while waiting for %s", event)
+			}
+			if m.Event == event {
+				return m
+			}
+		case <-deadline:
+			c.t.Fatalf("no %s within %s", event, timeout)
+		}
+	}
+}
+
+// changeRecord extracts data.record (or old_record) and type from a
+// postgres_changes payload.
+func changeRecord(t *testing.T, m phoenix.Message) (typ string, rec map[string]any, errs []string) {
+	var p struct {
+		Data struct {
+			Type      string         `json:"type"`
+			Record    map[string]any `json:"record"`
+			OldRecord map[string]any `json:"old_record"`
+			Errors    []string       `json:"errors"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		t.Fatalf("bad change %s", m.Payload)
+	}
+	if p.Data.Type == "DELETE" {
+		return p.Data.Type, p.Data.OldRecord, p.Data.Errors
+	}
+	return p.Data.Type, p.Data.Record, p.Data.Errors
+}
+
+func (e *env) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := e.db.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func pgxConnect(url string) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.Connect(ctx, url)
+}

@@ -1,0 +1,738 @@
+package decoder
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Render returns the JSON form of a value, given its PostgreSQL text output
+// and its type, exactly as the reference server renders it: the result of
+// to_jsonb('<text>'::<type>) where <type> is the column type's regtype name
+// (protocol.md §4.3). The text must come from a session with
+// TimeZone=UTC, DateStyle=ISO, IntervalStyle=postgres, extra_float_digits=1
+// and bytea_output=hex (the logical source connects that way).
+//
+//   - int2/int4/int8, numeric, float4/float8: JSON numbers, written as
+//     PostgreSQL's numeric would (exponents expanded, "-0" as 0);
+//     NaN and ±Infinity become strings.
+//   - bool: true/false. jsonb: the value verbatim (its text output is
+//     already normalized). json: normalized as the cast to jsonb does it
+//     (duplicate keys keep the last value, keys in jsonb order, numbers
+//     and string escapes rewritten), without whitespace.
+//   - timestamp: "2024-05-01T12:00:00.5"; timestamptz:
+//     "2024-05-01T10:00:00+00:00" (zone always with minutes).
+//   - bpchar and bit: only the first character survives, because the
+//     reference server casts to bare "character"/"bit", which means length 1.
+//     This applies to the column type itself and to arrays of it, not to
+//     domains over it or attributes of composites.
+//   - arrays (any dimensions, bounds decoration ignored): JSON arrays, NULL
+//     elements as null, elements rendered by the element type.
+//   - composites: JSON objects keyed by attribute name when t.Attrs is
+//     known, else a string.
+//   - domains: rendered as their base type.
+//   - everything else (text, uuid, enums, date, time, timetz, interval,
+//     bytea, money, ranges, inet, ...): the text as a JSON string.
+//
+// A nil t renders the text as a string; text that does not parse as its
+// type claims (a malformed array literal, say) is rendered as a string too.
+// The result is always valid JSON. Render is safe for concurrent use.
+func Render(text string, t *TypeInfo) []byte {
+	return AppendRender(make([]byte, 0, len(text)+2), text, t)
+}
+
+// AppendRender appends the rendering of Render to dst and returns the
+// extended slice.
+func AppendRender(dst []byte, text string, t *TypeInfo) []byte {
+	return appendValue(dst, text, t, t != nil && hasFirstCharQuirk(t.OID), 0)
+}
+
+// hasFirstCharQuirk reports the column types whose regtype name, used as a
+// cast target by the reference server, implies length 1.
+func hasFirstCharQuirk(oid uint32) bool {
+	switch oid {
+	case oidBPChar, oidBPCharArray, oidBit, oidBitArray:
+		return true
+	}
+	return false
+}
+
+func appendValue(dst []byte, text string, t *TypeInfo, quirk bool, depth int) []byte {
+	for t != nil && t.Kind == 'd' && t.Base != nil && depth < maxTypeDepth {
+		t = t.Base
+		depth++
+	}
+	if t == nil || depth >= maxTypeDepth {
+		return appendJSONString(dst, text)
+	}
+	switch t.OID {
+	case oidInt2, oidInt4, oidInt8, oidNumeric, oidFloat4, oidFloat8:
+		if out, ok := appendNumber(dst, text); ok {
+			return out
+		}
+		return appendJSONString(dst, text)
+	case oidBool:
+		switch text {
+		case "t", "true":
+			return append(dst, "true"...)
+		case "f", "false":
+			return append(dst, "false"...)
+		}
+		return appendJSONString(dst, text)
+	case oidJSON:
+		if out, err := appendJSONAsJSONB(dst, text); err == nil {
+			return out
+		}
+		return appendJSONString(dst, text)
+	case oidJSONB:
+		if json.Valid([]byte(text)) {
+			return append(dst, text...)
+		}
+		return appendJSONString(dst, text)
+	case oidTimestamp:
+		return appendJSONString(dst, isoTimestamp(text, false))
+	case oidTimestamptz:
+		return appendJSONString(dst, isoTimestamp(text, true))
+	case oidBPChar, oidBit:
+		if quirk {
+			return appendJSONString(dst, firstChar(text))
+		}
+		return appendJSONString(dst, text)
+	case oidInt2Vector, oidOIDVector:
+		return appendVector(dst, text, t, depth)
+	}
+	if t.Elem != nil {
+		n, err := parseArray(text, t.Delim)
+		if err != nil {
+			return appendJSONString(dst, text)
+		}
+		return appendArrayNode(dst, n, t.Elem, quirk, depth+1)
+	}
+	if t.Kind == 'c' && t.Attrs != nil {
+		fields, err := parseRecord(text)
+		if err != nil {
+			return appendJSONString(dst, text)
+		}
+		if len(t.Attrs) == 0 && len(fields) == 1 && fields[0].null {
+			fields = nil // "()" is the text of a composite without attributes
+		}
+		if len(fields) != len(t.Attrs) {
+			return appendJSONString(dst, text)
+		}
+		dst = append(dst, '{')
+		for i, a := range t.Attrs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, a.Name)
+			dst = append(dst, ':')
+			if fields[i].null {
+				dst = append(dst, "null"...)
+			} else {
+				dst = appendValue(dst, fields[i].text, a.Type, false, depth+1)
+			}
+		}
+		return append(dst, '}')
+	}
+	return appendJSONString(dst, text)
+}
+
+// firstChar returns the first character of s (a whole UTF-8 sequence).
+func firstChar(s string) string {
+	if s == "" {
+		return s
+	}
+	_, n := utf8.DecodeRuneInString(s)
+	return s[:n]
+}
+
+// appendVector renders int2vector/oidvector, whose text is space-separated.
+func appendVector(dst []byte, text string, t *TypeInfo, depth int) []byte {
+	dst = append(dst, '[')
+	for i, f := range strings.Fields(text) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendValue(dst, f, t.Elem, false, depth+1)
+	}
+	return append(dst, ']')
+}
+
+func appendArrayNode(dst []byte, n *arrayNode, elem *TypeInfo, quirk bool, depth int) []byte {
+	if !n.isArray {
+		if n.null {
+			return append(dst, "null"...)
+		}
+		return appendValue(dst, n.text, elem, quirk, depth)
+	}
+	dst = append(dst, '[')
+	for i := range n.elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendArrayNode(dst, &n.elems[i], elem, quirk, depth)
+	}
+	return append(dst, ']')
+}
+
+// isoTimestamp turns ISO DateStyle output into the XSD form to_jsonb uses:
+// "T" between date and time, and for timestamptz a zone of at least
+// "+HH:MM". "infinity" and BC suffixes pass through.
+func isoTimestamp(text string, tz bool) string {
+	i := strings.IndexByte(text, ' ')
+	if i <= 0 || !strings.Contains(text[:i], "-") {
+		return text // infinity, -infinity
+	}
+	rest := text[i+1:]
+	suffix := ""
+	if j := strings.IndexByte(rest, ' '); j >= 0 {
+		rest, suffix = rest[:j], rest[j:] // " BC"
+	}
+	if tz {
+		if j := strings.IndexAny(rest, "+-"); j >= 0 && len(rest)-j == 3 {
+			rest += ":00"
+		}
+	}
+	return text[:i] + "T" + rest + suffix
+}
+
+// appendNumber appends s as PostgreSQL's jsonb prints a number read from s:
+// s must be a JSON number; exponents are expanded the way numeric_in and
+// numeric_out do ("1.5e-07" -> 0.00000015, "1e+20" ->
+// 100000000000000000000) and a negative zero loses its sign. It reports
+// false, leaving dst unchanged, when s is not a JSON number (NaN, Infinity)
+// or its exponent is absurd.
+func appendNumber(dst []byte, s string) ([]byte, bool) {
+	if !validJSONNumber(s) {
+		return dst, false
+	}
+	neg := s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		e := s[i+1:]
+		eneg := false
+		if e[0] == '+' || e[0] == '-' {
+			eneg = e[0] == '-'
+			e = e[1:]
+		}
+		for _, c := range []byte(e) {
+			exp = exp*10 + int(c-'0')
+			if exp > 1000 {
+				return dst, false
+			}
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	intPart, frac := mant, ""
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		intPart, frac = mant[:i], mant[i+1:]
+	}
+	digits := intPart + frac
+	nonzero := strings.Trim(digits, "0") != ""
+	if exp == 0 {
+		if neg && nonzero {
+			dst = append(dst, '-')
+		}
+		return append(dst, mant...), true
+	}
+	point := len(intPart) + exp // decimal point position within digits
+	var ip, fp string
+	switch {
+	case point <= 0:
+		fp = strings.Repeat("0", -point) + digits
+	case point >= len(digits):
+		ip = digits + strings.Repeat("0", point-len(digits))
+	default:
+		ip, fp = digits[:point], digits[point:]
+	}
+	ip = strings.TrimLeft(ip, "0")
+	if ip == "" {
+		ip = "0"
+	}
+	if neg && nonzero {
+		dst = append(dst, '-')
+	}
+	dst = append(dst, ip...)
+	if fp != "" {
+		dst = append(dst, '.')
+		dst = append(dst, fp...)
+	}
+	return dst, true
+}
+
+// validJSONNumber reports whether s is exactly one JSON number.
+func validJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		start := i
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Like jsonb it escapes only
+// '"', '\\' and control characters; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i++
+				start = i
+				continue
+			}
+			i += n
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// arrayNode is a parsed array literal: a sub-array or an element.
+type arrayNode struct {
+	isArray bool
+	elems   []arrayNode // sub-arrays or elements, when isArray
+	null    bool        // element is NULL
+	text    string      // element text, de-quoted
+}
+
+var errArraySyntax = errors.New("decoder: malformed array literal")
+
+// maxArrayDepth bounds nesting in array literals (PostgreSQL allows 6).
+const maxArrayDepth = 16
+
+// parseArray parses PostgreSQL array text output ("{1,NULL,\"a b\"}",
+// "{{1,2},{3,4}}", "[0:1]={1,2}"). It accepts the input syntax array_in
+// accepts for such values (whitespace around elements, backslash escapes).
+func parseArray(s string, delim byte) (*arrayNode, error) {
+	if delim == 0 {
+		delim = ','
+	}
+	p := arrayParser{s: s, delim: delim}
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == '[' {
+		// Dimension decoration: [lo:hi][lo:hi]=
+		for p.i < len(p.s) && p.s[p.i] != '=' {
+			c := p.s[p.i]
+			if !(isDigit(c) || c == '[' || c == ']' || c == ':' || c == '-' || c == '+' || c == ' ') {
+				return nil, errArraySyntax
+			}
+			p.i++
+		}
+		if p.i == len(p.s) {
+			return nil, errArraySyntax
+		}
+		p.i++ // '='
+		p.skipSpace()
+	}
+	n, err := p.array(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.i != len(p.s) {
+		return nil, errArraySyntax
+	}
+	return n, nil
+}
+
+type arrayParser struct {
+	s     string
+	i     int
+	delim byte
+}
+
+func (p *arrayParser) skipSpace() {
+	for p.i < len(p.s) && isSpace(p.s[p.i]) {
+		p.i++
+	}
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// array parses "{...}" starting at p.i.
+func (p *arrayParser) array(depth int) (*arrayNode, error) {
+	if depth >= maxArrayDepth || p.i >= len(p.s) || p.s[p.i] != '{' {
+		return nil, errArraySyntax
+	}
+	p.i++
+	n := &arrayNode{isArray: true}
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
+		return n, nil
+	}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.s) {
+			return nil, errArraySyntax
+		}
+		if p.s[p.i] == '{' {
+			sub, err := p.array(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			n.elems = append(n.elems, *sub)
+		} else {
+			el, err := p.element()
+			if err != nil {
+				return nil, err
+			}
+			n.elems = append(n.elems, el)
+		}
+		p.skipSpace()
+		if p.i >= len(p.s) {
+			return nil, errArraySyntax
+		}
+		switch p.s[p.i] {
+		case p.delim:
+			p.i++
+		case '}':
+			p.i++
+			return n, nil
+		default:
+			return nil, errArraySyntax
+		}
+	}
+}
+
+// element parses one (quoted or unquoted) element at p.i.
+func (p *arrayParser) element() (arrayNode, error) {
+	var b strings.Builder
+	quotedOrEscaped := false
+	trailingSpace := 0 // unescaped, unquoted whitespace at the end of b
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			quotedOrEscaped = true
+			trailingSpace = 0
+			p.i++
+			closed := false
+			for p.i < len(p.s) {
+				c := p.s[p.i]
+				if c == '\\' {
+					if p.i+1 >= len(p.s) {
+						return arrayNode{}, errArraySyntax
+					}
+					b.WriteByte(p.s[p.i+1])
+					p.i += 2
+					continue
+				}
+				p.i++
+				if c == '"' {
+					closed = true
+					break
+				}
+				b.WriteByte(c)
+			}
+			if !closed {
+				return arrayNode{}, errArraySyntax
+			}
+		case c == '\\':
+			if p.i+1 >= len(p.s) {
+				return arrayNode{}, errArraySyntax
+			}
+			quotedOrEscaped = true
+			trailingSpace = 0
+			b.WriteByte(p.s[p.i+1])
+			p.i += 2
+		case c == p.delim || c == '}':
+			text := b.String()
+			text = text[:len(text)-trailingSpace]
+			if !quotedOrEscaped {
+				if text == "" {
+					return arrayNode{}, errArraySyntax
+				}
+				if strings.EqualFold(text, "NULL") {
+					return arrayNode{null: true}, nil
+				}
+			}
+			return arrayNode{text: text}, nil
+		case c == '{':
+			return arrayNode{}, errArraySyntax
+		default:
+			if isSpace(c) {
+				trailingSpace++
+			} else {
+				trailingSpace = 0
+			}
+			b.WriteByte(c)
+			p.i++
+		}
+	}
+	return arrayNode{}, errArraySyntax
+}
+
+// recordField is one field of a parsed composite literal.
+type recordField struct {
+	null bool
+	text string
+}
+
+var errRecordSyntax = errors.New("decoder: malformed composite literal")
+
+// parseRecord parses composite text output: "(1,\"a,b\",,\"\")". An empty
+// unquoted field is NULL; "" inside quotes is a quote; backslash escapes
+// the next character.
+func parseRecord(s string) ([]recordField, error) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i >= len(s) || s[i] != '(' {
+		return nil, errRecordSyntax
+	}
+	i++
+	var fields []recordField
+	for {
+		var b strings.Builder
+		quoted := false
+		for i < len(s) && s[i] != ',' && s[i] != ')' {
+			c := s[i]
+			switch c {
+			case '\\':
+				if i+1 >= len(s) {
+					return nil, errRecordSyntax
+				}
+				b.WriteByte(s[i+1])
+				i += 2
+				quoted = true
+			case '"':
+				quoted = true
+				i++
+				closed := false
+				for i < len(s) {
+					c := s[i]
+					if c == '\\' {
+						if i+1 >= len(s) {
+							return nil, errRecordSyntax
+						}
+						b.WriteByte(s[i+1])
+						i += 2
+						continue
+					}
+					if c == '"' {
+						if i+1 < len(s) && s[i+1] == '"' {
+							b.WriteByte('"')
+							i += 2
+							continue
+						}
+						i++
+						closed = true
+						break
+					}
+					b.WriteByte(c)
+					i++
+				}
+				if !closed {
+					return nil, errRecordSyntax
+				}
+			default:
+				b.WriteByte(c)
+				i++
+			}
+		}
+		if i >= len(s) {
+			return nil, errRecordSyntax
+		}
+		if !quoted && b.Len() == 0 {
+			fields = append(fields, recordField{null: true})
+		} else {
+			fields = append(fields, recordField{text: b.String()})
+		}
+		if s[i] == ')' {
+			i++
+			break
+		}
+		i++ // ','
+	}
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i != len(s) {
+		return nil, errRecordSyntax
+	}
+	return fields, nil
+}
+
+// appendJSONAsJSONB appends a json value the way PostgreSQL prints it after
+// converting it to jsonb, minus whitespace: object keys deduplicated (the
+// last one wins) and ordered as jsonb orders them (shorter first, then
+// bytewise), numbers as numeric prints them, strings re-escaped. It fails,
+// leaving dst unchanged, on invalid JSON.
+func appendJSONAsJSONB(dst []byte, text string) ([]byte, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	out, err := appendJSONBValue(dst, dec)
+	if err != nil {
+		return dst, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return dst, errors.New("decoder: trailing data after json value")
+	}
+	return out, nil
+}
+
+func appendJSONBValue(dst []byte, dec *json.Decoder) ([]byte, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return dst, err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '[':
+			dst = append(dst, '[')
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				if dst, err = appendJSONBValue(dst, dec); err != nil {
+					return dst, err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return dst, err
+			}
+			return append(dst, ']'), nil
+		case '{':
+			type member struct {
+				key string
+				val []byte
+			}
+			var members []member
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return dst, err
+				}
+				k, ok := kt.(string)
+				if !ok {
+					return dst, errors.New("decoder: json object key is not a string")
+				}
+				val, err := appendJSONBValue(nil, dec)
+				if err != nil {
+					return dst, err
+				}
+				if i := slices.IndexFunc(members, func(m member) bool { return m.key == k }); i >= 0 {
+					members[i].val = val
+				} else {
+					members = append(members, member{k, val})
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return dst, err
+			}
+			slices.SortFunc(members, func(a, b member) int {
+				if len(a.key) != len(b.key) {
+					return len(a.key) - len(b.key)
+				}
+				return strings.Compare(a.key, b.key)
+			})
+			dst = append(dst, '{')
+			for i, m := range members {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendJSONString(dst, m.key)
+				dst = append(dst, ':')
+				dst = append(dst, m.val...)
+			}
+			return append(dst, '}'), nil
+		}
+		return dst, errors.New("decoder: unexpected json delimiter")
+	case string:
+		return appendJSONString(dst, v), nil
+	case json.Number:
+		out, ok := appendNumber(dst, string(v))
+		if !ok {
+			return dst, errors.New("decoder: json number out of range")
+		}
+		return out, nil
+	case bool:
+		if v {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case nil:
+		return append(dst, "null"...), nil
+	}
+	return dst, errors.New("decoder: unexpected json token")
+}
