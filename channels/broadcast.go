@@ -38,7 +38,7 @@ func (h *Hub) BroadcastTo(topic string, private bool, b *Broadcast) {
 	h.broker.Publish(&Envelope{Kind: EnvelopeBroadcast, Topic: key, Broadcast: b})
 }
 
-func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) {
+func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
 	for _, s := range *t.subs.Load() {
@@ -52,6 +52,8 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) {
 		}
 		if s.deliver(f) {
 			t.msgsOut.Add(1)
+			delivered++
 		}
 	}
+	return delivered
 }

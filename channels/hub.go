@@ -28,6 +28,7 @@ type Hub struct {
 	ids    atomic.Uint64
 	refs   refSource
 	pg     *pgIndex // postgres_changes bindings of every topic
+	tap    atomic.Pointer[func(TapEvent)]
 }
 
 type shard struct {
@@ -163,9 +164,17 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 	t.touch()
 	switch e.Kind {
 	case EnvelopeBroadcast:
-		t.fanOutBroadcast(e.Broadcast, e.Origin)
+		n := t.fanOutBroadcast(e.Broadcast, e.Origin)
+		if h.tap.Load() != nil {
+			p := e.Broadcast.Payload
+			if e.Broadcast.Binary {
+				p = []byte("(binary)")
+			}
+			h.emitTap(t.wire, "broadcast", e.Broadcast.Event, p, n)
+		}
 	case EnvelopePresenceDiff:
-		t.fanOutPresenceDiff(e.PresenceDiff)
+		n := t.fanOutPresenceDiff(e.PresenceDiff)
+		h.emitTap(t.wire, "presence", "presence_diff", e.PresenceDiff, n)
 	}
 }
 

@@ -51,7 +51,37 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 	}
 	cursors := cursorsOf(batch)
 	p.replay.add(batch, cursors)
-	stats, err := p.fanOut(ctx, batch, cursors, nil, func(s *Subscription, f Frame) bool { return s.deliver(f) })
+	type tapKey struct {
+		topic  string
+		change int
+	}
+	var taps map[tapKey]int
+	tapping := p.hub.tap.Load() != nil
+	perTopic := make(map[string]int64)
+	cur := 0
+	stats, err := p.fanOut(ctx, batch, cursors, nil, func(s *Subscription, f Frame) bool {
+		if !s.deliver(f) {
+			return false
+		}
+		perTopic[TopicKey(s.Topic, s.Private)]++
+		if tapping {
+			if taps == nil {
+				taps = make(map[tapKey]int)
+			}
+			taps[tapKey{s.Topic, cur}]++
+		}
+		return true
+	}, &cur)
+	for key, n := range perTopic {
+		if t := p.hub.lookup(key); t != nil {
+			t.msgsOut.Add(n)
+			t.touch()
+		}
+	}
+	for k, n := range taps {
+		ch := &batch[k.change]
+		p.hub.emitTap(k.topic, "postgres_changes", ch.Kind.String()+" "+ch.Rel.Schema+"."+ch.Rel.Table, rowJSON(ch), n)
+	}
 	if err == nil && p.cfg.OnDelivery != nil {
 		p.cfg.OnDelivery(stats)
 	}
@@ -60,7 +90,7 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 
 // fanOut matches, checks and encodes batch for the candidate subscriptions
 // (every indexed one, or only `only`) and emits frames in batch order.
-func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors []Cursor, only *Subscription, emit func(*Subscription, Frame) bool) (DeliveryStats, error) {
+func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors []Cursor, only *Subscription, emit func(*Subscription, Frame) bool, current *int) (DeliveryStats, error) {
 	stats := DeliveryStats{Changes: len(batch), Oldest: batch[0].CommitTime}
 	facts := make(map[string]*tableFacts)
 	var deliveries []delivery
@@ -223,6 +253,9 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 			lastFrame.change = d.change
 			lastFrame.data, lastFrame.topic, lastFrame.encoder, lastFrame.ids, lastFrame.frame = data, d.sub.Topic, d.sub.Encoder, d.ids, fr
 		}
+		if current != nil {
+			*current = d.change
+		}
 		if emit(d.sub, fr) {
 			stats.Frames++
 		}
@@ -332,3 +365,20 @@ func (r rowView) Lookup(column string) (filter.Value, bool) {
 
 // schemaTable formats a table name for logs.
 func schemaTable(schema, table string) string { return strings.Join([]string{schema, table}, ".") }
+
+// rowJSON renders a change's row compactly for the live tail.
+func rowJSON(ch *decoder.Change) []byte {
+	vals := ch.New
+	if ch.Kind == decoder.Delete {
+		vals = ch.Old
+	}
+	b := []byte{'{'}
+	first := true
+	for i, col := range ch.Rel.Columns {
+		if i >= len(vals) || vals[i].Absent {
+			continue
+		}
+		b = appendField(b, &first, col.Name, vals[i].JSON)
+	}
+	return append(b, '}')
+}

@@ -151,7 +151,7 @@ func (t *topic) presenceCount() int {
 	return n
 }
 
-func (t *topic) fanOutPresenceDiff(diff []byte) {
+func (t *topic) fanOutPresenceDiff(diff []byte) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodePresenceDiff(t.wire, diff), true }
 	for _, s := range *t.subs.Load() {
@@ -161,8 +161,10 @@ func (t *topic) fanOutPresenceDiff(diff []byte) {
 		f, _ := cache.get(s.Encoder, build)
 		if s.deliver(f) {
 			t.msgsOut.Add(1)
+			delivered++
 		}
 	}
+	return delivered
 }
 
 func removeMeta(metas []*presenceMeta, m *presenceMeta) []*presenceMeta {

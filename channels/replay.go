@@ -107,6 +107,6 @@ func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor)
 	_, err = p.fanOut(ctx, batch, cursors, sub, func(_ *Subscription, f Frame) bool {
 		frames = append(frames, f)
 		return true
-	})
+	}, nil)
 	return frames, gap, err
 }

@@ -34,6 +34,7 @@ type options struct {
 	SSEReplayCount       int
 	SSEReplayAge         time.Duration
 	ShutdownTimeout      time.Duration
+	PprofAddr            string
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -96,6 +97,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.DurationVar(&o.SSEHeartbeat, "sse-heartbeat", envDuration("REALTIME_SSE_HEARTBEAT", 15*time.Second), "SSE comment heartbeat interval (REALTIME_SSE_HEARTBEAT)")
 	fs.IntVar(&o.SSEReplayCount, "sse-replay-count", envInt("REALTIME_SSE_REPLAY_COUNT", 10000), "changes kept for SSE resume (REALTIME_SSE_REPLAY_COUNT)")
 	fs.DurationVar(&o.SSEReplayAge, "sse-replay-age", envDuration("REALTIME_SSE_REPLAY_AGE", 10*time.Minute), "oldest change kept for SSE resume (REALTIME_SSE_REPLAY_AGE)")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 

@@ -97,6 +97,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		h.routes(srv)
 	}
 
+	if o.PprofAddr != "" {
+		startPprof(o.PprofAddr, log)
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Addr, err)
