@@ -1,0 +1,269 @@
+// `realtime dev` servers for postgres_changes / SSE tests: the binary starts a throwaway
+// PostgreSQL 15 with the demo schema (internal/demo/schema.sql) and serves on it; it prints one
+// JSON line with the URLs, the database URL and ready-made keys once it is ready. SIGTERM stops it
+// and removes the cluster.
+//
+//   import { describe } from 'node:test'
+//   import { useDevServer } from '../lib/dev.mjs'
+//   describe('postgres_changes', () => {
+//     const h = useDevServer()                    // or useDevServer({ extraArgs: ['--sse-heartbeat', '1s'] })
+//     h.test('...', async () => { await h.sql('INSERT ...'); const sb = h.client({ key: h.srv.userKey }) })
+//   })
+
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import http from 'node:http'
+import { after, afterEach, before, test as nodeTest } from 'node:test'
+import pg from 'pg'
+import { ClientPool } from './client.mjs'
+import { RawPool } from './raw.mjs'
+import { serverBinary, withServerLog } from './server.mjs'
+import { waitFor } from './wait.mjs'
+
+const MAX_LOG_CHARS = 200_000
+
+/**
+ * A running `realtime dev` process. Same surface as ServerProcess (port, httpUrl, wsBase,
+ * anonKey, wsUrl(), logTail(), stop()) plus the dev details: dbUrl, secret, serviceKey,
+ * userKey/userId, user2Key/user2Id, and `pool` (a pg.Pool on the database, closed by stop()).
+ */
+export class DevServer {
+  constructor(proc, args) {
+    this.proc = proc
+    this.args = args
+    this.output = ''
+    this.info = null
+    this.exited = null
+    this.exitPromise = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => {
+        this.exited = { code, signal }
+        resolve(this.exited)
+      })
+    })
+    let stdoutBuf = ''
+    this.ready = new Promise((resolve, reject) => {
+      this._readyResolve = resolve
+      this._readyReject = reject
+    })
+    const capture = (chunk) => {
+      const s = chunk.toString('utf8')
+      if (process.env.E2E_SERVER_LOG) process.stderr.write(`[dev:${this.port ?? '?'}] ${s}`)
+      this.output += s
+      if (this.output.length > MAX_LOG_CHARS) this.output = this.output.slice(-MAX_LOG_CHARS)
+    }
+    proc.stderr.on('data', capture)
+    proc.stdout.on('data', (chunk) => {
+      capture(chunk)
+      if (this.info) return
+      stdoutBuf += chunk.toString('utf8')
+      const nl = stdoutBuf.indexOf('\n')
+      if (nl < 0) return
+      try {
+        this._setInfo(JSON.parse(stdoutBuf.slice(0, nl)))
+        this._readyResolve()
+      } catch (err) {
+        this._readyReject(new Error(`realtime dev printed a non-JSON first line: ${stdoutBuf.slice(0, nl)} (${err.message})`))
+      }
+    })
+    this.exitPromise.then((e) => {
+      if (!this.info)
+        this._readyReject(
+          new Error(`realtime dev exited before it was ready (code ${e.code}, signal ${e.signal})\n${this.logTail()}`)
+        )
+    })
+  }
+
+  _setInfo(info) {
+    this.info = info
+    this.httpUrl = info.url
+    this.port = Number(new URL(info.url).port)
+    this.wsBase = info.url.replace(/^http/, 'ws')
+    this.dbUrl = info.db_url
+    this.secret = info.jwt_secret
+    this.anonKey = info.anon_key
+    this.serviceKey = info.service_key
+    this.userKey = info.user_key
+    this.userId = info.user_id
+    this.user2Key = info.user2_key
+    this.user2Id = info.user2_id
+    this.pool = new pg.Pool({ connectionString: info.db_url, max: 4 })
+    this.pool.on('error', () => {}) // the cluster goes away at stop(); idle clients then error
+  }
+
+  /** The last `chars` characters the server printed (stderr and stdout interleaved). */
+  logTail(chars = 6000) {
+    return this.output.slice(-chars)
+  }
+
+  /** WebSocket URL for a path (default the supabase-js path) with the given query params. */
+  wsUrl(query = {}, wsPath = '/realtime/v1/websocket') {
+    const qs = new URLSearchParams(query).toString()
+    return `${this.wsBase}${wsPath}${qs ? '?' + qs : ''}`
+  }
+
+  /** Runs one SQL statement (or several without params) as the database superuser. */
+  sql(text, params) {
+    return this.pool.query(text, params)
+  }
+
+  /** Closes the pg pool, sends SIGTERM, waits up to 15 s for exit (cluster removal), then SIGKILL. */
+  async stop() {
+    if (this.pool) {
+      const p = this.pool
+      this.pool = null
+      await p.end().catch(() => {})
+    }
+    if (this.exited) return this.exited
+    this.proc.kill('SIGTERM')
+    const timer = setTimeout(() => {
+      if (!this.exited) this.proc.kill('SIGKILL')
+    }, 15000)
+    const res = await this.exitPromise
+    clearTimeout(timer)
+    return res
+  }
+}
+
+/**
+ * Starts `realtime dev --addr 127.0.0.1:0 --json [extraArgs]` and resolves once its JSON line
+ * arrived. opts: extraArgs (string[]), env, startTimeoutMs (default 60 s).
+ */
+export async function startDevServer(opts = {}) {
+  const bin = serverBinary()
+  if (!existsSync(bin)) {
+    throw new Error(
+      `realtime binary not found at ${bin}; build it with ` +
+        '`go build -o bin/realtime ./cmd/realtime` in the repository root or set REALTIME_BIN'
+    )
+  }
+  const args = ['dev', '--addr', '127.0.0.1:0', '--json', ...(opts.extraArgs || [])]
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } })
+  const srv = new DevServer(proc, args)
+  const timeout = opts.startTimeoutMs ?? 60000
+  let timer
+  try {
+    await Promise.race([
+      srv.ready,
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`realtime dev not ready within ${timeout} ms\n${srv.logTail()}`)),
+          timeout
+        )
+      }),
+    ])
+  } catch (err) {
+    await srv.stop()
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
+  return srv
+}
+
+/**
+ * Creates a table (DDL given by the caller), adds it to the supabase_realtime publication and
+ * grants it to the API roles, then waits until the server accepts a postgres_changes binding on
+ * it (the published-table list is cached for about a second), using a probe SSE request.
+ */
+export async function createPublishedTable(srv, name, ddl, { grant = true } = {}) {
+  await srv.sql(ddl)
+  if (grant) await srv.sql(`GRANT SELECT, INSERT, UPDATE, DELETE ON public.${name} TO anon, authenticated, service_role`)
+  await srv.sql(`ALTER PUBLICATION supabase_realtime ADD TABLE public.${name}`)
+  await waitPublished(srv, name)
+}
+
+/**
+ * Waits until a binding on public.<table> is accepted: an SSE request for that table must get
+ * 200 (it answers 400 while the table is unknown to the server's published-table cache).
+ */
+export async function waitPublished(srv, table, timeout = 15000) {
+  let last = ''
+  const url = `${srv.httpUrl}/realtime/v1/sse?apikey=${encodeURIComponent(srv.serviceKey)}&schema=public&table=${encodeURIComponent(table)}`
+  await waitFor(
+    async () => {
+      const status = await probeStatus(url)
+      last = status
+      return status === 200
+    },
+    { timeout, interval: 100, message: () => `table public.${table} never accepted for postgres_changes (last answer: ${last})` }
+  )
+}
+
+/** GETs `url` and resolves with the status code, destroying the connection right after the head. */
+function probeStatus(url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
+      resolve(res.statusCode)
+      res.destroy()
+      req.destroy()
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)))
+    req.on('error', reject)
+  })
+}
+
+/**
+ * Per-file fixture on one `realtime dev` server: like useServer() (client and raw-socket pools
+ * emptied after each test, a `test` wrapper appending the server log to failures), plus
+ * `h.sql(text, params)` on the server's database. opts: extraArgs, env.
+ */
+export function useDevServer(opts = {}) {
+  const h = {
+    srv: null,
+    clients: new ClientPool(),
+    raws: new RawPool(),
+    extraServers: [],
+    cleanups: [],
+  }
+
+  before(async () => {
+    h.srv = await startDevServer(opts)
+  })
+
+  afterEach(async () => {
+    for (const fn of h.cleanups.splice(0).reverse()) await fn()
+    await h.clients.closeAll()
+    await h.raws.closeAll()
+    const extra = h.extraServers.splice(0)
+    await Promise.all(extra.map((s) => s.stop()))
+  })
+
+  after(async () => {
+    await h.clients.closeAll()
+    await h.raws.closeAll()
+    if (h.srv) await h.srv.stop()
+  })
+
+  /** A supabase-js client on the suite server (or opts.server). See ClientPool.create. */
+  h.client = (o = {}) => h.clients.create(o.server ?? h.srv, o)
+
+  /** A raw socket on the suite server. opts: vsn, key, path, query, server. */
+  h.raw = (o = {}) => {
+    const s = o.server ?? h.srv
+    const vsn = o.vsn ?? '2.0.0'
+    const query = { apikey: o.key ?? s.anonKey, ...(o.query || {}), vsn }
+    return h.raws.connect(s.wsUrl(query, o.path), { vsn })
+  }
+
+  /** SQL on the suite server's database as the superuser. */
+  h.sql = (text, params) => h.srv.sql(text, params)
+
+  /** Registers a function run after the current test (before clients are closed). */
+  h.defer = (fn) => h.cleanups.push(fn)
+
+  /** Starts an additional dev server (stopped after the current test). */
+  h.startExtraServer = async (o) => {
+    const s = await startDevServer(o)
+    h.extraServers.push(s)
+    return s
+  }
+
+  /** node:test `test` whose failures include the tail of the server log(s). */
+  h.test = (name, optsOrFn, maybeFn) => {
+    const fn = typeof optsOrFn === 'function' ? optsOrFn : maybeFn
+    const o = typeof optsOrFn === 'function' ? {} : optsOrFn
+    return nodeTest(name, o, withServerLog(() => [h.srv, ...h.extraServers], fn))
+  }
+
+  return h
+}
