@@ -108,7 +108,11 @@ func (h *Hub) Subscribers(name string) (topics []TopicStats, subs []SubscriberSt
 	if len(wire) < len("realtime:") || wire[:len("realtime:")] != "realtime:" {
 		wire = "realtime:" + name
 	}
-	for _, key := range []string{TopicKey(wire, false), TopicKey(wire, true), TopicKey(name, false)} {
+	keys := []string{TopicKey(wire, false), TopicKey(wire, true)}
+	if wire != name {
+		keys = append(keys, TopicKey(name, false)) // SSE-only topics such as "sse:12"
+	}
+	for _, key := range keys {
 		t := h.lookup(key)
 		if t == nil {
 			continue

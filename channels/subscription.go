@@ -97,12 +97,28 @@ func (s *Subscription) deliver(f Frame) bool {
 		s.sent.Add(1)
 		return true
 	}
-	s.drops[DropSlowConsumer].Add(1)
+	s.Drop(DropSlowConsumer)
 	return false
 }
 
 // Drop records that a message was not sent to s for reason r.
-func (s *Subscription) Drop(r DropReason) { s.drops[r].Add(1) }
+func (s *Subscription) Drop(r DropReason) {
+	s.drops[r].Add(1)
+	dropTotals[r].Add(1)
+}
+
+// dropTotals counts drops by reason over the process's life.
+var dropTotals [numDropReasons]atomic.Int64
+
+// DropTotals returns how many messages were not sent, by DropReason, since
+// the process started (indexed like DropReasons). Safe for concurrent use.
+func DropTotals() []int64 {
+	out := make([]int64, numDropReasons)
+	for i := range out {
+		out[i] = dropTotals[i].Load()
+	}
+	return out
+}
 
 // Deliver queues a frame built by the transport for this subscription only
 // (replies, system messages) and counts it.

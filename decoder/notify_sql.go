@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS realtime.change_log (
   op          "char" NOT NULL,
   new_row     jsonb,
   old_row     jsonb,
+  ident       "char",
   xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
   at          timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -65,16 +66,20 @@ DECLARE
   n   jsonb;
   o   jsonb;
   op  "char" := left(TG_OP, 1);
+  ri  "char";
   cid bigint;
   p   text;
 BEGIN
   IF TG_OP <> 'DELETE' THEN n := to_jsonb(NEW); END IF;
-  IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;
-  INSERT INTO realtime.change_log (schema_name, table_name, op, new_row, old_row)
-  VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, op, n, o)
+  IF TG_OP <> 'INSERT' THEN
+    o := to_jsonb(OLD);
+    SELECT c.relreplident INTO ri FROM pg_class c WHERE c.oid = TG_RELID;
+  END IF;
+  INSERT INTO realtime.change_log (schema_name, table_name, op, new_row, old_row, ident)
+  VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, op, n, o, ri)
   RETURNING id INTO cid;
   p := jsonb_build_object('id', cid, 'schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME,
-         'op', op::text, 'xid', pg_current_xact_id()::text,
+         'op', op::text, 'ident', ri::text, 'xid', pg_current_xact_id()::text,
          'ts', (extract(epoch FROM now()) * 1000000)::int8,
          'new', n, 'old', o)::text;
   IF octet_length(p) >= 8000 THEN
@@ -190,7 +195,7 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.
 ORDER BY c.oid, a.attnum`
 
 // notifyFetchSQL reads the changes after a position. $1 position, $2 limit.
-const notifyFetchSQL = `SELECT id, schema_name, table_name, op::text, xid::text,
+const notifyFetchSQL = `SELECT id, schema_name, table_name, op::text, coalesce(ident::text, ''), xid::text,
   (extract(epoch FROM at) * 1000000)::int8, new_row::text, old_row::text
 FROM realtime.change_log WHERE id > $1 ORDER BY id LIMIT $2`
 

@@ -2,19 +2,20 @@ package realtime
 
 import "sync/atomic"
 
-// metrics counts what the transport does. The counters are read by the
-// inspector and exported by the metrics endpoint.
+// metrics counts what the transport does. Each event costs one atomic add
+// and no lock or label lookup; the Prometheus collector (metrics_export.go)
+// reads the counters on scrape.
 type metrics struct {
-	connections   atomic.Int64 // open connections
-	connsTotal    atomic.Int64
-	channels      atomic.Int64 // joined channels
-	joins         atomic.Int64
-	joinsRefused  atomic.Int64
-	msgsInText    atomic.Int64
-	msgsInBinary  atomic.Int64
-	broadcasts    atomic.Int64
-	presenceMsgs  atomic.Int64
-	slowConsumers atomic.Int64
+	connections   atomic.Int64 // open connections, WebSocket and SSE
+	connsTotal    atomic.Int64 // WebSocket connections accepted
+	channels      atomic.Int64 // channels joined over WebSocket right now
+	joins         atomic.Int64 // joins accepted
+	joinsRefused  atomic.Int64 // joins answered with an error
+	msgsInText    atomic.Int64 // WebSocket text frames received
+	msgsInBinary  atomic.Int64 // WebSocket binary frames received
+	broadcasts    atomic.Int64 // broadcasts published (WebSocket and REST)
+	presenceMsgs  atomic.Int64 // presence track and untrack pushes
+	slowConsumers atomic.Int64 // connections closed as slow consumers
 }
 
 func (m *metrics) slowConsumer() { m.slowConsumers.Add(1) }

@@ -218,11 +218,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range s.conns {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
 	sses := make([]*sseConn, 0, len(s.sse))
 	for _, c := range s.sse {
 		sses = append(sses, c)
 	}
+	s.mu.Unlock()
 	for _, c := range conns {
 		c.Close(channels.ReasonServerShutdown)
 	}

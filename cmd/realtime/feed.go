@@ -36,8 +36,9 @@ func (f *pgFeed) Close() {
 }
 
 // startFeed starts the change source and pipeline when a database is
-// configured; it returns nil without one.
-func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub) (*pgFeed, error) {
+// configured; it returns nil without one. onDelivery, when set, observes
+// every fanned-out batch (metrics).
+func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
 	if o.DBURL == "" {
 		return nil, nil
 	}
@@ -62,6 +63,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	pg := channels.NewPGChanges(channels.PGConfig{
 		Hub: hub, Auth: authz, Logger: log, Parallelism: int(pcfg.MaxConns),
 		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge,
+		OnDelivery: onDelivery,
 	})
 
 	var src decoder.Source
@@ -80,9 +82,21 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			},
 			OnRelation: func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) },
 		})
-	default:
-		pool.Close()
-		return nil, fmt.Errorf("source %q is not available yet", o.Source)
+	case "notify":
+		src = decoder.NewNotify(decoder.NotifyConfig{
+			DBURL:        o.DBURL,
+			Publication:  o.Publication,
+			PollInterval: o.PollInterval,
+			Retention:    o.Retention,
+			Logger:       log,
+			OnState: func(up bool) {
+				if up {
+					pg.SetReplayBase(src.Status().ConfirmedPosition)
+				}
+				pg.SourceState(up)
+			},
+			OnRelation: func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) },
+		})
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	f := &pgFeed{PGChanges: pg, source: src, pool: pool, cancel: cancel, done: make(chan struct{})}

@@ -14,9 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/realtime"
+	"github.com/openrealtime/realtime/realtime/admin"
 )
 
 func runServe(args []string) error {
@@ -84,15 +89,26 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		WriteTimeout:         o.WriteTimeout,
 		SSEHeartbeat:         o.SSEHeartbeat,
 	}
-	feed, err := startFeed(ctx, o, log, hub)
+	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
+	feed, err := startFeed(ctx, o, log, hub, insp.ObserveDelivery)
 	if err != nil {
 		return err
 	}
 	if feed != nil {
 		rcfg.Changes = feed
+		insp.SetSource(feed.source.Status)
 		defer feed.Close()
 	}
 	srv := realtime.New(rcfg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		srv.MetricsCollector(),
+		insp.Collector(),
+	)
+	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	srv.Handle("/admin/", insp.Handler())
 	if h.routes != nil {
 		h.routes(srv)
 	}
@@ -105,6 +121,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		return fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs.RegisterOnShutdown(insp.Close) // live tails must not hold up Shutdown
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady(true)

@@ -1,0 +1,1034 @@
+package decoder
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// NotifyConfig configures a [Notify] source.
+type NotifyConfig struct {
+	// DBURL is the connection string of the database: for PGlite, its
+	// socket bridge (pglite-server), e.g.
+	// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable. The user
+	// must be able to create the schema realtime, triggers on the published
+	// tables and, for immediate capture of newly published tables, an event
+	// trigger (superuser; every PGlite client is).
+	DBURL string
+	// Publication names the captured tables, as for logical decoding
+	// (created empty if missing; tables are added with ALTER PUBLICATION
+	// ... ADD TABLE).
+	Publication string
+	// PollInterval is the pause between reads of the change log when
+	// nothing new was found and no notification woke the source; 0 means
+	// 100ms.
+	PollInterval time.Duration
+	// Retention is how long rows stay in the change log after they were
+	// delivered (and every other consumer has passed them); 0 prunes them
+	// right after delivery.
+	Retention time.Duration
+	// MaxBatch is the most changes per sink call (and per read of the
+	// change log); 0 means 1000.
+	MaxBatch int
+	// Logger receives lifecycle logs; nil discards them.
+	Logger *slog.Logger
+	// OnState, if set, is called with true when a session starts delivering
+	// and with false when it ends. It runs on the Run goroutine and must not
+	// block.
+	OnState func(up bool)
+	// OnRelation, if set, is called with every new or changed Relation
+	// snapshot (at the first catalog read of a session and after a schema,
+	// key or replica identity change). It runs on the Run goroutine before
+	// changes that use the relation reach the sink, and must not block.
+	OnRelation func(*Relation)
+
+	// Cursor names this consumer's durable position in
+	// realtime.change_cursor; "" means the publication name. Two sources
+	// running at once must not share a cursor.
+	Cursor string
+	// SyncInterval is the period of catalog reads that refresh relations,
+	// publication actions and (where the event trigger is missing) the
+	// capture triggers; 0 means 1s.
+	SyncInterval time.Duration
+	// NoListen disables LISTEN. By default the source listens for the
+	// capture trigger's notifications and wakes on them when they arrive;
+	// stock pglite-server never delivers them to a listening socket (they go
+	// to the socket that committed), which a probe at session start detects,
+	// and the source then stops listening and only polls.
+	NoListen bool
+	// RetryMin and RetryMax bound the reconnect backoff, which doubles
+	// from RetryMin up to RetryMax; 0 means 200ms and 10s.
+	RetryMin, RetryMax time.Duration
+}
+
+// Outcomes of the notification probe.
+const (
+	probePending int32 = iota
+	probeDelivered
+	probeLost
+)
+
+// probeTimeout is how long a session waits for its probe notification
+// before it concludes that notifications do not reach it.
+const probeTimeout = 2 * time.Second
+
+// drainWait bounds the wait for further notifications that arrived together
+// with the one that woke the source.
+const drainWait = time.Millisecond
+
+// markSpacing is the finest granularity of the retention bookkeeping.
+const markSpacing = time.Second
+
+// Notify is a change source that reads a change-log table filled by row
+// triggers, for databases without usable logical decoding: PGlite behind
+// its socket bridge (pglite-server) in particular. See docs/pglite.md.
+//
+// Each session installs (idempotently) the schema realtime with the change
+// log, a cursor table, the capture trigger function and an event trigger
+// that puts the capture trigger on every table of the publication as soon
+// as it is added. The source reads the log in id order from its cursor,
+// hands the changes to the sink, and then records the last delivered id and
+// prunes delivered rows older than the retention, in one statement batch.
+// It polls every PollInterval and wakes early on the trigger's
+// notification when the connection receives one.
+//
+// Positions are change-log ids: each change has its own. Delivery is at
+// least once: the cursor moves only after the sink returned nil, so a crash
+// between the two delivers the batch again; a clean stop or restart
+// delivers every change exactly once. Ids follow commit order only when
+// transactions cannot interleave, as in PGlite's single backend; on a
+// multi-backend PostgreSQL use [Logical].
+//
+// All access respects a session shared with other clients: one connection
+// in simple-protocol mode, no transaction held across round trips, no
+// session-level SET, SET ROLE or PREPARE. Status is safe for concurrent use;
+// Run may run once at a time.
+type Notify struct {
+	cfg       NotifyConfig
+	log       *slog.Logger
+	types     *TypeCache
+	running   atomic.Bool
+	confirmed atomic.Uint64
+
+	// Run goroutine state, kept across sessions.
+	rels    map[relKey]*notifyRel
+	pub     pubActions
+	marks   []pruneMark // delivered positions awaiting pruning, ascending
+	pruned  uint64      // newest id already pruned
+	lastXID string      // transaction of the newest delivered change
+
+	// fetched counts the changes read from the log (for tests).
+	fetched atomic.Int64
+	// probed is the outcome of the current session's delivery probe:
+	// probePending, probeDelivered or probeLost.
+	probed atomic.Int32
+
+	mu sync.Mutex // guards st
+	st Status
+}
+
+// relKey identifies a table by schema and name.
+type relKey struct{ schema, table string }
+
+// notifyRel is a relation snapshot plus what decoding its rows needs.
+type notifyRel struct {
+	rel   *Relation
+	types []*TypeInfo
+	index map[string]int  // published column name -> position
+	known map[string]bool // every attribute name of the table
+}
+
+// pubActions are the publication's published actions.
+type pubActions struct{ insert, update, delete bool }
+
+// pruneMark records that everything up to id had been delivered at at.
+type pruneMark struct {
+	id        uint64
+	start, at time.Time
+}
+
+// logEntry is one change-log row.
+type logEntry struct {
+	ID            uint64
+	Schema, Table string
+	Op            string // I, U or D
+	Ident         string // replica identity when captured (UPDATE, DELETE)
+	XID           string
+	TS            int64 // transaction timestamp, Unix µs
+	New, Old      json.RawMessage
+}
+
+// NewNotify returns a notify source; nothing connects before Run.
+func NewNotify(cfg NotifyConfig) *Notify {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.Retention < 0 {
+		cfg.Retention = 0
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.Cursor == "" {
+		cfg.Cursor = cfg.Publication
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Second
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 200 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 10 * time.Second
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = cfg.RetryMin
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("source", "notify", "publication", cfg.Publication, "cursor", cfg.Cursor)
+	return &Notify{
+		cfg:   cfg,
+		log:   log,
+		types: NewTypeCache(),
+		rels:  map[relKey]*notifyRel{},
+		st:    Status{Kind: "notify", Publication: cfg.Publication},
+	}
+}
+
+// Status reports the source's state. Positions are change-log ids, and
+// LagBytes counts ids (changes) between the newest id handed out and the
+// confirmed one, not bytes. It is safe for concurrent use.
+func (n *Notify) Status() Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.st
+	st.ConfirmedPosition = n.confirmed.Load()
+	if st.ServerPosition > st.ConfirmedPosition {
+		st.LagBytes = int64(st.ServerPosition - st.ConfirmedPosition)
+	} else {
+		st.LagBytes = 0
+	}
+	return st
+}
+
+func (n *Notify) update(f func(st *Status)) {
+	n.mu.Lock()
+	f(&n.st)
+	n.mu.Unlock()
+}
+
+// Run delivers changes to sink until ctx ends; see [Source]. Connection,
+// database and sink errors end the current session; Run then reconnects
+// with exponential backoff and resumes after the durable cursor, so
+// undelivered changes come again. It returns nil when ctx ends, and an
+// error at once for an unusable configuration or when already running.
+func (n *Notify) Run(ctx context.Context, sink Sink) error {
+	if sink == nil {
+		return errors.New("decoder: notify: nil sink")
+	}
+	if n.cfg.Publication == "" || len(n.cfg.Publication) > 63 || strings.ContainsRune(n.cfg.Publication, 0) {
+		return fmt.Errorf("decoder: notify: invalid publication name %q", n.cfg.Publication)
+	}
+	if len(n.cfg.Cursor) > 200 || strings.ContainsRune(n.cfg.Cursor, 0) {
+		return fmt.Errorf("decoder: notify: invalid cursor name %q", n.cfg.Cursor)
+	}
+	cfg, err := pgx.ParseConfig(n.cfg.DBURL)
+	if err != nil {
+		return fmt.Errorf("decoder: notify: parse database url: %w", err)
+	}
+	// Simple protocol: no named statements on a session other clients share.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "realtime_notify"
+	}
+	if !n.running.CompareAndSwap(false, true) {
+		return errors.New("decoder: notify: already running")
+	}
+	defer n.running.Store(false)
+
+	backoff := n.cfg.RetryMin
+	for {
+		progressed, err := n.session(ctx, cfg, sink)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("decoder: notify: session ended")
+		}
+		if progressed {
+			backoff = n.cfg.RetryMin
+		}
+		n.update(func(st *Status) {
+			st.LastError = err.Error()
+			st.LastErrorTime = time.Now()
+		})
+		n.log.Warn("notify session ended", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, n.cfg.RetryMax)
+	}
+}
+
+// notifySession is one connection lifetime.
+type notifySession struct {
+	n    *Notify
+	conn *pgx.Conn
+	sink Sink
+
+	listening    bool      // LISTEN is active on the connection
+	probeUntil   time.Time // non-zero while the delivery probe is pending
+	lastSync     time.Time
+	delivered    bool
+	relsReloaded bool // relations were reloaded during the current batch
+}
+
+func (n *Notify) session(ctx context.Context, cfg *pgx.ConnConfig, sink Sink) (progressed bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("decoder: notify: connect: %w", err)
+	}
+	s := &notifySession{n: n, conn: conn, sink: sink}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if s.listening && !conn.IsClosed() && conn.PgConn().TxStatus() == 'I' {
+			// LISTEN outlives the socket on PGlite's shared session.
+			if _, err := conn.Exec(cctx, "UNLISTEN "+notifyChannel); err != nil {
+				n.log.Debug("unlisten failed", "err", err)
+			}
+		}
+		conn.Close(cctx)
+	}()
+
+	if err := s.install(ctx, cfg); err != nil {
+		return false, err
+	}
+	began := time.Now()
+	n.update(func(st *Status) {
+		st.Connected = true
+		st.ConnectedSince = began
+		st.Sessions++
+	})
+	n.log.Info("notify source delivering", "after_id", n.confirmed.Load(), "listening", s.listening)
+	if n.cfg.OnState != nil {
+		n.cfg.OnState(true)
+	}
+	defer func() {
+		n.update(func(st *Status) {
+			st.Connected = false
+			st.ConnectedSince = time.Time{}
+		})
+		if n.cfg.OnState != nil {
+			n.cfg.OnState(false)
+		}
+	}()
+	err = s.loop(ctx)
+	if ctx.Err() != nil {
+		err = nil
+	}
+	return s.delivered || time.Since(began) > n.cfg.RetryMax, err
+}
+
+// install sets up the capture objects, registers the cursor, reads the
+// catalog and starts listening.
+func (s *notifySession) install(ctx context.Context, cfg *pgx.ConnConfig) error {
+	n := s.n
+	var version string
+	if err := s.conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		return fmt.Errorf("decoder: notify: %w", err)
+	}
+	if !strings.Contains(version, "PGlite") {
+		n.log.Warn("notify source on a server that is not PGlite: concurrently committing transactions can be delivered out of order or missed; use the logical source there", "version", version)
+	}
+	if _, err := s.conn.PgConn().Exec(ctx, notifyInstallSQL).ReadAll(); err != nil {
+		return fmt.Errorf("decoder: notify: install capture schema: %w", err)
+	}
+	if err := ensurePublication(ctx, s.conn, n.cfg.Publication); err != nil {
+		return err
+	}
+	var last int64
+	if err := s.conn.QueryRow(ctx, notifyRegisterSQL, n.cfg.Cursor, n.cfg.Publication).Scan(&last); err != nil {
+		return fmt.Errorf("decoder: notify: register cursor %s: %w", n.cfg.Cursor, err)
+	}
+	if last < 0 {
+		last = 0
+	}
+	n.confirmed.Store(uint64(last))
+	// Rows delivered before this session become prunable a retention from
+	// now.
+	n.addMark(uint64(last), time.Now())
+	if err := s.sync(ctx, true); err != nil {
+		return err
+	}
+	n.probed.Store(probePending)
+	if !n.cfg.NoListen {
+		if _, err := s.conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+			return fmt.Errorf("decoder: notify: listen: %w", err)
+		}
+		s.listening = true
+		s.probe(ctx, cfg)
+	}
+	return nil
+}
+
+// probe sends a notification from a second connection. If it reaches this
+// one within probeTimeout, notifications wake the source; otherwise the
+// source stops listening (stock pglite-server hands every notification to
+// the socket that committed, and a LISTEN on its shared session would only
+// send them to the application's writers).
+func (s *notifySession) probe(ctx context.Context, cfg *pgx.ConnConfig) {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	c, err := pgx.ConnectConfig(pctx, cfg)
+	if err == nil {
+		var nonce [8]byte
+		rand.Read(nonce[:])
+		_, err = c.Exec(pctx, "SELECT pg_catalog.pg_notify($1, $2)", notifyChannel, "probe "+hex.EncodeToString(nonce[:]))
+		c.Close(pctx)
+	}
+	if err != nil {
+		s.n.log.Info("notification probe failed; polling only", "err", err)
+		s.unlisten(ctx)
+		s.n.probed.Store(probeLost)
+		return
+	}
+	s.probeUntil = time.Now().Add(probeTimeout)
+}
+
+func (s *notifySession) unlisten(ctx context.Context) {
+	if !s.listening {
+		return
+	}
+	s.listening = false
+	s.probeUntil = time.Time{}
+	if _, err := s.conn.Exec(ctx, "UNLISTEN "+notifyChannel); err != nil {
+		s.n.log.Debug("unlisten failed", "err", err)
+	}
+}
+
+// loop reads and delivers until ctx ends or an error.
+func (s *notifySession) loop(ctx context.Context) error {
+	n := s.n
+	for {
+		if time.Since(s.lastSync) >= n.cfg.SyncInterval {
+			if err := s.sync(ctx, false); err != nil {
+				return err
+			}
+		}
+		entries, err := s.fetch(ctx)
+		if err != nil {
+			return err
+		}
+		n.fetched.Add(int64(len(entries)))
+		if len(entries) > 0 {
+			if err := s.deliver(ctx, entries); err != nil {
+				return err
+			}
+		}
+		if len(entries) >= n.cfg.MaxBatch {
+			continue // catching up
+		}
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// wait blocks until PollInterval passes or a notification announces a
+// change after the cursor. Notifications only wake the source, which then
+// reads the log: any database user may NOTIFY any channel, so their
+// contents are never delivered.
+func (s *notifySession) wait(ctx context.Context) error {
+	n := s.n
+	if !s.listening {
+		t := time.NewTimer(n.cfg.PollInterval)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		}
+	}
+	until := time.Now().Add(n.cfg.PollInterval)
+	if !s.probeUntil.IsZero() {
+		if !time.Now().Before(s.probeUntil) {
+			n.log.Info("notifications do not reach this connection (stock pglite-server); polling only", "poll_interval", n.cfg.PollInterval)
+			s.unlisten(ctx)
+			n.probed.Store(probeLost)
+			return nil
+		}
+		if s.probeUntil.Before(until) {
+			until = s.probeUntil
+		}
+	}
+	for {
+		note, err := s.receive(ctx, time.Until(until))
+		if err != nil || note == nil {
+			return err
+		}
+		if !s.probeUntil.IsZero() {
+			s.probeUntil = time.Time{}
+			n.probed.Store(probeDelivered)
+			n.log.Info("notifications reach this connection; waking on them", "poll_interval", n.cfg.PollInterval)
+		}
+		if s.announcesNew(note) {
+			break
+		}
+	}
+	// Swallow what arrived together with it: one read covers them all.
+	for range 10 * n.cfg.MaxBatch {
+		note, err := s.receive(ctx, drainWait)
+		if err != nil || note == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// announcesNew reports whether a notification may announce a change after
+// the cursor: anything but a capture notification for an id already
+// delivered.
+func (s *notifySession) announcesNew(note *pgconn.Notification) bool {
+	if note.Channel != notifyChannel {
+		return false
+	}
+	var e struct {
+		ID uint64 `json:"id"`
+	}
+	if json.Unmarshal([]byte(note.Payload), &e) != nil || e.ID == 0 {
+		return true // the probe
+	}
+	return e.ID > s.n.confirmed.Load()
+}
+
+// receive waits up to d for one notification; it returns nil when none
+// came in time.
+func (s *notifySession) receive(ctx context.Context, d time.Duration) (*pgconn.Notification, error) {
+	if d <= 0 {
+		return nil, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	note, err := s.conn.WaitForNotification(wctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decoder: notify: wait for notification: %w", err)
+	}
+	return note, nil
+}
+
+// fetch reads up to MaxBatch changes after the confirmed position.
+func (s *notifySession) fetch(ctx context.Context) ([]logEntry, error) {
+	n := s.n
+	rows, err := s.conn.Query(ctx, notifyFetchSQL, int64(n.confirmed.Load()), n.cfg.MaxBatch)
+	if err != nil {
+		return nil, fmt.Errorf("decoder: notify: read change log: %w", err)
+	}
+	defer rows.Close()
+	var out []logEntry
+	for rows.Next() {
+		var e logEntry
+		var id int64
+		var newRow, oldRow []byte
+		if err := rows.Scan(&id, &e.Schema, &e.Table, &e.Op, &e.Ident, &e.XID, &e.TS, &newRow, &oldRow); err != nil {
+			return nil, fmt.Errorf("decoder: notify: read change log: %w", err)
+		}
+		e.ID = uint64(id)
+		e.New, e.Old = newRow, oldRow
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("decoder: notify: read change log: %w", err)
+	}
+	return out, nil
+}
+
+// deliver turns entries (ascending ids after the confirmed position) into
+// changes, hands them to the sink and moves the cursor.
+func (s *notifySession) deliver(ctx context.Context, entries []logEntry) error {
+	n := s.n
+	s.relsReloaded = false
+	changes := make([]Change, 0, len(entries))
+	txns := int64(0)
+	lastXID := n.lastXID
+	var newest time.Time
+	for i := range entries {
+		e := &entries[i]
+		c, ok, err := s.change(ctx, e)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		changes = append(changes, c)
+		if e.XID != lastXID || e.XID == "" {
+			txns++
+			lastXID = e.XID
+		}
+		newest = c.CommitTime
+	}
+	lastID := entries[len(entries)-1].ID
+	n.update(func(st *Status) {
+		st.ReceivedPosition = max(st.ReceivedPosition, lastID)
+		st.ServerPosition = max(st.ServerPosition, lastID)
+	})
+	if len(changes) > 0 {
+		// The sink gets the Run context: a dying connection must not
+		// interrupt a fan-out half way.
+		if err := s.sink(ctx, changes); err != nil {
+			return fmt.Errorf("decoder: notify: sink: %w", err)
+		}
+		s.delivered = true
+	}
+	// The sink has the batch: record that even if ctx ended meanwhile.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.confirm(cctx, lastID); err != nil {
+		return err
+	}
+	n.lastXID = lastXID
+	n.update(func(st *Status) {
+		st.Transactions += txns
+		st.Changes += int64(len(changes))
+		if !newest.IsZero() {
+			st.LastCommitTime = newest
+		}
+	})
+	return nil
+}
+
+// confirm stores the cursor and prunes, in one message (one implicit
+// transaction).
+func (s *notifySession) confirm(ctx context.Context, lastID uint64) error {
+	n := s.n
+	now := time.Now()
+	n.addMark(lastID, now)
+	var b strings.Builder
+	b.WriteString("INSERT INTO realtime.change_cursor (name, publication, last_id) VALUES (")
+	writeQuoted(&b, n.cfg.Cursor)
+	b.WriteString(", ")
+	writeQuoted(&b, n.cfg.Publication)
+	b.WriteString(", ")
+	b.WriteString(strconv.FormatUint(lastID, 10))
+	b.WriteString(") ON CONFLICT (name) DO UPDATE SET last_id = EXCLUDED.last_id, updated_at = now()")
+	target := n.pruneTarget(now)
+	if target > n.pruned {
+		b.WriteString(";")
+		b.WriteString(pruneSQL(target))
+	}
+	if _, err := s.conn.PgConn().Exec(ctx, b.String()).ReadAll(); err != nil {
+		return fmt.Errorf("decoder: notify: store cursor %d: %w", lastID, err)
+	}
+	n.confirmed.Store(lastID)
+	if target > n.pruned {
+		n.pruned = target
+		n.dropMarks(target)
+	}
+	return nil
+}
+
+// prune deletes matured rows when no delivery does it.
+func (s *notifySession) prune(ctx context.Context) error {
+	n := s.n
+	target := n.pruneTarget(time.Now())
+	if target <= n.pruned {
+		return nil
+	}
+	if _, err := s.conn.PgConn().Exec(ctx, pruneSQL(target)).ReadAll(); err != nil {
+		return fmt.Errorf("decoder: notify: prune change log: %w", err)
+	}
+	n.pruned = target
+	n.dropMarks(target)
+	return nil
+}
+
+// pruneSQL deletes rows up to target that every consumer has passed.
+func pruneSQL(target uint64) string {
+	return "DELETE FROM realtime.change_log WHERE id <= " + strconv.FormatUint(target, 10) +
+		" AND id <= (SELECT min(last_id) FROM realtime.change_cursor)"
+}
+
+// addMark records that everything up to id was delivered at t.
+func (n *Notify) addMark(id uint64, t time.Time) {
+	if k := len(n.marks); k > 0 {
+		m := &n.marks[k-1]
+		if id <= m.id {
+			return
+		}
+		if t.Sub(m.start) < markSpacing {
+			m.id, m.at = id, t
+			return
+		}
+	}
+	n.marks = append(n.marks, pruneMark{id: id, start: t, at: t})
+}
+
+// pruneTarget is the newest id delivered at least Retention before now.
+func (n *Notify) pruneTarget(now time.Time) uint64 {
+	target := n.pruned
+	for _, m := range n.marks {
+		if now.Sub(m.at) < n.cfg.Retention {
+			break
+		}
+		target = max(target, m.id)
+	}
+	return target
+}
+
+// dropMarks forgets marks up to target.
+func (n *Notify) dropMarks(target uint64) {
+	i := 0
+	for i < len(n.marks) && n.marks[i].id <= target {
+		i++
+	}
+	n.marks = append(n.marks[:0], n.marks[i:]...)
+}
+
+// writeQuoted writes s as an SQL string literal. The connection has
+// standard_conforming_strings on (pgx refuses simple-protocol queries
+// otherwise), so doubling quotes is enough.
+func writeQuoted(b *strings.Builder, s string) {
+	b.WriteByte('\'')
+	b.WriteString(strings.ReplaceAll(s, "'", "''"))
+	b.WriteByte('\'')
+}
+
+// sync installs missing capture triggers and rereads the publication and
+// its relations. Relations whose snapshot changed are announced.
+func (s *notifySession) sync(ctx context.Context, first bool) error {
+	n := s.n
+	s.lastSync = time.Now()
+	var created int
+	if err := s.conn.QueryRow(ctx, notifySyncSQL).Scan(&created); err != nil {
+		return fmt.Errorf("decoder: notify: sync capture triggers: %w", err)
+	}
+	if created > 0 {
+		n.log.Info("capture triggers updated", "count", created)
+	}
+	var pub pubActions
+	if err := s.conn.QueryRow(ctx, notifyPublicationSQL, n.cfg.Publication).Scan(&pub.insert, &pub.update, &pub.delete); err != nil {
+		return fmt.Errorf("decoder: notify: read publication %s: %w", n.cfg.Publication, err)
+	}
+	n.pub = pub
+	if err := s.loadRelations(ctx); err != nil {
+		return err
+	}
+	var head int64
+	if err := s.conn.QueryRow(ctx, notifyHeadSQL).Scan(&head); err != nil {
+		return fmt.Errorf("decoder: notify: read change log head: %w", err)
+	}
+	n.update(func(st *Status) { st.ServerPosition = max(st.ServerPosition, uint64(head)) })
+	if !first {
+		return s.prune(ctx)
+	}
+	return nil
+}
+
+// loadRelations reads the publication's tables and columns from the
+// catalog and replaces changed snapshots.
+func (s *notifySession) loadRelations(ctx context.Context) error {
+	n := s.n
+	type colRow struct {
+		oid                  uint32
+		schema, table, ident string
+		name                 string
+		typeOID              uint32
+		key, published       bool
+	}
+	rows, err := s.conn.Query(ctx, notifyRelationsSQL, n.cfg.Publication)
+	if err != nil {
+		return fmt.Errorf("decoder: notify: read relations: %w", err)
+	}
+	var cols []colRow
+	for rows.Next() {
+		var c colRow
+		if err := rows.Scan(&c.oid, &c.schema, &c.table, &c.ident, &c.name, &c.typeOID, &c.key, &c.published); err != nil {
+			rows.Close()
+			return fmt.Errorf("decoder: notify: read relations: %w", err)
+		}
+		cols = append(cols, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("decoder: notify: read relations: %w", err)
+	}
+	var oids []uint32
+	for _, c := range cols {
+		if c.published {
+			oids = append(oids, c.typeOID)
+		}
+	}
+	if err := n.types.Load(ctx, s.conn, oids...); err != nil {
+		return fmt.Errorf("decoder: notify: %w", err)
+	}
+	next := make(map[relKey]*notifyRel, len(n.rels))
+	for i := 0; i < len(cols); {
+		j := i
+		for j < len(cols) && cols[j].oid == cols[i].oid {
+			j++
+		}
+		c0 := cols[i]
+		rel := &Relation{OID: c0.oid, Schema: c0.schema, Table: c0.table, ReplicaIdentity: firstByte(c0.ident)}
+		nr := &notifyRel{rel: rel, index: map[string]int{}, known: map[string]bool{}}
+		for _, c := range cols[i:j] {
+			nr.known[c.name] = true
+			if !c.published {
+				continue
+			}
+			t, err := n.types.Get(ctx, s.conn, c.typeOID)
+			if err != nil {
+				return fmt.Errorf("decoder: notify: relation %s.%s column %s: %w", c.schema, c.table, c.name, err)
+			}
+			nr.index[c.name] = len(rel.Columns)
+			rel.Columns = append(rel.Columns, Column{Name: c.name, Type: t.Name, TypeOID: c.typeOID, Key: c.key})
+			nr.types = append(nr.types, t)
+		}
+		k := relKey{c0.schema, c0.table}
+		if old := n.rels[k]; old != nil && sameRelation(old.rel, rel) {
+			next[k] = old
+		} else {
+			next[k] = nr
+			if n.cfg.OnRelation != nil {
+				n.cfg.OnRelation(rel)
+			}
+		}
+		i = j
+	}
+	n.rels = next
+	return nil
+}
+
+func sameRelation(a, b *Relation) bool {
+	return a.OID == b.OID && a.Schema == b.Schema && a.Table == b.Table &&
+		a.ReplicaIdentity == b.ReplicaIdentity && slices.Equal(a.Columns, b.Columns)
+}
+
+// change converts one entry. ok is false for changes the publication does
+// not publish (table not or no longer in it, action not published).
+func (s *notifySession) change(ctx context.Context, e *logEntry) (Change, bool, error) {
+	n := s.n
+	var kind Kind
+	switch e.Op {
+	case "I":
+		kind = Insert
+	case "U":
+		kind = Update
+	case "D":
+		kind = Delete
+	default:
+		return Change{}, false, fmt.Errorf("decoder: notify: change %d: unknown operation %q", e.ID, e.Op)
+	}
+	if (kind == Insert && !n.pub.insert) || (kind == Update && !n.pub.update) || (kind == Delete && !n.pub.delete) {
+		return Change{}, false, nil
+	}
+	newRow, err := parseRow(e.New)
+	if err != nil {
+		return Change{}, false, fmt.Errorf("decoder: notify: change %d: new row: %w", e.ID, err)
+	}
+	oldRow, err := parseRow(e.Old)
+	if err != nil {
+		return Change{}, false, fmt.Errorf("decoder: notify: change %d: old row: %w", e.ID, err)
+	}
+	k := relKey{e.Schema, e.Table}
+	r := n.rels[k]
+	stale := r == nil || !r.knows(newRow) || !r.knows(oldRow) ||
+		(e.Ident != "" && e.Ident[0] != r.rel.ReplicaIdentity)
+	if stale && !s.relsReloaded {
+		// A table new to the publication, or a schema or replica identity
+		// change since the last catalog read.
+		s.relsReloaded = true
+		if err := s.loadRelations(ctx); err != nil {
+			return Change{}, false, err
+		}
+		r = n.rels[k]
+	}
+	if r == nil {
+		return Change{}, false, nil
+	}
+	c := Change{Kind: kind, Rel: r.rel, CommitTime: time.UnixMicro(e.TS).UTC(), Position: e.ID}
+	if kind != Delete {
+		if newRow == nil {
+			return Change{}, false, fmt.Errorf("decoder: notify: change %d: no new row", e.ID)
+		}
+		c.New = r.values(newRow, false)
+	}
+	if kind != Insert {
+		if oldRow == nil {
+			return Change{}, false, fmt.Errorf("decoder: notify: change %d: no old row", e.ID)
+		}
+		ident := r.rel.ReplicaIdentity
+		if e.Ident != "" {
+			ident = e.Ident[0]
+		}
+		c.Old = r.oldImage(kind, ident, oldRow, c.New)
+	}
+	return c, true, nil
+}
+
+// knows reports whether every field of row is an attribute of the table.
+func (r *notifyRel) knows(row map[string]json.RawMessage) bool {
+	for name := range row {
+		if !r.known[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// oldImage cuts the captured old row as the replica identity in force at
+// capture time would: everything for FULL, nothing for NOTHING, the key
+// columns otherwise (and, like pgoutput, nothing for an UPDATE that kept
+// the key).
+func (r *notifyRel) oldImage(kind Kind, ident byte, old map[string]json.RawMessage, newVals []Value) []Value {
+	switch ident {
+	case 'f':
+		return r.values(old, false)
+	case 'n':
+		return nil
+	}
+	hasKey := false
+	for _, c := range r.rel.Columns {
+		hasKey = hasKey || c.Key
+	}
+	if !hasKey {
+		return nil
+	}
+	vals := r.values(old, true)
+	if kind == Update {
+		same := true
+		for i, c := range r.rel.Columns {
+			if c.Key && (vals[i].Null != newVals[i].Null || !bytes.Equal(vals[i].JSON, newVals[i].JSON)) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil
+		}
+	}
+	return vals
+}
+
+// values builds a row image aligned with the relation's columns. Columns
+// missing from row are Absent; with keyOnly, so are non-key columns.
+func (r *notifyRel) values(row map[string]json.RawMessage, keyOnly bool) []Value {
+	vals := make([]Value, len(r.rel.Columns))
+	for i, c := range r.rel.Columns {
+		raw, ok := row[c.Name]
+		if !ok || (keyOnly && !c.Key) {
+			vals[i] = Value{Absent: true}
+			continue
+		}
+		vals[i] = jsonbValue(raw, r.types[i])
+	}
+	return vals
+}
+
+// parseRow splits a jsonb row object into its fields; nil or JSON null
+// gives nil.
+func parseRow(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// jsonbValue converts one field of to_jsonb(row) to a Value. raw is owned by
+// the caller and not retained.
+//
+// JSON is the field itself: to_jsonb renders a value the way the reference
+// server does (protocol.md §4.3), with the capture trigger pinning the
+// settings that matter, so only the bpchar/bit first-character quirk needs
+// to be applied here. Text is what filters and key lookups need, derived
+// from the field: a string's contents (timestamps therefore in ISO form
+// with "T"), a number's digits, "t"/"f" for booleans, and JSON text for
+// json/jsonb columns, arrays and composites. Filters accept both this and
+// PostgreSQL's own text form.
+func jsonbValue(raw json.RawMessage, t *TypeInfo) Value {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return Value{Null: true, JSON: []byte("null")}
+	}
+	js := append([]byte(nil), raw...)
+	base := t
+	for d := 0; base != nil && base.Kind == 'd' && base.Base != nil && d < maxTypeDepth; d++ {
+		base = base.Base
+	}
+	isJSON := base != nil && (base.OID == oidJSON || base.OID == oidJSONB)
+	if t != nil && hasFirstCharQuirk(t.OID) {
+		js = firstChars(js)
+	}
+	switch {
+	case isJSON:
+		return Value{Text: string(raw), JSON: js}
+	case raw[0] == '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return Value{Text: string(raw), JSON: js}
+		}
+		return Value{Text: s, JSON: js}
+	case string(raw) == "true":
+		return Value{Text: "t", JSON: js}
+	case string(raw) == "false":
+		return Value{Text: "f", JSON: js}
+	}
+	return Value{Text: string(raw), JSON: js}
+}
+
+// firstChars keeps the first character of a JSON string, or of every
+// string in a JSON array (nested to any depth); other JSON is returned as
+// is.
+func firstChars(js []byte) []byte {
+	switch {
+	case len(js) > 0 && js[0] == '"':
+		var s string
+		if json.Unmarshal(js, &s) != nil {
+			return js
+		}
+		return appendJSONString(nil, firstChar(s))
+	case len(js) > 0 && js[0] == '[':
+		var elems []json.RawMessage
+		if json.Unmarshal(js, &elems) != nil {
+			return js
+		}
+		out := []byte{'['}
+		for i, el := range elems {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, firstChars(bytes.TrimSpace(el))...)
+		}
+		return append(out, ']')
+	}
+	return js
+}
