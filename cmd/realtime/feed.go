@@ -21,6 +21,11 @@ import (
 // pgFeed is a running postgres_changes pipeline: a change source feeding
 // channels.PGChanges, with auth.Checker answering RLS questions.
 type pgFeed struct {
+	// streaming is closed the first time the source streams, i.e. once the
+	// slot (or change table) exists and changes are being captured.
+	streaming chan struct{}
+	once      sync.Once
+
 	*channels.PGChanges
 	source decoder.Source
 	pool   *pgxpool.Pool
@@ -66,6 +71,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		OnDelivery: onDelivery,
 	})
 
+	f := &pgFeed{PGChanges: pg, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
 	var src decoder.Source
 	switch o.Source {
 	case "logical":
@@ -77,6 +83,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			OnState: func(up bool) {
 				if up {
 					pg.SetReplayBase(src.Status().ConfirmedPosition)
+					f.once.Do(func() { close(f.streaming) })
 				}
 				pg.SourceState(up)
 			},
@@ -92,6 +99,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			OnState: func(up bool) {
 				if up {
 					pg.SetReplayBase(src.Status().ConfirmedPosition)
+					f.once.Do(func() { close(f.streaming) })
 				}
 				pg.SourceState(up)
 			},
@@ -99,7 +107,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		})
 	}
 	fctx, cancel := context.WithCancel(context.Background())
-	f := &pgFeed{PGChanges: pg, source: src, pool: pool, cancel: cancel, done: make(chan struct{})}
+	f.source, f.cancel = src, cancel
 	go func() {
 		defer close(f.done)
 		if err := src.Run(fctx, pg.Process); err != nil {

@@ -80,6 +80,26 @@ func launchNotifyService(tb testing.TB, dbURL, secret string, extra ...string) (
 	return "", nil, nil
 }
 
+// waitCaptured waits until the service's source has put its capture
+// trigger on the tables. /healthz answers before the source's first
+// session; rows written earlier are not captured (like rows written before
+// a replication slot exists).
+func waitCaptured(tb testing.TB, db *pgx.Conn, tables ...string) {
+	tb.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		err := db.QueryRow(context.Background(), `SELECT count(*) FROM pg_trigger WHERE tgname = 'realtime_capture' AND tgrelid = ANY ($1::regclass[])`, tables).Scan(&n)
+		if err == nil && n == len(tables) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("capture triggers on %v: %d installed (%v)", tables, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // The whole pipeline on PGlite: the demo schema's owner-only todos under
 // RLS, two users and anon. Each user receives exactly their own rows
 // without the revoked column, anon gets the "Error 401" event, a DELETE
@@ -114,6 +134,7 @@ func TestNotifySourceEndToEnd(t *testing.T) {
 	}
 	addr, cmd, _ := launchNotifyService(t, srv.URL(), keys.Secret, "--poll-interval", "20ms", "--log-level", "debug")
 	s := &service{t: t, cmd: cmd, addr: addr, logs: &strings.Builder{}}
+	waitCaptured(t, db, "public.todos", "public.messages")
 	alice := s.dial(t, keys.Anon)
 	bob := s.dial(t, keys.Anon)
 	anon := s.dial(t, keys.Anon)
@@ -226,6 +247,7 @@ func benchEndToEnd(b *testing.B, rowsPerStmt int, rate float64, poll string) {
 		b.Fatal(err)
 	}
 	addr, _, _ := launchNotifyService(b, srv.URL(), keys.Secret, "--poll-interval", poll, "--log-level", "warn")
+	waitCaptured(b, db, "public.messages")
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/realtime/v1/websocket?vsn=2.0.0&apikey="+keys.Anon, nil)
 	if err != nil {

@@ -124,6 +124,16 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	hs.RegisterOnShutdown(insp.Close) // live tails must not hold up Shutdown
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if feed != nil {
+		// Ready once changes are captured: a row committed after /healthz
+		// says 200 is never missed because the slot did not exist yet.
+		select {
+		case <-feed.streaming:
+		case <-time.After(30 * time.Second):
+			log.Warn("change source not streaming after 30s; serving anyway")
+		case <-ctx.Done():
+		}
+	}
 	srv.SetReady(true)
 	log.Info("realtime listening", "addr", ln.Addr().String(), "version", version, "db", o.DBURL != "")
 	if h.listening != nil {
