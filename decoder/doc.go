@@ -2,8 +2,10 @@
 // realtime service: the types every change source shares ([Relation],
 // [Change], [Value], [Source], [Sink], [Status]), the rendering of
 // PostgreSQL values as JSON the way the reference server does it
-// (protocol.md §4.3, see [Render]), a pg_type cache ([TypeCache]), and the
-// logical-decoding source over pgoutput ([Logical]).
+// (protocol.md §4.3, see [Render]), a pg_type cache ([TypeCache]), and two
+// sources: logical decoding over pgoutput ([Logical]) and, for PGlite,
+// which has no logical decoding, a trigger-fed change table read by id
+// ([Notify]; docs/pglite.md).
 //
 // Invariants:
 //   - A *Relation is an immutable snapshot; a schema change produces a new
@@ -20,7 +22,9 @@
 //     whatever the server defaults are; the logical source sets these as
 //     startup parameters of its connections because a replication
 //     connection cannot run SET. So timestamptz values always render with
-//     +00:00, as on Supabase.
+//     +00:00, as on Supabase. The notify source captures rows as jsonb; its
+//     Value.Text is derived from the jsonb value (booleans as t/f, dates
+//     in ISO form), which the filter engine accepts as well.
 //
-// The package imports nothing else of the project.
+// The package imports nothing else of the project but internal helpers.
 package decoder

@@ -114,7 +114,7 @@ const markSpacing = time.Second
 // multi-backend PostgreSQL use [Logical].
 //
 // All access respects a session shared with other clients: one connection
-// in simple-protocol mode, no transaction held across round trips, no
+// in simple-protocol mode (and a short-lived second one for the probe), no transaction held across round trips, no
 // session-level SET, SET ROLE or PREPARE. Status is safe for concurrent use;
 // Run may run once at a time.
 type Notify struct {
@@ -127,12 +127,11 @@ type Notify struct {
 	// Run goroutine state, kept across sessions.
 	rels    map[relKey]*notifyRel
 	pub     pubActions
-	marks   []pruneMark // delivered positions awaiting pruning, ascending
-	pruned  uint64      // newest id already pruned
+	marks   []pruneMark // delivered positions not yet Retention old, ascending
+	matured uint64      // newest id delivered at least Retention ago
+	pruned  uint64      // every row up to it has been deleted
 	lastXID string      // transaction of the newest delivered change
 
-	// fetched counts the changes read from the log (for tests).
-	fetched atomic.Int64
 	// probed is the outcome of the current session's delivery probe:
 	// probePending, probeDelivered or probeLost.
 	probed atomic.Int32
@@ -148,7 +147,6 @@ type relKey struct{ schema, table string }
 type notifyRel struct {
 	rel   *Relation
 	types []*TypeInfo
-	index map[string]int  // published column name -> position
 	known map[string]bool // every attribute name of the table
 }
 
@@ -362,6 +360,9 @@ func (s *notifySession) install(ctx context.Context, cfg *pgx.ConnConfig) error 
 	if !strings.Contains(version, "PGlite") {
 		n.log.Warn("notify source on a server that is not PGlite: concurrently committing transactions can be delivered out of order or missed; use the logical source there", "version", version)
 	}
+	if pg := s.conn.PgConn(); pg.ParameterStatus("standard_conforming_strings") != "on" || pg.ParameterStatus("client_encoding") != "UTF8" {
+		return errors.New("decoder: notify: the connection needs standard_conforming_strings=on and client_encoding=UTF8")
+	}
 	if _, err := s.conn.PgConn().Exec(ctx, notifyInstallSQL).ReadAll(); err != nil {
 		return fmt.Errorf("decoder: notify: install capture schema: %w", err)
 	}
@@ -441,7 +442,6 @@ func (s *notifySession) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		n.fetched.Add(int64(len(entries)))
 		if len(entries) > 0 {
 			if err := s.deliver(ctx, entries); err != nil {
 				return err
@@ -637,41 +637,62 @@ func (s *notifySession) confirm(ctx context.Context, lastID uint64) error {
 	b.WriteString(", ")
 	b.WriteString(strconv.FormatUint(lastID, 10))
 	b.WriteString(") ON CONFLICT (name) DO UPDATE SET last_id = EXCLUDED.last_id, updated_at = now()")
-	target := n.pruneTarget(now)
-	if target > n.pruned {
+	prune := n.pruneSQL(now)
+	if prune != "" {
 		b.WriteString(";")
-		b.WriteString(pruneSQL(target))
+		b.WriteString(prune)
 	}
-	if _, err := s.conn.PgConn().Exec(ctx, b.String()).ReadAll(); err != nil {
+	results, err := s.conn.PgConn().Exec(ctx, b.String()).ReadAll()
+	if err != nil {
 		return fmt.Errorf("decoder: notify: store cursor %d: %w", lastID, err)
 	}
 	n.confirmed.Store(lastID)
-	if target > n.pruned {
-		n.pruned = target
-		n.dropMarks(target)
+	if prune != "" {
+		return n.prunedTo(results)
 	}
 	return nil
 }
 
-// prune deletes matured rows when no delivery does it.
+// prune deletes matured rows when no delivery does it (and retries rows
+// another consumer held back).
 func (s *notifySession) prune(ctx context.Context) error {
 	n := s.n
-	target := n.pruneTarget(time.Now())
-	if target <= n.pruned {
+	prune := n.pruneSQL(time.Now())
+	if prune == "" {
 		return nil
 	}
-	if _, err := s.conn.PgConn().Exec(ctx, pruneSQL(target)).ReadAll(); err != nil {
+	results, err := s.conn.PgConn().Exec(ctx, prune).ReadAll()
+	if err != nil {
 		return fmt.Errorf("decoder: notify: prune change log: %w", err)
 	}
-	n.pruned = target
-	n.dropMarks(target)
-	return nil
+	return n.prunedTo(results)
 }
 
-// pruneSQL deletes rows up to target that every consumer has passed.
-func pruneSQL(target uint64) string {
-	return "DELETE FROM realtime.change_log WHERE id <= " + strconv.FormatUint(target, 10) +
-		" AND id <= (SELECT min(last_id) FROM realtime.change_cursor)"
+// pruneSQL returns the statements that delete the rows delivered at least
+// Retention before now and passed by every consumer, and then report how
+// far that got; "" when there is nothing to delete.
+func (n *Notify) pruneSQL(now time.Time) string {
+	n.mature(now)
+	if n.matured <= n.pruned {
+		return ""
+	}
+	t := strconv.FormatUint(n.matured, 10)
+	return "DELETE FROM realtime.change_log WHERE id <= " + t +
+		" AND id <= (SELECT min(last_id) FROM realtime.change_cursor);" +
+		"SELECT least(" + t + ", (SELECT min(last_id) FROM realtime.change_cursor))"
+}
+
+// prunedTo records the result of pruneSQL's last statement.
+func (n *Notify) prunedTo(results []*pgconn.Result) error {
+	if len(results) == 0 || len(results[len(results)-1].Rows) != 1 {
+		return errors.New("decoder: notify: prune change log: no result")
+	}
+	v, err := strconv.ParseUint(string(results[len(results)-1].Rows[0][0]), 10, 64)
+	if err != nil {
+		return fmt.Errorf("decoder: notify: prune change log: %w", err)
+	}
+	n.pruned = max(n.pruned, v)
+	return nil
 }
 
 // addMark records that everything up to id was delivered at t.
@@ -689,30 +710,19 @@ func (n *Notify) addMark(id uint64, t time.Time) {
 	n.marks = append(n.marks, pruneMark{id: id, start: t, at: t})
 }
 
-// pruneTarget is the newest id delivered at least Retention before now.
-func (n *Notify) pruneTarget(now time.Time) uint64 {
-	target := n.pruned
-	for _, m := range n.marks {
-		if now.Sub(m.at) < n.cfg.Retention {
-			break
-		}
-		target = max(target, m.id)
-	}
-	return target
-}
-
-// dropMarks forgets marks up to target.
-func (n *Notify) dropMarks(target uint64) {
+// mature raises matured to the newest id delivered at least Retention
+// before now, and forgets the marks it passed.
+func (n *Notify) mature(now time.Time) {
 	i := 0
-	for i < len(n.marks) && n.marks[i].id <= target {
-		i++
+	for ; i < len(n.marks) && now.Sub(n.marks[i].at) >= n.cfg.Retention; i++ {
+		n.matured = max(n.matured, n.marks[i].id)
 	}
 	n.marks = append(n.marks[:0], n.marks[i:]...)
 }
 
-// writeQuoted writes s as an SQL string literal. The connection has
-// standard_conforming_strings on (pgx refuses simple-protocol queries
-// otherwise), so doubling quotes is enough.
+// writeQuoted writes s as an SQL string literal. install checks that the
+// connection has standard_conforming_strings on, so doubling quotes is
+// enough.
 func writeQuoted(b *strings.Builder, s string) {
 	b.WriteByte('\'')
 	b.WriteString(strings.ReplaceAll(s, "'", "''"))
@@ -795,7 +805,7 @@ func (s *notifySession) loadRelations(ctx context.Context) error {
 		}
 		c0 := cols[i]
 		rel := &Relation{OID: c0.oid, Schema: c0.schema, Table: c0.table, ReplicaIdentity: firstByte(c0.ident)}
-		nr := &notifyRel{rel: rel, index: map[string]int{}, known: map[string]bool{}}
+		nr := &notifyRel{rel: rel, known: map[string]bool{}}
 		for _, c := range cols[i:j] {
 			nr.known[c.name] = true
 			if !c.published {
@@ -805,7 +815,6 @@ func (s *notifySession) loadRelations(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("decoder: notify: relation %s.%s column %s: %w", c.schema, c.table, c.name, err)
 			}
-			nr.index[c.name] = len(rel.Columns)
 			rel.Columns = append(rel.Columns, Column{Name: c.name, Type: t.Name, TypeOID: c.typeOID, Key: c.key})
 			nr.types = append(nr.types, t)
 		}

@@ -148,6 +148,8 @@ EXCEPTION WHEN OTHERS THEN
 END
 $fn$;
 
+REVOKE ALL ON FUNCTION realtime.capture_change(), realtime.sync_capture(), realtime.capture_ddl() FROM PUBLIC;
+
 DO $do$
 BEGIN
   DROP EVENT TRIGGER IF EXISTS realtime_capture_ddl;

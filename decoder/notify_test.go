@@ -327,6 +327,18 @@ func TestNotifyInsertUpdateDelete(t *testing.T) {
 		t.Errorf("OnRelation after ALTER: %d relations", len(rels))
 	}
 	relMu.Unlock()
+
+	// An unprivileged writer (SET LOCAL ROLE, as under RLS) is captured:
+	// the trigger writes the log with its owner's rights.
+	nExec(t, e.db, `CREATE ROLE item_writer NOLOGIN`)
+	nExec(t, e.db, `GRANT INSERT ON items TO item_writer`)
+	nExec(t, e.db, `BEGIN`)
+	nExec(t, e.db, `SET LOCAL ROLE item_writer`)
+	nExec(t, e.db, `INSERT INTO items (id, title) VALUES (4, 'by item_writer')`)
+	nExec(t, e.db, `COMMIT`)
+	if got := rec.waitN(t, 8); nText(got[7], "title") != "by item_writer" {
+		t.Errorf("unprivileged writer: %s", nDescribe(got[7:]))
+	}
 }
 
 // Values are rendered from jsonb as protocol.md §4.3 prescribes, the same
@@ -672,10 +684,10 @@ func TestNotifyPrune(t *testing.T) {
 	// A second consumer that lags behind holds rows back.
 	nExec(t, e.db, `INSERT INTO realtime.change_cursor (name, publication, last_id) VALUES ('laggard', 'supabase_realtime', 1)`)
 	rec = newNoteSink()
-	r = startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
+	r = startNotify(t, NotifyConfig{DBURL: e.srv.URL(), SyncInterval: 20 * time.Millisecond}, rec)
 	nExec(t, e.db, `INSERT INTO ev VALUES (4, 'marker2')`)
-	rec.waitMarker(t, "v", "marker2")
-	r.stop()
+	got := rec.waitMarker(t, "v", "marker2")
+	waitConfirmed(t, r.n, got[len(got)-1].Position)
 	if c := nQueryInt(t, e.db, `SELECT count(*) FROM realtime.change_log WHERE id > 1`); c != 3 {
 		t.Fatalf("rows past the laggard's cursor: %d, want 3", c)
 	}
@@ -683,18 +695,34 @@ func TestNotifyPrune(t *testing.T) {
 		t.Fatalf("retention 0 with a laggard: %d rows, want 3", c)
 	}
 
-	// Once it is gone, retention 0 prunes everything delivered.
+	// Once it is gone, the running source prunes everything delivered.
 	nExec(t, e.db, `DELETE FROM realtime.change_cursor WHERE name = 'laggard'`)
-	rec = newNoteSink()
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
-	nExec(t, e.db, `INSERT INTO ev VALUES (5, 'marker3')`)
-	rec.waitMarker(t, "v", "marker3")
 	deadline := time.Now().Add(30 * time.Second)
 	for count() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("retention 0: %d rows never pruned", count())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A publication's column list restricts the relation and the images, and
+// generated columns are left out, as pgoutput does.
+func TestNotifyColumnList(t *testing.T) {
+	e := newPGlite(t)
+	nExec(t, e.db, `CREATE TABLE cl (id int PRIMARY KEY, a text, hidden text, twice int GENERATED ALWAYS AS (id * 2) STORED)`)
+	nExec(t, e.db, `CREATE TABLE gen (id int PRIMARY KEY, twice int GENERATED ALWAYS AS (id * 2) STORED)`)
+	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE cl (id, a), gen`)
+	rec := newNoteSink()
+	startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
+	nExec(t, e.db, `INSERT INTO cl VALUES (1, 'shown', 'secret')`)
+	nExec(t, e.db, `INSERT INTO gen VALUES (7)`)
+	got := rec.waitN(t, 2)
+	if s := nRowJSON(got[0].Rel, got[0].New); s != `{id:1,a:"shown"}` || len(got[0].Rel.Columns) != 2 {
+		t.Errorf("column list: %s", s)
+	}
+	if s := nRowJSON(got[1].Rel, got[1].New); s != `{id:7}` {
+		t.Errorf("generated column: %s", s)
 	}
 }
 
@@ -834,14 +862,24 @@ func TestNotifyPruneMarks(t *testing.T) {
 	for _, tc := range []struct {
 		at   time.Duration
 		want uint64
-	}{{9 * time.Second, 0}, {10500 * time.Millisecond, 20}, {12 * time.Second, 30}} {
-		if got := n.pruneTarget(t0.Add(tc.at)); got != tc.want {
-			t.Errorf("at %v: target %d, want %d", tc.at, got, tc.want)
+		sql  bool
+	}{{9 * time.Second, 0, false}, {10500 * time.Millisecond, 20, true}, {12 * time.Second, 30, true}} {
+		sql := n.pruneSQL(t0.Add(tc.at))
+		if n.matured != tc.want || (sql != "") != tc.sql {
+			t.Errorf("at %v: matured %d (sql %q), want %d", tc.at, n.matured, sql, tc.want)
 		}
 	}
-	n.dropMarks(20)
-	if len(n.marks) != 1 || n.marks[0].id != 30 {
-		t.Fatalf("after drop: %+v", n.marks)
+	if len(n.marks) != 0 {
+		t.Fatalf("marks left: %+v", n.marks)
+	}
+	// Another consumer held rows back: pruning stays due until it passes.
+	n.pruned = 25
+	if n.pruneSQL(t0.Add(time.Hour)) == "" {
+		t.Error("nothing to prune while rows up to 30 remain")
+	}
+	n.pruned = 30
+	if sql := n.pruneSQL(t0.Add(time.Hour)); sql != "" {
+		t.Errorf("pruned everything, still %q", sql)
 	}
 }
 

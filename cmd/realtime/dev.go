@@ -36,21 +36,30 @@ func runDev(args []string) error {
 	if o.JWTSecret == "" {
 		o.JWTSecret = demo.NewSecret()
 	}
-	if o.Source != "logical" {
-		return fmt.Errorf("dev: --source %s is not supported by the embedded database", o.Source)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintln(os.Stderr, "starting a throwaway PostgreSQL ...")
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Port: *pgPort})
-	if err != nil {
-		return err
-	}
-	defer cluster.Stop()
-	dbURL := cluster.URL("postgres")
-	if err := applySchema(ctx, dbURL); err != nil {
-		return err
+	var dbURL string
+	switch o.Source {
+	case "notify":
+		fmt.Fprintln(os.Stderr, "starting a throwaway PGlite (pglite-server) ...")
+		lite, url, err := startPGlite(ctx, *pgPort)
+		if err != nil {
+			return err
+		}
+		defer lite.stop()
+		dbURL = url
+	default:
+		fmt.Fprintln(os.Stderr, "starting a throwaway PostgreSQL ...")
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Port: *pgPort})
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		dbURL = cluster.URL("postgres")
+		if err := applySchema(ctx, dbURL); err != nil {
+			return err
+		}
 	}
 	keys, err := demo.MakeKeys(o.JWTSecret, 10*365*24*time.Hour)
 	if err != nil {
@@ -64,7 +73,13 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return err
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // safe on PGlite's shared session
+	pcfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return err
 	}

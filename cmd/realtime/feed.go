@@ -73,6 +73,17 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 
 	f := &pgFeed{PGChanges: pg, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
 	var src decoder.Source
+	// onState tells subscribers when changes stop and flow again, and marks
+	// the feed streaming the first time.
+	onState := func(up bool) {
+		if up {
+			pg.SetReplayBase(src.Status().ConfirmedPosition)
+			f.once.Do(func() { close(f.streaming) })
+		}
+		pg.SourceState(up)
+	}
+	// onRelation drops cached privileges and table facts after DDL.
+	onRelation := func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) }
 	switch o.Source {
 	case "logical":
 		src = decoder.NewLogical(decoder.LogicalConfig{
@@ -80,14 +91,8 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			Slot:        o.Slot,
 			Publication: o.Publication,
 			Logger:      log,
-			OnState: func(up bool) {
-				if up {
-					pg.SetReplayBase(src.Status().ConfirmedPosition)
-					f.once.Do(func() { close(f.streaming) })
-				}
-				pg.SourceState(up)
-			},
-			OnRelation: func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) },
+			OnState:     onState,
+			OnRelation:  onRelation,
 		})
 	case "notify":
 		src = decoder.NewNotify(decoder.NotifyConfig{
@@ -96,14 +101,8 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			PollInterval: o.PollInterval,
 			Retention:    o.Retention,
 			Logger:       log,
-			OnState: func(up bool) {
-				if up {
-					pg.SetReplayBase(src.Status().ConfirmedPosition)
-					f.once.Do(func() { close(f.streaming) })
-				}
-				pg.SourceState(up)
-			},
-			OnRelation: func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) },
+			OnState:      onState,
+			OnRelation:   onRelation,
 		})
 	}
 	fctx, cancel := context.WithCancel(context.Background())

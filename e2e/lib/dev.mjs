@@ -28,9 +28,10 @@ const MAX_LOG_CHARS = 200_000
  * userKey/userId, user2Key/user2Id, and `pool` (a pg.Pool on the database, closed by stop()).
  */
 export class DevServer {
-  constructor(proc, args) {
+  constructor(proc, args, opts = {}) {
     this.proc = proc
     this.args = args
+    this.poolMax = opts.poolMax ?? 4
     this.output = ''
     this.info = null
     this.exited = null
@@ -86,7 +87,7 @@ export class DevServer {
     this.userId = info.user_id
     this.user2Key = info.user2_key
     this.user2Id = info.user2_id
-    this.pool = new pg.Pool({ connectionString: info.db_url, max: 4 })
+    this.pool = new pg.Pool({ connectionString: info.db_url, max: this.poolMax })
     this.pool.on('error', () => {}) // the cluster goes away at stop(); idle clients then error
   }
 
@@ -126,7 +127,8 @@ export class DevServer {
 
 /**
  * Starts `realtime dev --addr 127.0.0.1:0 --json [extraArgs]` and resolves once its JSON line
- * arrived. opts: extraArgs (string[]), env, startTimeoutMs (default 60 s).
+ * arrived. opts: extraArgs (string[]), env, startTimeoutMs (default 60 s), poolMax (pg pool size,
+ * default 4; use 1 on PGlite, whose bridge may interleave pooled sockets' messages).
  */
 export async function startDevServer(opts = {}) {
   const bin = serverBinary()
@@ -138,7 +140,7 @@ export async function startDevServer(opts = {}) {
   }
   const args = ['dev', '--addr', '127.0.0.1:0', '--json', ...(opts.extraArgs || [])]
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } })
-  const srv = new DevServer(proc, args)
+  const srv = new DevServer(proc, args, opts)
   const timeout = opts.startTimeoutMs ?? 60000
   let timer
   try {
