@@ -76,20 +76,25 @@ func (t *topic) stats() TopicStats {
 	return st
 }
 
-// Topics returns a snapshot of every channel on this node, sorted by topic.
-func (h *Hub) Topics() []TopicStats {
-	var out []TopicStats
+// allTopics returns every topic, taking each shard lock briefly.
+func (h *Hub) allTopics() []*topic {
+	var out []*topic
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
-		topics := make([]*topic, 0, len(sh.topics))
 		for _, t := range sh.topics {
-			topics = append(topics, t)
+			out = append(out, t)
 		}
 		sh.mu.RUnlock()
-		for _, t := range topics {
-			out = append(out, t.stats())
-		}
+	}
+	return out
+}
+
+// Topics returns a snapshot of every channel on this node, sorted by topic.
+func (h *Hub) Topics() []TopicStats {
+	var out []TopicStats
+	for _, t := range h.allTopics() {
+		out = append(out, t.stats())
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Topic != out[j].Topic {
@@ -146,20 +151,11 @@ func (s *Subscription) stats() SubscriberStats {
 // Disconnect closes the connection of the subscription or connection with
 // the given id (ReasonAdmin). It reports whether one was found.
 func (h *Hub) Disconnect(id uint64) bool {
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.RLock()
-		topics := make([]*topic, 0, len(sh.topics))
-		for _, t := range sh.topics {
-			topics = append(topics, t)
-		}
-		sh.mu.RUnlock()
-		for _, t := range topics {
-			for _, s := range *t.subs.Load() {
-				if (s.ID == id || (s.Conn != nil && s.Conn.ID == id)) && s.Conn != nil && s.Conn.Close != nil {
-					s.Conn.Close(ReasonAdmin)
-					return true
-				}
+	for _, t := range h.allTopics() {
+		for _, s := range *t.subs.Load() {
+			if (s.ID == id || (s.Conn != nil && s.Conn.ID == id)) && s.Conn != nil && s.Conn.Close != nil {
+				s.Conn.Close(ReasonAdmin)
+				return true
 			}
 		}
 	}
