@@ -182,32 +182,8 @@ func (l *Logical) Run(ctx context.Context, sink Sink) error {
 	}
 	defer l.running.Store(false)
 
-	backoff := l.cfg.RetryMin
-	for {
-		progressed, err := l.session(ctx, dbCfg, replCfg, sink)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("decoder: logical: session ended")
-		}
-		if progressed {
-			backoff = l.cfg.RetryMin
-		}
-		l.update(func(st *Status) {
-			st.LastError = err.Error()
-			st.LastErrorTime = time.Now()
-		})
-		l.log.Warn("replication session ended", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(backoff*2, l.cfg.RetryMax)
-	}
+	return retryLoop(ctx, l.log, "replication session", l.cfg.RetryMin, l.cfg.RetryMax,
+		func() (bool, error) { return l.session(ctx, dbCfg, replCfg, sink) }, recordError(l.update))
 }
 
 // session runs one connection lifetime. progressed reports that the session

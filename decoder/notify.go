@@ -261,32 +261,8 @@ func (n *Notify) Run(ctx context.Context, sink Sink) error {
 	}
 	defer n.running.Store(false)
 
-	backoff := n.cfg.RetryMin
-	for {
-		progressed, err := n.session(ctx, cfg, sink)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("decoder: notify: session ended")
-		}
-		if progressed {
-			backoff = n.cfg.RetryMin
-		}
-		n.update(func(st *Status) {
-			st.LastError = err.Error()
-			st.LastErrorTime = time.Now()
-		})
-		n.log.Warn("notify session ended", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(backoff*2, n.cfg.RetryMax)
-	}
+	return retryLoop(ctx, n.log, "notify session", n.cfg.RetryMin, n.cfg.RetryMax,
+		func() (bool, error) { return n.session(ctx, cfg, sink) }, recordError(n.update))
 }
 
 // notifySession is one connection lifetime.

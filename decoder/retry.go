@@ -1,0 +1,49 @@
+package decoder
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// retryLoop runs session until ctx ends, waiting between sessions with a
+// backoff that doubles from min to max and starts over after a session
+// that made progress. Each failure is recorded with record and logged. It
+// returns nil when ctx ends.
+func retryLoop(ctx context.Context, log *slog.Logger, what string, minWait, maxWait time.Duration,
+	session func() (progressed bool, err error), record func(error)) error {
+	backoff := minWait
+	for {
+		progressed, err := session()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("decoder: " + what + " ended")
+		}
+		if progressed {
+			backoff = minWait
+		}
+		record(err)
+		log.Warn(what+" ended", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, maxWait)
+	}
+}
+
+// recordError stores err as the source's last error.
+func recordError(update func(func(*Status))) func(error) {
+	return func(err error) {
+		update(func(st *Status) {
+			st.LastError = err.Error()
+			st.LastErrorTime = time.Now()
+		})
+	}
+}
