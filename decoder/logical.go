@@ -325,13 +325,15 @@ type stream struct {
 	// Run goroutine state.
 	txn       *txnState
 	batch     []Change
-	pending   LSN // newest received commit end not yet confirmed, 0 if none
+	xids      []int64 // transaction ids of the changes in batch
+	pending   LSN     // newest received commit end not yet confirmed, 0 if none
 	lastTxn   time.Time
 	txnCount  int64
 	delivered bool
 }
 
 type txnState struct {
+	xid        uint32
 	commitTime time.Time
 	changes    []Change
 }
@@ -477,9 +479,12 @@ func (s *stream) loop(ctx, sctx context.Context, events <-chan event) error {
 
 // flush hands the batch to the sink and confirms its position.
 func (s *stream) flush(ctx context.Context) error {
-	batch, pos := s.batch, s.pending
-	s.batch = nil
+	batch, pos, xids := s.batch, s.pending, s.xids
+	s.batch, s.xids = nil, nil
 	if len(batch) > 0 {
+		if err := s.waitVisible(ctx, xids); err != nil {
+			return err
+		}
 		// The sink gets the Run context, not the session's: a dying
 		// connection must not interrupt a fan-out half way.
 		if err := s.sink(ctx, batch); err != nil {
@@ -499,6 +504,34 @@ func (s *stream) flush(ctx context.Context) error {
 		}
 	})
 	return s.sendStatus()
+}
+
+// visibleQuery is true when none of the given transaction ids (32-bit, as
+// pgoutput sends them) is still running in a new snapshot.
+const visibleQuery = `SELECT NOT EXISTS (
+  SELECT 1 FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x
+  WHERE (x::text::bigint % 4294967296) = ANY($1::bigint[]))`
+
+// waitVisible waits until the batch's transactions are visible to new
+// snapshots. The walsender may send a commit a moment before the
+// committing backend leaves the proc array; an RLS check that looked the
+// row up in that window would not find it and wrongly deny it. Usually the
+// first query says yes; the wait is bounded.
+func (s *stream) waitVisible(ctx context.Context, xids []int64) error {
+	if len(xids) == 0 || s.db == nil { // no database: unit tests of the loop
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var visible bool
+		if err := s.db.QueryRow(ctx, visibleQuery, xids).Scan(&visible); err != nil {
+			return fmt.Errorf("decoder: wait for commit visibility: %w", err)
+		}
+		if visible || time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // advance raises the confirmed position to pos; it never lowers it.
@@ -541,7 +574,7 @@ func (s *stream) handle(ctx, sctx context.Context, ev event) error {
 		if s.txn != nil {
 			return errors.New("decoder: begin inside a transaction")
 		}
-		s.txn = &txnState{commitTime: m.commitTime}
+		s.txn = &txnState{xid: m.xid, commitTime: m.commitTime}
 	case commitMsg:
 		if s.txn == nil {
 			return errors.New("decoder: commit outside a transaction")
@@ -556,6 +589,9 @@ func (s *stream) handle(ctx, sctx context.Context, ev event) error {
 			s.txn.changes[i].Position = uint64(m.endLSN)
 		}
 		s.batch = append(s.batch, s.txn.changes...)
+		if len(s.txn.changes) > 0 {
+			s.xids = append(s.xids, int64(s.txn.xid))
+		}
 		s.txn = nil
 		s.pending = m.endLSN
 		s.lastTxn = m.commitTime

@@ -1,14 +1,9 @@
-// Command realtime-bench is a load generator for the realtime service. It
-// speaks the Phoenix protocol of supabase-js (vsn 2.0.0) and the service's
-// SSE stream, opens many subscribers with distinct user tokens, generates
-// broadcasts or database writes at a fixed rate for a bounded time, and
-// reports throughput, latency, losses and duplicates, connect and join
-// rates, and the service's memory and CPU from /proc. See docs/benchmarks.md.
 package main
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,7 +20,12 @@ func main() {
 	// Hard bound on the whole run: connect + hold/load + drain + slack.
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Drain+cfg.Settle+runSlack(cfg))
 	defer cancel()
-	res, err := run(ctx, cfg)
+	level := slog.LevelInfo
+	if cfg.Quiet {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	res, err := run(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "realtime-bench:", err)
 		os.Exit(1)

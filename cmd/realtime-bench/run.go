@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -11,12 +11,7 @@ import (
 )
 
 // run executes one benchmark run as configured and returns its result.
-func run(ctx context.Context, cfg *config) (*Result, error) {
-	progress := func(format string, a ...any) {
-		if !cfg.Quiet {
-			fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
-		}
-	}
+func run(ctx context.Context, cfg *config, log *slog.Logger) (*Result, error) {
 	res := &Result{Label: cfg.Label, Load: cfg.Load, Layout: describe(cfg), Target: cfg.URL.String(), Started: time.Now().UTC()}
 	res.Tool.GoVersion = runtime.Version()
 	tok, err := mintTokens(cfg.JWTSecret, cfg.APIKey, cfg.Users, cfg.TokenTTL)
@@ -60,10 +55,10 @@ func run(ctx context.Context, cfg *config) (*Result, error) {
 	defer stopHB()
 	if cfg.Subscribers > 0 {
 		if cfg.Transport == "ws" {
-			connectWS(ctx, cfg, tok, rec, keys, subs, &res.Connect, &res.Join, progress)
+			connectWS(ctx, cfg, tok, rec, keys, subs, &res.Connect, &res.Join, log)
 			go heartbeats(hbCtx, cfg.Heartbeat, func() []*wsConn { return subs.ws })
 		} else {
-			connectSSE(ctx, cfg, tok, rec, keys, subs, &res.Connect, &res.Join, progress)
+			connectSSE(ctx, cfg, tok, rec, keys, subs, &res.Connect, &res.Join, log)
 		}
 	}
 	defer subs.closeAll()
@@ -75,11 +70,11 @@ func run(ctx context.Context, cfg *config) (*Result, error) {
 
 	switch {
 	case cfg.Load == loadIdle || cfg.Load == loadJoin:
-		progress("holding %d connections for %s", res.Connect.OK, cfg.Duration)
+		log.Info("holding connections", "connections", res.Connect.OK, "for", cfg.Duration)
 		sleepCtx(ctx, cfg.Duration)
 		svc.sample("end")
 	default:
-		if err := runMessages(ctx, cfg, tok, pool, rec, subs, res, svc, progress); err != nil {
+		if err := runMessages(ctx, cfg, tok, pool, rec, subs, res, svc, log); err != nil {
 			return nil, err
 		}
 	}
@@ -99,7 +94,7 @@ func run(ctx context.Context, cfg *config) (*Result, error) {
 
 // runMessages connects the senders, generates the load, drains and
 // balances the books.
-func runMessages(ctx context.Context, cfg *config, tok *tokens, pool *pgxpool.Pool, rec *recorder, subs *subscribers, res *Result, svc *procWatch, progress func(string, ...any)) error {
+func runMessages(ctx context.Context, cfg *config, tok *tokens, pool *pgxpool.Pool, rec *recorder, subs *subscribers, res *Result, svc *procWatch, log *slog.Logger) error {
 	keys := cfg.keys()
 	ledger, err := NewLedger(keys, cfg.totalMessages())
 	if err != nil {
@@ -157,7 +152,7 @@ func runMessages(ctx context.Context, cfg *config, tok *tokens, pool *pgxpool.Po
 	svc.sample("load_start")
 	mach0, _ := readMachineCPU()
 	self0, _ := readProc(0)
-	progress("generating %s: %.0f msgs/s for %s with %d senders", cfg.Load, cfg.Rate, cfg.Duration, cfg.Senders)
+	log.Info("generating load", "load", cfg.Load, "rate", cfg.Rate, "duration", cfg.Duration, "senders", cfg.Senders)
 	lr := generate(ctx, cfg, senders, seqs, ledger, rec)
 
 	// Drain: wait until every expected copy arrived, or the drain bound.

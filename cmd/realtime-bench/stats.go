@@ -14,12 +14,11 @@ type recorder struct {
 	sendLat   [histShards]Histogram // send timestamp → receipt
 	commitLat [histShards]Histogram // commit_timestamp → receipt (database loads)
 
-	base      atomic.Int64 // Unix ns of the load start; 0 before
-	timeline  [maxTimelineSeconds]atomic.Int64
-	firstRecv atomic.Int64
-	lastRecv  atomic.Int64
-	unparsed  atomic.Int64 // deliveries whose marker could not be read
-	closes    atomic.Int64 // phx_close / phx_error / stream ends seen during the run
+	base     atomic.Int64 // Unix ns of the load start; 0 before
+	timeline [maxTimelineSeconds]atomic.Int64
+	lastRecv atomic.Int64
+	unparsed atomic.Int64 // deliveries whose marker could not be read
+	closes   atomic.Int64 // phx_close / phx_error / stream ends seen during the run
 }
 
 // start fixes the time origin of the timeline.
@@ -42,7 +41,6 @@ func (r *recorder) receipt(s int, tr *Tracker, mk marker, now time.Time) bool {
 			}
 		}
 	}
-	r.firstRecv.CompareAndSwap(0, ns)
 	for {
 		l := r.lastRecv.Load()
 		if ns <= l || r.lastRecv.CompareAndSwap(l, ns) {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -123,7 +125,7 @@ func joinPayload(cfg *config, user int, token string) []byte {
 // channel (phase join), each phase at most cfg.ConnectConc at a time. A
 // connection joins its channels one after another, at most cfg.JoinPace
 // per second, as an application subscribing to several channels would.
-func connectWS(ctx context.Context, cfg *config, tok *tokens, rec *recorder, keys int, s *subscribers, conn, join *phaseStats, progress func(string, ...any)) {
+func connectWS(ctx context.Context, cfg *config, tok *tokens, rec *recorder, keys int, s *subscribers, conn, join *phaseStats, log *slog.Logger) {
 	n := cfg.Subscribers
 	s.ws = make([]*wsConn, n)
 	s.wsChans = make([][]*wsChannel, n)
@@ -150,7 +152,7 @@ func connectWS(ctx context.Context, cfg *config, tok *tokens, rec *recorder, key
 		s.ws[i] = c
 	})
 	conn.finish()
-	progress("connected %d/%d in %.2fs (%.0f/s)", conn.OK, n, conn.Seconds, conn.PerSec)
+	log.Info("connected", "ok", conn.OK, "of", n, "seconds", round2(conn.Seconds), "per_second", round2(conn.PerSec))
 
 	if !cfg.Join {
 		return
@@ -178,12 +180,12 @@ func connectWS(ctx context.Context, cfg *config, tok *tokens, rec *recorder, key
 		}
 	})
 	join.finish()
-	progress("joined %d channels in %.2fs (%.0f/s), %d failed", join.OK, join.Seconds, join.PerSec, join.Failed)
+	log.Info("joined", "ok", join.OK, "failed", join.Failed, "seconds", round2(join.Seconds), "per_second", round2(join.PerSec))
 }
 
 // connectSSE opens every SSE stream and waits for each subscription. The
 // connect phase ends at the response headers; "join" is the subscription.
-func connectSSE(ctx context.Context, cfg *config, tok *tokens, rec *recorder, keys int, s *subscribers, conn, join *phaseStats, progress func(string, ...any)) {
+func connectSSE(ctx context.Context, cfg *config, tok *tokens, rec *recorder, keys int, s *subscribers, conn, join *phaseStats, log *slog.Logger) {
 	n := cfg.Subscribers
 	s.sse = make([]*sseSub, n)
 	s.trackers = make([]*Tracker, n)
@@ -204,7 +206,7 @@ func connectSSE(ctx context.Context, cfg *config, tok *tokens, rec *recorder, ke
 	})
 	conn.finish()
 	join.finish()
-	progress("SSE: %d streams open, %d subscribed in %.2fs (%.0f/s)", conn.OK, join.OK, join.Seconds, join.PerSec)
+	log.Info("SSE streams subscribed", "open", conn.OK, "subscribed", join.OK, "seconds", round2(join.Seconds), "per_second", round2(join.PerSec))
 }
 
 // closeAll ends every connection and waits (bounded) for the readers.
@@ -261,3 +263,6 @@ func describe(cfg *config) string {
 		return fmt.Sprintf("%d %s subscribers on %d channels, %d users", cfg.Subscribers, cfg.Transport, cfg.Channels, cfg.Users)
 	}
 }
+
+// round2 rounds to two decimals for log lines.
+func round2(v float64) float64 { return math.Round(v*100) / 100 }

@@ -24,12 +24,12 @@ type wsChannel struct {
 	tracker *Tracker // nil on sender channels: nothing should arrive there
 	pg      bool     // ready only after the postgres_changes system ok
 
-	once     sync.Once
-	replied  chan struct{} // closed on the join reply (ok or error)
-	readyCh  chan struct{} // closed when ready, or on any failure
-	replyErr string        // set before replied closes
-	readyErr string        // set before readyCh closes
-	repliedM sync.Once
+	replyOnce sync.Once
+	readyOnce sync.Once
+	replied   chan struct{} // closed on the join reply (ok or error)
+	readyCh   chan struct{} // closed when ready, or on any failure
+	replyErr  string        // set before replied closes
+	readyErr  string        // set before readyCh closes
 }
 
 func newWSChannel(topic, joinRef string, tr *Tracker, pg bool) *wsChannel {
@@ -37,14 +37,14 @@ func newWSChannel(topic, joinRef string, tr *Tracker, pg bool) *wsChannel {
 }
 
 func (ch *wsChannel) reply(err string) {
-	ch.repliedM.Do(func() { ch.replyErr = err; close(ch.replied) })
+	ch.replyOnce.Do(func() { ch.replyErr = err; close(ch.replied) })
 	if err != "" || !ch.pg {
 		ch.ready(err)
 	}
 }
 
 func (ch *wsChannel) ready(err string) {
-	ch.once.Do(func() { ch.readyErr = err; close(ch.readyCh) })
+	ch.readyOnce.Do(func() { ch.readyErr = err; close(ch.readyCh) })
 }
 
 // wsConn is one Phoenix vsn 2.0.0 WebSocket connection. One goroutine reads;

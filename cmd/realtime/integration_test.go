@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,5 +219,52 @@ func TestDatabaseRestartKeepsChannels(t *testing.T) {
 	}
 	if _, rec, _ := changeRecord(t, c.next("postgres_changes", 15*time.Second)); rec["body"] != "after restart" {
 		t.Fatalf("got %v", rec)
+	}
+}
+
+// Each of many single-row commits reaches its owner under RLS. The
+// walsender can send a commit just before the transaction is visible to
+// new snapshots; without waiting for visibility the RLS lookup misses
+// the row and the change is silently lost.
+func TestRLSDeliveryRightAfterCommit(t *testing.T) {
+	e := newEnv(t)
+	s := e.startService(t, "")
+	c := s.dial(t, e.keys.Anon)
+	c.join("realtime:vis", e.keys.User, map[string]any{"event": "INSERT", "schema": "public", "table": "todos"})
+	c.next("system", 10*time.Second)
+	const writers, each = 4, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			conn, err := pgxConnect(e.cluster.URL(""))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(context.Background(), "SET synchronous_commit = on"); err != nil {
+				errs <- err
+				return
+			}
+			for i := 0; i < each; i++ {
+				if _, err := conn.Exec(context.Background(), "INSERT INTO todos (user_id, title) VALUES ($1, $2)", e.keys.UserID, fmt.Sprint("w", w, "-", i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < writers*each {
+		_, rec, _ := changeRecord(t, c.next("postgres_changes", 15*time.Second))
+		seen[rec["title"].(string)] = true
 	}
 }
