@@ -95,6 +95,7 @@ func (h *Hub) lookup(key string) *topic {
 
 // Subscribe adds s to its topic. The caller must have filled s's fields.
 func (h *Hub) Subscribe(s *Subscription) {
+	s.hub = h
 	key := TopicKey(s.Topic, s.Private)
 	sh := h.shardFor(key)
 	sh.mu.Lock()

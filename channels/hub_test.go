@@ -106,24 +106,38 @@ func TestPresenceTransitions(t *testing.T) {
 	}
 }
 
-func TestPGIndexCandidates(t *testing.T) {
+func TestPGIndexClassesAndCandidates(t *testing.T) {
 	ix := newPGIndex()
 	h := NewHub(HubConfig{})
-	mk := func(schema, table string) *Subscription {
-		s, _ := newSub(h, "realtime:i", nil)
-		ix.add(s, &pgState{active: []*activeBinding{{schema: schema, table: table}}})
+	mk := func(who string, bs ...*activeBinding) *Subscription {
+		s, _ := newSub(h, "realtime:i", user(who))
+		ix.add(s, &pgState{active: bs})
 		return s
 	}
-	exact, anyTable, anySchema, other := mk("public", "todos"), mk("public", "*"), mk("*", "*"), mk("public", "users")
-	both, _ := newSub(h, "realtime:i", nil)
-	ix.add(both, &pgState{active: []*activeBinding{{schema: "public", table: "todos"}, {schema: "*", table: "*"}}})
-	got := ix.candidates("public", "todos", nil)
-	if len(got) != 4 || contains(got, other) || !contains(got, exact) || !contains(got, anyTable) || !contains(got, anySchema) || !contains(got, both) {
-		t.Fatalf("candidates %d", len(got))
+	b := func(schema, table string, id int64) *activeBinding {
+		return &activeBinding{id: id, schema: schema, table: table}
 	}
-	ix.remove(both, &pgState{active: []*activeBinding{{schema: "public", table: "todos"}, {schema: "*", table: "*"}}})
-	if got := ix.candidates("public", "todos", nil); len(got) != 3 {
-		t.Fatalf("after remove %d", len(got))
+	a1 := mk("a", b("public", "todos", 1))
+	a2 := mk("a", b("public", "todos", 1)) // same identity and binding: same class
+	mk("b", b("public", "todos", 1))
+	mk("c", b("public", "*", 2))
+	mk("d", b("*", "*", 3))
+	mk("e", b("public", "users", 4))
+	both := mk("f", b("public", "todos", 5), b("*", "*", 6))
+	if a1.class != a2.class || len(*a1.class.members.Load()) != 2 {
+		t.Fatal("identical subscriptions are not one class")
+	}
+	got := ix.candidates("public", "todos", nil)
+	if len(got) != 5 { // a, b, c, d, f (once)
+		t.Fatalf("candidates %d classes", len(got))
+	}
+	ix.remove(both)
+	ix.remove(a1)
+	if got := ix.candidates("public", "todos", nil); len(got) != 4 || len(*a2.class.members.Load()) != 1 {
+		t.Fatalf("after remove: %d classes", len(got))
+	}
+	if len(ix.classes) != 5 {
+		t.Fatalf("%d classes left, want 5", len(ix.classes))
 	}
 }
 
@@ -161,10 +175,10 @@ func BenchmarkPGCandidates(b *testing.B) {
 				ix.add(s, &pgState{active: []*activeBinding{{schema: "public", table: fmt.Sprintf("t%d", i)}}})
 			}
 			for i := 0; i < 10; i++ {
-				s, _ := newSub(h, "realtime:i", nil)
+				s, _ := newSub(h, "realtime:i", user(fmt.Sprint("u", i)))
 				ix.add(s, &pgState{active: []*activeBinding{{schema: "public", table: "todos"}}})
 			}
-			var buf []*Subscription
+			var buf []*pgClass
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				buf = ix.candidates("public", "todos", buf[:0])

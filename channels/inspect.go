@@ -134,7 +134,7 @@ func (h *Hub) Subscribers(name string) (topics []TopicStats, subs []SubscriberSt
 func (s *Subscription) stats() SubscriberStats {
 	st := SubscriberStats{ID: s.ID, Sent: s.sent.Load(), NotSent: map[string]int64{}, Presence: s.PresenceEnabled(), Bindings: bindingInfos(s)}
 	for _, r := range DropReasons() {
-		st.NotSent[r.String()] = s.drops[r].Load()
+		st.NotSent[r.String()] = s.Dropped(r)
 	}
 	if id := s.Identity(); id != nil {
 		st.Role, st.Sub = id.Role, id.Sub

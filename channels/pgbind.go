@@ -188,7 +188,8 @@ func inspectParams(raw json.RawMessage) string {
 // activeBinding is a validated binding, ready to match changes.
 type activeBinding struct {
 	id     int64
-	events uint8 // bit per decoder.Kind
+	ids    []int64 // []int64{id}, shared by every frame that matches only this binding
+	events uint8   // bit per decoder.Kind
 	schema string
 	table  string
 	filter *filter.Filter
@@ -256,11 +257,11 @@ func (p *PGChanges) activateOne(ctx context.Context, id *Identity, b *Binding, p
 		// "*" alone is indexed as a wildcard so tables published later are
 		// matched too; partial patterns expand to today's tables.
 		if (b.Schema == "*" || !strings.Contains(b.Schema, "*")) && (b.Table == "*" || !strings.Contains(b.Table, "*")) {
-			return []*activeBinding{{id: b.ID, events: events, schema: b.Schema, table: b.Table}}, nil
+			return []*activeBinding{{id: b.ID, ids: []int64{b.ID}, events: events, schema: b.Schema, table: b.Table}}, nil
 		}
 		out := make([]*activeBinding, 0, len(tables))
 		for _, t := range tables {
-			out = append(out, &activeBinding{id: b.ID, events: events, schema: t.Schema, table: t.Table})
+			out = append(out, &activeBinding{id: b.ID, ids: []int64{b.ID}, events: events, schema: t.Schema, table: t.Table})
 		}
 		return out, nil
 	}
@@ -272,7 +273,7 @@ func (p *PGChanges) activateOne(ctx context.Context, id *Identity, b *Binding, p
 	if err != nil {
 		return nil, errors.New(unableMessage(b, err.Error()))
 	}
-	act := &activeBinding{id: b.ID, events: events, schema: b.Schema, table: b.Table}
+	act := &activeBinding{id: b.ID, ids: []int64{b.ID}, events: events, schema: b.Schema, table: b.Table}
 	if len(spec.conds) > 0 {
 		cols := make(map[string]filter.Column, len(info.Columns))
 		for _, c := range info.Columns {

@@ -3,6 +3,7 @@ package channels
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -11,18 +12,20 @@ import (
 	"github.com/openrealtime/realtime/decoder"
 )
 
-// delivery is one (change, subscription) pair that matched a binding.
+// delivery is one (change, class) pair that matched a binding.
 type delivery struct {
 	change int
-	sub    *Subscription
+	class  *pgClass
 	ids    []int64
 	sel    map[string]bool // select restriction of the first matching binding with one; nil for all
+	only   *Subscription   // deliver to this member only (replay)
 }
 
 // tableFacts are the per-batch facts about one table.
 type tableFacts struct {
 	info *TableInfo
 	err  error
+	key  string // schema.table
 }
 
 // groupKey identifies one RLS query: a table and an identity.
@@ -35,8 +38,8 @@ type rlsGroup struct {
 	id      *Identity
 	schema  string
 	table   string
-	changes []int // batch indices, unique, ascending
-	visible map[int]bool
+	changes []int  // batch indices, unique, ascending
+	visible []bool // by batch index
 	err     error
 }
 
@@ -57,13 +60,17 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 	}
 	var taps map[tapKey]int
 	tapping := p.hub.tap.Load() != nil
-	perTopic := make(map[string]int64)
+	type topicRef struct {
+		topic   string
+		private bool
+	}
+	perTopic := make(map[topicRef]int64)
 	cur := 0
 	stats, err := p.fanOut(ctx, batch, cursors, nil, func(s *Subscription, f Frame) bool {
 		if !s.deliver(f) {
 			return false
 		}
-		perTopic[TopicKey(s.Topic, s.Private)]++
+		perTopic[topicRef{s.Topic, s.Private}]++
 		if tapping {
 			if taps == nil {
 				taps = make(map[tapKey]int)
@@ -72,8 +79,8 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 		}
 		return true
 	}, &cur)
-	for key, n := range perTopic {
-		if t := p.hub.lookup(key); t != nil {
+	for ref, n := range perTopic {
+		if t := p.hub.lookup(TopicKey(ref.topic, ref.private)); t != nil {
 			t.msgsOut.Add(n)
 			t.touch()
 		}
@@ -88,36 +95,56 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 	return err
 }
 
-// fanOut matches, checks and encodes batch for the candidate subscriptions
-// (every indexed one, or only `only`) and emits frames in batch order.
+// fanOut matches, checks and encodes batch for the candidate classes
+// (every indexed one, or only the class of `only`, delivering to `only`
+// alone) and emits frames in batch order. current, when set, is updated to
+// the batch index of the frame being emitted.
 func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors []Cursor, only *Subscription, emit func(*Subscription, Frame) bool, current *int) (DeliveryStats, error) {
 	stats := DeliveryStats{Changes: len(batch), Oldest: batch[0].CommitTime}
-	facts := make(map[string]*tableFacts)
-	var deliveries []delivery
-	var cands []*Subscription
+	facts := make(map[*decoder.Relation]*tableFacts)
+	dp := deliveryPool.Get().(*[]delivery)
+	deliveries := (*dp)[:0]
+	defer func() {
+		clear(deliveries) // drop references before pooling
+		*dp = deliveries[:0]
+		deliveryPool.Put(dp)
+	}()
+	var cands []*pgClass
+	var onlyClass *pgClass
+	if only != nil {
+		p.hub.pg.mu.RLock()
+		onlyClass = only.class
+		p.hub.pg.mu.RUnlock()
+		if onlyClass == nil {
+			return stats, nil
+		}
+	}
 	for ci := range batch {
 		ch := &batch[ci]
-		if only != nil {
-			cands = append(cands[:0], only)
+		if onlyClass != nil {
+			cands = append(cands[:0], onlyClass)
 		} else {
 			cands = p.hub.pg.candidates(ch.Rel.Schema, ch.Rel.Table, cands[:0])
 		}
 		if len(cands) == 0 {
 			continue
 		}
+		if facts[ch.Rel] == nil {
+			info, err := p.cfg.Auth.Table(ctx, ch.Rel.Schema, ch.Rel.Table)
+			if errors.Is(err, ErrTransient) {
+				return stats, err // redeliver the batch later; nothing was sent
+			}
+			facts[ch.Rel] = &tableFacts{info: info, err: err, key: ch.Rel.Schema + "." + ch.Rel.Table}
+		}
 		row := rowView{rel: ch.Rel, vals: ch.New}
 		if ch.Kind == decoder.Delete {
 			row.vals = ch.Old
 		}
-		for _, s := range cands {
-			st := s.pg.Load()
-			if st == nil {
-				continue
-			}
+		for _, c := range cands {
 			var ids []int64
 			var sel map[string]bool
 			filtered := false
-			for _, b := range st.active {
+			for _, b := range c.active {
 				if b.events&(1<<ch.Kind) == 0 || !tableMatch(b, ch.Rel) {
 					continue
 				}
@@ -125,44 +152,59 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 					filtered = true
 					continue
 				}
-				if !containsID(ids, b.id) {
-					ids = append(ids, b.id)
+				switch {
+				case ids == nil:
+					ids = b.ids // shared one-element slice, never modified
+				case !containsID(ids, b.id):
+					ids = append(ids[:len(ids):len(ids)], b.id)
 				}
 				if b.sel != nil && sel == nil {
 					sel = b.sel
 				}
 			}
 			if len(ids) == 0 {
-				if filtered {
-					s.Drop(DropFilter)
+				if filtered && only == nil {
+					c.drop(DropFilter)
 				}
 				continue
 			}
-			deliveries = append(deliveries, delivery{change: ci, sub: s, ids: ids, sel: sel})
-		}
-		key := ch.Rel.Schema + "." + ch.Rel.Table
-		if facts[key] == nil {
-			info, err := p.cfg.Auth.Table(ctx, ch.Rel.Schema, ch.Rel.Table)
-			if errors.Is(err, ErrTransient) {
-				return stats, err // redeliver the batch later; nothing was sent
-			}
-			facts[key] = &tableFacts{info: info, err: err}
+			deliveries = append(deliveries, delivery{change: ci, class: c, ids: ids, sel: sel, only: only})
 		}
 	}
 	if len(deliveries) == 0 {
 		return stats, ctx.Err()
 	}
 
-	// Group the rows that need an RLS check by (table, identity).
+	// Column privileges once per (role, table); RLS rows grouped by
+	// (table, identity).
+	type privKey struct {
+		role string
+		rel  *decoder.Relation
+	}
+	privs := make(map[privKey]map[string]bool) // nil entry: lookup failed
 	groups := make(map[groupKey]*rlsGroup)
 	for _, d := range deliveries {
 		ch := &batch[d.change]
-		f := facts[ch.Rel.Schema+"."+ch.Rel.Table]
-		if ch.Kind == decoder.Delete || f.err != nil || !f.info.RLS || len(f.info.PrimaryKey) == 0 {
+		f := facts[ch.Rel]
+		if f.err != nil {
 			continue
 		}
-		id := d.sub.Identity()
-		gk := groupKey{table: ch.Rel.Schema + "." + ch.Rel.Table, id: id.Key}
+		id := d.class.id
+		pk := privKey{id.Role, ch.Rel}
+		if _, ok := privs[pk]; !ok {
+			cols, err := p.cfg.Auth.SelectableColumns(ctx, id.Role, ch.Rel.Schema, ch.Rel.Table)
+			if errors.Is(err, ErrTransient) {
+				return stats, err
+			}
+			if err != nil {
+				p.log.Info("postgres_changes: privilege lookup failed", "role", id.Role, "table", f.key, "err", err)
+			}
+			privs[pk] = cols
+		}
+		if ch.Kind == decoder.Delete || !f.info.RLS || len(f.info.PrimaryKey) == 0 {
+			continue
+		}
+		gk := groupKey{table: f.key, id: id.Key}
 		g := groups[gk]
 		if g == nil {
 			g = &rlsGroup{id: id, schema: ch.Rel.Schema, table: ch.Rel.Table}
@@ -171,24 +213,6 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 		if n := len(g.changes); n == 0 || g.changes[n-1] != d.change {
 			g.changes = append(g.changes, d.change)
 		}
-	}
-	// Column privileges once per (role, table).
-	privs := make(map[string]map[string]bool) // role|schema.table → selectable; nil entry: lookup failed
-	for _, d := range deliveries {
-		ch := &batch[d.change]
-		tkey := ch.Rel.Schema + "." + ch.Rel.Table
-		role := d.sub.Identity().Role
-		if _, ok := privs[role+"|"+tkey]; ok || facts[tkey].err != nil {
-			continue
-		}
-		cols, err := p.cfg.Auth.SelectableColumns(ctx, role, ch.Rel.Schema, ch.Rel.Table)
-		if errors.Is(err, ErrTransient) {
-			return stats, err
-		}
-		if err != nil {
-			p.log.Info("postgres_changes: privilege lookup failed", "role", role, "table", tkey, "err", err)
-		}
-		privs[role+"|"+tkey] = cols
 	}
 	if len(groups) > 0 {
 		start := time.Now()
@@ -202,78 +226,105 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 		return stats, err
 	}
 
-	// Encode once per (change, role, select) and frame once per (topic,
-	// encoder, ids); queue in batch order.
+	// Encode the data once per (change, role, select), the envelope once
+	// per (topic, encoder, ids), and queue in batch order.
 	enc := newPayloadCache(p.cfg.MaxRecordBytes)
-	var lastFrame struct {
-		data    []byte
-		change  int
+	type frameKey struct {
 		topic   string
 		encoder Encoder
-		ids     []int64
-		frame   Frame
+		data    *byte
+		ids     string
 	}
+	frames := make(map[frameKey]Frame)
+	framesFor := -1 // batch index the frame cache holds
 	for _, d := range deliveries {
 		ch := &batch[d.change]
-		tkey := ch.Rel.Schema + "." + ch.Rel.Table
-		f := facts[tkey]
-		id := d.sub.Identity()
+		f := facts[ch.Rel]
 		if f.err != nil {
-			p.log.Warn("postgres_changes: table lookup failed", "table", tkey, "err", f.err)
+			p.log.Warn("postgres_changes: table lookup failed", "table", f.key, "err", f.err)
 			continue
 		}
-		pk := privs[id.Role+"|"+tkey]
-		if pk == nil {
-			d.sub.Drop(DropColumnPrivilege)
+		id := d.class.id
+		cols := privs[privKey{id.Role, ch.Rel}]
+		if cols == nil {
+			d.dropFor(DropColumnPrivilege)
 			continue
 		}
 		var data []byte
 		switch {
 		case ch.Kind != decoder.Delete && len(f.info.PrimaryKey) == 0:
 			data = enc.errorEvent(ch, errNoPrimaryKey)
-		case ch.Kind != decoder.Delete && !allSelectable(f.info.PrimaryKey, pk):
-			d.sub.Drop(DropColumnPrivilege)
+		case ch.Kind != decoder.Delete && !allSelectable(f.info.PrimaryKey, cols):
+			d.dropFor(DropColumnPrivilege)
 			data = enc.errorEvent(ch, errUnauthorized)
 		default:
 			if ch.Kind != decoder.Delete && f.info.RLS {
-				g := groups[groupKey{table: tkey, id: id.Key}]
-				if g == nil || g.err != nil || !g.visible[d.change] {
-					d.sub.Drop(DropRLS)
+				g := groups[groupKey{table: f.key, id: id.Key}]
+				if g == nil || g.err != nil || g.visible == nil || !g.visible[d.change] {
+					d.dropFor(DropRLS)
 					continue
 				}
 			}
-			data = enc.change(ch, d.change, id.Role, pk, d.sel, f.info)
+			data = enc.change(ch, d.change, id.Role, cols, d.sel, f.info)
 		}
-		var fr Frame
-		if lastFrame.data != nil && lastFrame.change == d.change && &lastFrame.data[0] == &data[0] && lastFrame.topic == d.sub.Topic && lastFrame.encoder == d.sub.Encoder && equalIDs(lastFrame.ids, d.ids) {
-			fr = lastFrame.frame
-		} else {
-			fr = d.sub.Encoder.EncodePostgresChange(d.sub.Topic, d.ids, data, cursors[d.change])
-			fr.Cursor = cursors[d.change]
-			lastFrame.change = d.change
-			lastFrame.data, lastFrame.topic, lastFrame.encoder, lastFrame.ids, lastFrame.frame = data, d.sub.Topic, d.sub.Encoder, d.ids, fr
+		if framesFor != d.change {
+			clear(frames)
+			framesFor = d.change
+		}
+		idsKey := idsString(d.ids)
+		members := *d.class.members.Load()
+		if d.only != nil {
+			members = []*Subscription{d.only}
 		}
 		if current != nil {
 			*current = d.change
 		}
-		if emit(d.sub, fr) {
-			stats.Frames++
+		for _, s := range members {
+			fk := frameKey{s.Topic, s.Encoder, &data[0], idsKey}
+			fr, ok := frames[fk]
+			if !ok {
+				fr = s.Encoder.EncodePostgresChange(s.Topic, d.ids, data, cursors[d.change])
+				fr.Cursor = cursors[d.change]
+				frames[fk] = fr
+			}
+			if emit(s, fr) {
+				stats.Frames++
+			}
 		}
 	}
 	return stats, nil
 }
 
+// deliveryPool recycles the per-batch delivery lists, which hold one entry
+// per (change, class) pair and would otherwise dominate garbage.
+var deliveryPool = sync.Pool{New: func() any { s := make([]delivery, 0, 1024); return &s }}
+
+// dropFor records a drop for the delivery's class, or for the one member
+// it is restricted to.
+func (d *delivery) dropFor(r DropReason) {
+	if d.only != nil {
+		return // replays do not count: the live path already did
+	}
+	d.class.drop(r)
+}
+
 // checkGroups runs one Visible query per group, a bounded number at a time.
 // A group whose query fails is denied; a transient failure of any group
 // fails the whole batch so that it is redelivered.
-func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, facts map[string]*tableFacts, groups map[groupKey]*rlsGroup) error {
+func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, facts map[*decoder.Relation]*tableFacts, groups map[groupKey]*rlsGroup) error {
 	sem := make(chan struct{}, p.cfg.Parallelism)
 	var wg sync.WaitGroup
+	pkText := make(map[int][]string) // batch index → key text, shared by every group
 	for _, g := range groups {
-		info := facts[g.schema+"."+g.table].info
+		info := facts[batch[g.changes[0]].Rel].info
 		keys := make([][]string, len(g.changes))
 		for i, ci := range g.changes {
-			keys[i] = primaryKeyText(&batch[ci], info.PrimaryKey)
+			k, ok := pkText[ci]
+			if !ok {
+				k = primaryKeyText(&batch[ci], info.PrimaryKey)
+				pkText[ci] = k
+			}
+			keys[i] = k
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -285,7 +336,7 @@ func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, fac
 				p.log.Warn("postgres_changes: RLS check failed; group denied", "table", g.schema+"."+g.table, "role", g.id.Role, "err", err)
 				return
 			}
-			g.visible = make(map[int]bool, len(vis))
+			g.visible = make([]bool, len(batch))
 			for i, ok := range vis {
 				if ok && i < len(g.changes) {
 					g.visible[g.changes[i]] = true
@@ -326,16 +377,17 @@ func containsID(ids []int64, id int64) bool {
 	return false
 }
 
-func equalIDs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
+// idsString is a map key for a list of binding ids.
+func idsString(ids []int64) string {
+	if len(ids) == 1 {
+		return strconv.FormatInt(ids[0], 10)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
+	b := make([]byte, 0, 12*len(ids))
+	for _, id := range ids {
+		b = strconv.AppendInt(b, id, 10)
+		b = append(b, ',')
 	}
-	return true
+	return string(b)
 }
 
 func allSelectable(cols []string, selectable map[string]bool) bool {

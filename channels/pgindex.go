@@ -1,6 +1,12 @@
 package channels
 
-import "sync"
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
 
 // pgState is a subscription's active postgres_changes bindings.
 type pgState struct {
@@ -8,59 +14,134 @@ type pgState struct {
 	active   []*activeBinding // validated, one or more per binding
 }
 
-// pgIndex finds the subscriptions whose bindings may match a change:
-// schema → table → subscriptions, with "*" buckets at both levels, so a
-// change reads at most four buckets however many bindings exist.
+// pgClass is a set of subscriptions with the same identity (claims) and
+// the same active bindings. Everything about a change except the final
+// envelope is the same for all of them, so the fan-out matches filters,
+// checks RLS and encodes once per class, then only copies frames to the
+// members. With many subscribers per user this turns the per-change work
+// from O(subscribers) into O(classes + deliveries).
+type pgClass struct {
+	key    string
+	id     *Identity
+	active []*activeBinding // of the first member; identical for all by key
+
+	members atomic.Pointer[[]*Subscription] // copy-on-write; written under pgIndex.mu
+	drops   [numDropReasons]atomic.Int64    // per-member drops counted once for the class
+}
+
+// drop records that one message was not sent to any member for reason r.
+func (c *pgClass) drop(r DropReason) {
+	c.drops[r].Add(1)
+	dropTotals[r].Add(int64(len(*c.members.Load())))
+}
+
+// pgIndex finds the classes whose bindings may match a change: schema →
+// table → classes, with "*" buckets at both levels, so a change reads at
+// most four buckets however many bindings exist.
 type pgIndex struct {
-	mu      sync.RWMutex // guards byTable
-	byTable map[string]map[string]map[*Subscription]struct{}
+	mu      sync.RWMutex // guards byTable, classes and every Subscription.class
+	byTable map[string]map[string]map[*pgClass]struct{}
+	classes map[string]*pgClass
 }
 
 func newPGIndex() *pgIndex {
-	return &pgIndex{byTable: make(map[string]map[string]map[*Subscription]struct{})}
+	return &pgIndex{byTable: make(map[string]map[string]map[*pgClass]struct{}), classes: make(map[string]*pgClass)}
 }
 
 // setPG replaces sub's bindings (nil removes them) and re-indexes it.
-// It only indexes subscriptions currently subscribed to the hub.
 func (h *Hub) setPG(s *Subscription, st *pgState) {
 	old := s.pg.Swap(st)
 	if old != nil {
-		h.pg.remove(s, old)
+		h.pg.remove(s)
 	}
 	if st != nil {
 		h.pg.add(s, st)
 	}
 }
 
+// classKey identifies identity plus bindings: binding ids are hashes of the
+// request, and compiling them depends only on the role, which is part of
+// the identity.
+func classKey(id *Identity, st *pgState) string {
+	parts := make([]string, 0, len(st.active))
+	for _, b := range st.active {
+		parts = append(parts, strconv.FormatInt(b.id, 10)+"@"+b.schema+"."+b.table)
+	}
+	slices.Sort(parts)
+	return id.Key + "\x00" + strings.Join(parts, ",")
+}
+
 func (ix *pgIndex) add(s *Subscription, st *pgState) {
+	id := s.Identity()
+	if id == nil {
+		return
+	}
+	key := classKey(id, st)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for _, b := range st.active {
-		tables := ix.byTable[b.schema]
-		if tables == nil {
-			tables = make(map[string]map[*Subscription]struct{})
-			ix.byTable[b.schema] = tables
+	c := ix.classes[key]
+	if c == nil {
+		c = &pgClass{key: key, id: id, active: st.active}
+		empty := []*Subscription{}
+		c.members.Store(&empty)
+		ix.classes[key] = c
+		for _, b := range st.active {
+			tables := ix.byTable[b.schema]
+			if tables == nil {
+				tables = make(map[string]map[*pgClass]struct{})
+				ix.byTable[b.schema] = tables
+			}
+			classes := tables[b.table]
+			if classes == nil {
+				classes = make(map[*pgClass]struct{})
+				tables[b.table] = classes
+			}
+			classes[c] = struct{}{}
 		}
-		subs := tables[b.table]
-		if subs == nil {
-			subs = make(map[*Subscription]struct{})
-			tables[b.table] = subs
-		}
-		subs[s] = struct{}{}
+	}
+	old := *c.members.Load()
+	next := make([]*Subscription, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, s)
+	c.members.Store(&next)
+	s.class = c
+	for r := range s.classBase {
+		s.classBase[r] = c.drops[r].Load()
 	}
 }
 
-func (ix *pgIndex) remove(s *Subscription, st *pgState) {
+// remove takes s out of its class, folding the class's drops since s
+// joined into s's own counters; an empty class leaves the index.
+func (ix *pgIndex) remove(s *Subscription) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for _, b := range st.active {
+	c := s.class
+	if c == nil {
+		return
+	}
+	for r := range s.classBase {
+		s.drops[r].Add(c.drops[r].Load() - s.classBase[r])
+	}
+	s.class = nil
+	old := *c.members.Load()
+	next := make([]*Subscription, 0, len(old))
+	for _, m := range old {
+		if m != s {
+			next = append(next, m)
+		}
+	}
+	c.members.Store(&next)
+	if len(next) > 0 {
+		return
+	}
+	delete(ix.classes, c.key)
+	for _, b := range c.active {
 		tables := ix.byTable[b.schema]
 		if tables == nil {
 			continue
 		}
-		subs := tables[b.table]
-		delete(subs, s)
-		if len(subs) == 0 {
+		delete(tables[b.table], c)
+		if len(tables[b.table]) == 0 {
 			delete(tables, b.table)
 		}
 		if len(tables) == 0 {
@@ -69,9 +150,19 @@ func (ix *pgIndex) remove(s *Subscription, st *pgState) {
 	}
 }
 
-// candidates appends to dst each subscription with a binding on
-// schema.table (exact or wildcard), once each.
-func (ix *pgIndex) candidates(schema, table string, dst []*Subscription) []*Subscription {
+// classDrops returns the drops s's class counted since s joined it.
+func (ix *pgIndex) classDrops(s *Subscription, r DropReason) int64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if s.class == nil {
+		return 0
+	}
+	return s.class.drops[r].Load() - s.classBase[r]
+}
+
+// candidates appends to dst each class with a binding on schema.table
+// (exact or wildcard), once each.
+func (ix *pgIndex) candidates(schema, table string, dst []*pgClass) []*pgClass {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	start := len(dst)
@@ -82,44 +173,31 @@ func (ix *pgIndex) candidates(schema, table string, dst []*Subscription) []*Subs
 			continue
 		}
 		for _, tb := range [2]string{table, "*"} {
-			subs := tables[tb]
-			if len(subs) == 0 {
+			classes := tables[tb]
+			if len(classes) == 0 {
 				continue
 			}
 			buckets++
-			for s := range subs {
-				if buckets > 1 && contains(dst[start:], s) {
+			for c := range classes {
+				if buckets > 1 && slices.Contains(dst[start:], c) {
 					continue
 				}
-				dst = append(dst, s)
+				dst = append(dst, c)
 			}
 		}
 	}
 	return dst
 }
 
-func contains(list []*Subscription, s *Subscription) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // all calls fn for every subscription with bindings, once each.
 func (ix *pgIndex) all(fn func(*Subscription)) {
-	seen := make(map[*Subscription]bool)
 	ix.mu.RLock()
-	for _, tables := range ix.byTable {
-		for _, subs := range tables {
-			for s := range subs {
-				seen[s] = true
-			}
-		}
+	var subs []*Subscription
+	for _, c := range ix.classes {
+		subs = append(subs, *c.members.Load()...)
 	}
 	ix.mu.RUnlock()
-	for s := range seen {
+	for _, s := range subs {
 		fn(s)
 	}
 }

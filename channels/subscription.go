@@ -50,6 +50,13 @@ type Subscription struct {
 	// meta is this subscription's presence meta; guarded by its topic's mu.
 	meta *presenceMeta
 
+	// class and classBase are guarded by the hub's pgIndex.mu: the
+	// postgres_changes class s belongs to, and the class's drop counters
+	// when s joined it.
+	class     *pgClass
+	classBase [numDropReasons]int64
+	hub       *Hub // set by Hub.Subscribe
+
 	sent  atomic.Int64
 	drops [numDropReasons]atomic.Int64
 }
@@ -88,8 +95,15 @@ func (s *Subscription) Identity() *Identity { return s.identity.Load() }
 // Sent returns how many messages were queued to this subscription.
 func (s *Subscription) Sent() int64 { return s.sent.Load() }
 
-// Dropped returns how many messages were not sent for the given reason.
-func (s *Subscription) Dropped(r DropReason) int64 { return s.drops[r].Load() }
+// Dropped returns how many messages were not sent for the given reason,
+// including those counted for its postgres_changes class.
+func (s *Subscription) Dropped(r DropReason) int64 {
+	n := s.drops[r].Load()
+	if s.hub != nil {
+		n += s.hub.pg.classDrops(s, r)
+	}
+	return n
+}
 
 // deliver queues f and counts it.
 func (s *Subscription) deliver(f Frame) bool {
