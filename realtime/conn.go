@@ -36,6 +36,8 @@ type conn struct {
 	closeText string
 	done      chan struct{} // closed when the socket is closed
 
+	wmu sync.Mutex // serializes writes to the socket: the flush batches and control frames
+
 	mu    sync.Mutex               // guards chans
 	chans map[string]*channelState // by topic
 
@@ -140,6 +142,7 @@ func closeCodeFor(r channels.CloseReason) (int, string) {
 func (c *conn) flush() {
 	defer c.srv.wg.Done()
 	var batch []channels.Frame
+	var out []byte
 	for {
 		c.qmu.Lock()
 		if c.discard || (len(c.q) == 0 && c.closing) {
@@ -157,31 +160,43 @@ func (c *conn) flush() {
 		batch, c.q = c.q, batch[:0]
 		c.qmu.Unlock()
 
+		// Frame the whole batch into one buffer and write it with one
+		// syscall under one deadline, instead of one write per frame.
 		n := 0
+		var werr error
+		out = out[:0]
 		for i, f := range batch {
-			mt := websocket.TextMessage
+			op := byte(websocket.TextMessage)
 			if f.Binary {
-				mt = websocket.BinaryMessage
+				op = websocket.BinaryMessage
 			}
-			c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(mt, f.Data); err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.qmu.Lock()
-				if !c.closing {
-					c.closing = true
-					c.closeCode, c.closeText = websocket.CloseAbnormalClosure, ""
-					var ne interface{ Timeout() bool }
-					if errors.As(err, &ne) && ne.Timeout() {
-						c.srv.metrics.slowConsumer()
-						c.log.Warn("closing slow consumer", "reason", "write_deadline")
-					}
-				}
-				c.discard = true
-				c.qmu.Unlock()
-				break
-			}
+			out = appendWSFrame(out, op, f.Data)
 			n += len(f.Data)
 			batch[i] = channels.Frame{}
+			if len(out) >= 64<<10 || i == len(batch)-1 {
+				if werr = c.writeRaw(out); werr != nil {
+					break
+				}
+				out = out[:0]
+			}
+		}
+		if cap(out) > 256<<10 {
+			out = nil // don't keep a burst's buffer on an idle connection
+		}
+		if werr != nil {
+			c.log.Debug("write failed", "err", werr)
+			c.qmu.Lock()
+			if !c.closing {
+				c.closing = true
+				c.closeCode, c.closeText = websocket.CloseAbnormalClosure, ""
+				var ne interface{ Timeout() bool }
+				if errors.As(werr, &ne) && ne.Timeout() {
+					c.srv.metrics.slowConsumer()
+					c.log.Warn("closing slow consumer", "reason", "write_deadline")
+				}
+			}
+			c.discard = true
+			c.qmu.Unlock()
 		}
 		c.qmu.Lock()
 		c.qbytes -= n
@@ -202,7 +217,9 @@ func (c *conn) finish(code int, text string) {
 	}
 	if code != websocket.CloseAbnormalClosure {
 		msg := websocket.FormatCloseMessage(code, text)
+		c.wmu.Lock()
 		c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		c.wmu.Unlock()
 	}
 	c.ws.SetReadDeadline(time.Now().Add(closeDrain))
 	close(c.done)
@@ -216,6 +233,52 @@ func (c *conn) closingNow() bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	return c.closing
+}
+
+// writeRaw writes pre-framed bytes to the socket under the write deadline.
+func (c *conn) writeRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	nc := c.ws.NetConn()
+	nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	_, err := nc.Write(b)
+	return err
+}
+
+// appendWSFrame appends one unmasked, unfragmented server frame (RFC 6455
+// §5.2): FIN, opcode, payload length, payload.
+func appendWSFrame(dst []byte, opcode byte, payload []byte) []byte {
+	n := len(payload)
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		dst = append(dst, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		u := uint64(n)
+		dst = append(dst, 127, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32), byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
+	}
+	return append(dst, payload...)
+}
+
+// installControlHandlers replaces gorilla's ping and close handlers, which
+// write from the read goroutine, with ones that respect wmu (pong) or go
+// through the writer (close).
+func (c *conn) installControlHandlers() {
+	c.ws.SetPingHandler(func(data string) error {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return err
+		}
+		return nil
+	})
+	c.ws.SetCloseHandler(func(code int, text string) error {
+		c.Close(channels.ReasonClientLeft)
+		return nil
+	})
 }
 
 // push queues a server message for this connection.

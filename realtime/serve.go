@@ -12,11 +12,27 @@ import (
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
-// serve is the read loop. It returns when the socket closes; then every
-// channel of the connection is left.
+// serve is the read loop, run on its own goroutine (counted in srv.wg). It
+// returns when the socket closes; then every channel of the connection is
+// left.
 func (c *conn) serve() {
-	defer c.cleanup()
 	c.ws.SetReadLimit(c.srv.cfg.MaxFrameBytes)
+	c.loop()
+}
+
+// loop reads frames. After a frame whose handling grows the stack (a join
+// decodes JSON and verifies a JWT), it continues on a fresh goroutine and
+// returns, so the long-lived reader of an idle connection keeps a small
+// stack. Frames are still handled strictly in order.
+func (c *conn) loop() {
+	hop := false
+	defer func() {
+		if !hop {
+			c.cleanup()
+			c.srv.metrics.connections.Add(-1)
+			c.srv.wg.Done()
+		}
+	}()
 	for {
 		closing := c.closingNow()
 		if !closing {
@@ -42,13 +58,18 @@ func (c *conn) serve() {
 			return
 		}
 		c.srv.metrics.messageIn(mt == websocket.BinaryMessage)
-		c.handleFrame(mt, data)
+		if c.handleFrame(mt, data) {
+			hop = true
+			go c.loop()
+			return
+		}
 	}
 }
 
 // handleFrame dispatches one inbound message. Bad frames are logged and
-// dropped; they never close the connection.
-func (c *conn) handleFrame(mt int, data []byte) {
+// dropped; they never close the connection. heavy reports that handling
+// it grew the stack (a join or a token swap).
+func (c *conn) handleFrame(mt int, data []byte) (heavy bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("panic while handling a frame", "panic", r)
@@ -77,11 +98,14 @@ func (c *conn) handleFrame(mt int, data []byte) {
 		c.reply("", m.Ref, "phoenix", true, nil)
 	case m.Event == "phx_join":
 		c.handleJoin(&m)
+		return true
 	case m.Event == "phx_leave":
 		c.handleLeave(&m)
 	default:
 		c.handlePush(&m)
+		return m.Event == "access_token"
 	}
+	return false
 }
 
 // channel returns the joined channel for topic, checking that joinRef (when

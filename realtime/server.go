@@ -169,8 +169,12 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connections.Add(1)
 	s.metrics.connsTotal.Add(1)
 	c.log.Debug("connected", "vsn", v.String(), "role", claims.Role)
-	c.serve()
-	s.metrics.connections.Add(-1)
+	c.installControlHandlers()
+	// Serve on a fresh goroutine and let the handler return: net/http's
+	// per-connection buffers, the request and the handler's deep stack are
+	// then freed (about 11 KB per idle connection).
+	s.wg.Add(1)
+	go c.serve()
 }
 
 // remoteAddr prefers the proxy's X-Forwarded-For.

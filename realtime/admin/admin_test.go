@@ -261,6 +261,9 @@ func TestChannelsDetailAndDrops(t *testing.T) {
 		t.Fatalf("room1 = %+v", c)
 	}
 
+	// Drop totals are process-wide: compare with what earlier tests left.
+	baseRLS, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied")
+	baseFilter, _ := f.metric(t, "realtime_channel_messages_dropped_total", "filter_mismatch")
 	b.Drop(channels.DropRLS)
 	b.Drop(channels.DropRLS)
 	a.Drop(channels.DropFilter)
@@ -286,18 +289,18 @@ func TestChannelsDetailAndDrops(t *testing.T) {
 	}
 
 	// Drops are counted by reason, and stay counted after the subscriber leaves.
-	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied"); v != 2 {
-		t.Fatalf("rls_denied = %v, want 2", v)
+	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied"); v-baseRLS != 2 {
+		t.Fatalf("rls_denied = %v, want %v", v, baseRLS+2)
 	}
 	b.Drop(channels.DropRLS)
-	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied"); v != 3 {
-		t.Fatalf("rls_denied = %v, want 3", v)
+	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied"); v-baseRLS != 3 {
+		t.Fatalf("rls_denied = %v, want %v", v, baseRLS+3)
 	}
 	f.hub.Unsubscribe(b)
-	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied"); v != 3 {
-		t.Fatalf("rls_denied after leave = %v, want 3", v)
+	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "rls_denied"); v-baseRLS != 3 {
+		t.Fatalf("rls_denied after leave = %v, want %v", v, baseRLS+3)
 	}
-	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "filter_mismatch"); v != 1 {
+	if v, _ := f.metric(t, "realtime_channel_messages_dropped_total", "filter_mismatch"); v-baseFilter != 1 {
 		t.Fatalf("filter_mismatch = %v, want 1", v)
 	}
 	if v, _ := f.metric(t, "realtime_channel_subscriptions", ""); v != 2 {
