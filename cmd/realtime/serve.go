@@ -114,7 +114,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	}
 
 	if o.PprofAddr != "" {
-		startPprof(o.PprofAddr, log)
+		if err := startPprof(o.PprofAddr, log); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
