@@ -78,14 +78,11 @@ type Logical struct {
 	log       *slog.Logger
 	types     *TypeCache
 	running   atomic.Bool
-	confirmed atomic.Uint64 // newest position confirmed (delivered), LSN
+	statusBox // status and confirmed position (an LSN)
 
 	// rels is the newest relation per OID, kept across sessions. Owned by
 	// the Run goroutine.
 	rels map[uint32]*relEntry
-
-	mu sync.Mutex // guards st
-	st Status
 }
 
 // relEntry is a relation plus the resolved types of its columns.
@@ -116,34 +113,18 @@ func NewLogical(cfg LogicalConfig) *Logical {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("source", "logical", "slot", cfg.Slot, "publication", cfg.Publication)
-	return &Logical{
+	l := &Logical{
 		cfg:   cfg,
 		log:   log,
 		types: NewTypeCache(),
 		rels:  map[uint32]*relEntry{},
-		st:    Status{Kind: "logical", Slot: cfg.Slot, Publication: cfg.Publication},
 	}
+	l.st = Status{Kind: "logical", Slot: cfg.Slot, Publication: cfg.Publication}
+	return l
 }
 
 // Status reports the source's state. It is safe for concurrent use.
-func (l *Logical) Status() Status {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.st
-	st.ConfirmedPosition = l.confirmed.Load()
-	if d := int64(st.ServerPosition) - int64(st.ConfirmedPosition); d > 0 && st.ServerPosition > 0 {
-		st.LagBytes = d
-	} else {
-		st.LagBytes = 0
-	}
-	return st
-}
-
-func (l *Logical) update(f func(st *Status)) {
-	l.mu.Lock()
-	f(&l.st)
-	l.mu.Unlock()
-}
+func (l *Logical) Status() Status { return l.snapshot() }
 
 // Run streams changes to sink until ctx ends; see [Source]. Connection,
 // server and sink errors end the current session; Run then reconnects with

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +121,7 @@ type Notify struct {
 	log       *slog.Logger
 	types     *TypeCache
 	running   atomic.Bool
-	confirmed atomic.Uint64
+	statusBox // status and confirmed position (a change-log id)
 
 	// Run goroutine state, kept across sessions.
 	rels    map[relKey]*notifyRel
@@ -135,9 +134,6 @@ type Notify struct {
 	// probed is the outcome of the current session's delivery probe:
 	// probePending, probeDelivered or probeLost.
 	probed atomic.Int32
-
-	mu sync.Mutex // guards st
-	st Status
 }
 
 // relKey identifies a table by schema and name.
@@ -201,36 +197,20 @@ func NewNotify(cfg NotifyConfig) *Notify {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("source", "notify", "publication", cfg.Publication, "cursor", cfg.Cursor)
-	return &Notify{
+	n := &Notify{
 		cfg:   cfg,
 		log:   log,
 		types: NewTypeCache(),
 		rels:  map[relKey]*notifyRel{},
-		st:    Status{Kind: "notify", Publication: cfg.Publication},
 	}
+	n.st = Status{Kind: "notify", Publication: cfg.Publication}
+	return n
 }
 
 // Status reports the source's state. Positions are change-log ids, and
 // LagBytes counts ids (changes) between the newest id handed out and the
 // confirmed one, not bytes. It is safe for concurrent use.
-func (n *Notify) Status() Status {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st := n.st
-	st.ConfirmedPosition = n.confirmed.Load()
-	if st.ServerPosition > st.ConfirmedPosition {
-		st.LagBytes = int64(st.ServerPosition - st.ConfirmedPosition)
-	} else {
-		st.LagBytes = 0
-	}
-	return st
-}
-
-func (n *Notify) update(f func(st *Status)) {
-	n.mu.Lock()
-	f(&n.st)
-	n.mu.Unlock()
-}
+func (n *Notify) Status() Status { return n.snapshot() }
 
 // Run delivers changes to sink until ctx ends; see [Source]. Connection,
 // database and sink errors end the current session; Run then reconnects
