@@ -71,30 +71,38 @@ func newEnv(t *testing.T) *env {
 
 // service is the service running as a child process.
 type service struct {
-	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
-	logs *strings.Builder
-	mu   sync.Mutex
+	mu   sync.Mutex // guards logs
+	logs strings.Builder
 }
 
-func (e *env) startService(t *testing.T, addr string, extra ...string) *service {
-	t.Helper()
+// output returns what the service has logged so far.
+func (s *service) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+// launch runs `realtime serve --addr addr args...` from the test binary
+// (see TestMain), waits for /healthz and kills it at cleanup. An empty addr
+// picks a free port.
+func launch(tb testing.TB, addr string, args ...string) *service {
+	tb.Helper()
 	if addr == "" {
 		port, err := pgcluster.FreePort()
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		addr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	args := append([]string{"serve", "--addr", addr, "--jwt-secret", e.keys.Secret, "--db-url", e.cluster.URL(""), "--log-level", "debug"}, extra...)
-	argv, _ := json.Marshal(args)
+	argv, _ := json.Marshal(append([]string{"serve", "--addr", addr}, args...))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
-	s := &service{t: t, cmd: cmd, addr: addr, logs: &strings.Builder{}}
+	s := &service{cmd: cmd, addr: addr}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -104,16 +112,14 @@ func (e *env) startService(t *testing.T, addr string, extra ...string) *service 
 			s.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
-		if t.Failed() {
-			s.mu.Lock()
-			t.Logf("service log:\n%s", s.logs.String())
-			s.mu.Unlock()
+		if tb.Failed() {
+			tb.Logf("service log:\n%s", s.output())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
@@ -124,8 +130,14 @@ func (e *env) startService(t *testing.T, addr string, extra ...string) *service 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("service did not become ready")
+	tb.Fatalf("service did not become ready:\n%s", s.output())
 	return nil
+}
+
+// startService runs the service on the env's database.
+func (e *env) startService(t *testing.T, addr string, extra ...string) *service {
+	t.Helper()
+	return launch(t, addr, append([]string{"--jwt-secret", e.keys.Secret, "--db-url", e.cluster.URL(""), "--log-level", "debug"}, extra...)...)
 }
 
 // kill9 ends the service without any chance to clean up.

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -19,65 +15,15 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openrealtime/realtime/internal/demo"
-	"github.com/openrealtime/realtime/internal/pgcluster"
 	"github.com/openrealtime/realtime/internal/pglitetest"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
 // launchNotifyService runs the service as a child process with --source
-// notify against dbURL, waits for /healthz and stops it at cleanup. It
-// returns the listen address and the process; logs returns its output.
-func launchNotifyService(tb testing.TB, dbURL, secret string, extra ...string) (addr string, cmd *exec.Cmd, logs func() string) {
+// notify against dbURL (see launch).
+func launchNotifyService(tb testing.TB, dbURL, secret string, extra ...string) *service {
 	tb.Helper()
-	port, err := pgcluster.FreePort()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"serve", "--addr", addr, "--jwt-secret", secret, "--db-url", dbURL,
-		"--source", "notify"}, extra...)
-	argv, _ := json.Marshal(args)
-	cmd = exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
-	var mu sync.Mutex
-	var out strings.Builder
-	logs = func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return out.String()
-	}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			out.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-		}
-	}()
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if tb.Failed() {
-			tb.Logf("service log:\n%s", logs())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return addr, cmd, logs
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("service did not become ready:\n%s", logs())
-	return "", nil, nil
+	return launch(tb, "", append([]string{"--jwt-secret", secret, "--db-url", dbURL, "--source", "notify"}, extra...)...)
 }
 
 // waitCaptured waits until the service's source has put its capture
@@ -132,8 +78,7 @@ func TestNotifySourceEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	addr, cmd, _ := launchNotifyService(t, srv.URL(), keys.Secret, "--poll-interval", "20ms", "--log-level", "debug")
-	s := &service{t: t, cmd: cmd, addr: addr, logs: &strings.Builder{}}
+	s := launchNotifyService(t, srv.URL(), keys.Secret, "--poll-interval", "20ms", "--log-level", "debug")
 	waitCaptured(t, db, "public.todos", "public.messages")
 	alice := s.dial(t, keys.Anon)
 	bob := s.dial(t, keys.Anon)
@@ -246,7 +191,7 @@ func benchEndToEnd(b *testing.B, rowsPerStmt int, rate float64, poll string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	addr, _, _ := launchNotifyService(b, srv.URL(), keys.Secret, "--poll-interval", poll, "--log-level", "warn")
+	addr := launchNotifyService(b, srv.URL(), keys.Secret, "--poll-interval", poll, "--log-level", "warn").addr
 	waitCaptured(b, db, "public.messages")
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/realtime/v1/websocket?vsn=2.0.0&apikey="+keys.Anon, nil)
