@@ -487,11 +487,16 @@ func (s *stream) flush(ctx context.Context) error {
 	return s.sendStatus()
 }
 
-// visibleQuery is true when none of the given transaction ids (32-bit, as
-// pgoutput sends them) is still running in a new snapshot.
-const visibleQuery = `SELECT NOT EXISTS (
-  SELECT 1 FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x
-  WHERE (x::text::bigint % 4294967296) = ANY($1::bigint[]))`
+// visibleQuery is true when every given transaction (32-bit ids, as
+// pgoutput sends them) is visible to a new snapshot: completed before it
+// was taken. A 32-bit id is widened to the snapshot's epoch (or the one
+// before, when it would lie at or past xmax) and checked with
+// pg_visible_in_snapshot, which tests both xmax and the running list.
+const visibleQuery = `SELECT coalesce(bool_and(pg_catalog.pg_visible_in_snapshot((
+    CASE WHEN (((m.xmax >> 32) << 32) | x) >= m.xmax THEN (((m.xmax >> 32) << 32) | x) - 4294967296
+         ELSE ((m.xmax >> 32) << 32) | x END)::text::xid8, m.snap)), true)
+  FROM (SELECT s AS snap, pg_catalog.pg_snapshot_xmax(s)::text::bigint AS xmax FROM pg_catalog.pg_current_snapshot() s) m,
+       unnest($1::bigint[]) x`
 
 // waitVisible waits until the batch's transactions are visible to new
 // snapshots. The walsender may send a commit a moment before the
