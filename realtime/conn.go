@@ -8,7 +8,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
@@ -22,8 +21,7 @@ type conn struct {
 	v      phoenix.Version
 	enc    *encoder
 	log    *slog.Logger
-	apikey string       // the connection token, used when a join has no access_token
-	claims *auth.Claims // claims of the apikey
+	apikey string // the connection token, used when a join has no access_token
 	info   *channels.ConnInfo
 
 	qmu       sync.Mutex       // guards the fields below up to closeCode

@@ -76,12 +76,13 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 	if token == "" || strings.HasPrefix(token, "sb_") {
 		token = c.apikey
 	}
-	claims, err := c.srv.verifier.Verify(token)
+	v, err := c.srv.verify(token)
 	if err != nil {
 		c.log.Info("join refused", "topic", m.Topic, "err", err)
 		c.joinError(joinRef, m, auth.JoinReason(err))
 		return
 	}
+	claims := v.claims
 	private := bool(p.Config.Private)
 	if private && !c.srv.privateAllowed(claims) {
 		c.joinError(joinRef, m, "Unauthorized: You do not have permissions to read from this Channel topic: "+name)
@@ -121,9 +122,9 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 		Encoder:     c.enc,
 		Conn:        c.info,
 	}
-	sub.SetIdentity(identityOf(claims))
+	sub.SetIdentity(v.identity)
 	sub.SetPresence(bool(p.Config.Presence.Enabled))
-	ch := &channelState{sub: sub, joinRef: joinRef, ack: bool(p.Config.Broadcast.Ack), token: token}
+	ch := &channelState{sub: sub, joinRef: joinRef, ack: bool(p.Config.Broadcast.Ack), token: v.token}
 
 	var bindings []*channels.Binding
 	if c.srv.cfg.Changes != nil {

@@ -142,7 +142,7 @@ func (c *conn) handleAccessToken(ch *channelState, m *phoenix.Message) {
 	if tok == "" || strings.HasPrefix(tok, "sb_") || same {
 		return
 	}
-	claims, err := c.srv.verifier.Verify(tok)
+	v, err := c.srv.verify(tok)
 	if err != nil {
 		c.log.Info("access_token refused; closing channel", "topic", m.Topic, "err", err)
 		c.closeChannel(m.Topic, ch, auth.SystemMessage(err))
@@ -153,11 +153,11 @@ func (c *conn) handleAccessToken(ch *channelState, m *phoenix.Message) {
 		c.mu.Unlock()
 		return
 	}
-	ch.token = tok
+	ch.token = v.token
 	c.stopChannelLocked(ch)
-	ch.expiry = c.expiryTimer(m.Topic, ch, claims)
+	ch.expiry = c.expiryTimer(m.Topic, ch, v.claims)
 	c.mu.Unlock()
-	ch.sub.SetIdentity(identityOf(claims))
+	ch.sub.SetIdentity(v.identity)
 	if ch.pgBind != nil && c.srv.cfg.Changes != nil {
 		c.srv.cfg.Changes.Deactivate(ch.sub)
 		c.activateChanges(m.Topic, ch)

@@ -28,6 +28,7 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	metrics  metrics
+	tokens   tokenCache
 	ready    atomic.Bool
 	mux      *http.ServeMux
 
@@ -110,7 +111,7 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 // connection (protocol.md §1).
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	v, ok := phoenix.ParseVersion(q.Get("vsn"))
+	vsn, ok := phoenix.ParseVersion(q.Get("vsn"))
 	if !ok {
 		w.WriteHeader(http.StatusForbidden)
 		return
@@ -127,7 +128,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "API key is missing")
 		return
 	}
-	claims, err := s.verifier.Verify(key)
+	v, err := s.verify(key)
 	if err != nil {
 		s.log.Info("connection refused", "remote_addr", r.RemoteAddr, "err", err)
 		writeJSONError(w, auth.ConnectStatus(err), auth.ConnectMessage(err))
@@ -149,16 +150,15 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		srv:    s,
 		ws:     ws,
 		id:     s.hub.NextID(),
-		v:      v,
-		enc:    encoderFor(v),
-		apikey: key,
-		claims: claims,
+		v:      vsn,
+		enc:    encoderFor(vsn),
+		apikey: v.token,
 		done:   make(chan struct{}),
 		chans:  make(map[string]*channelState),
 	}
 	c.log = s.log.With("conn_id", c.id)
 	c.info = &channels.ConnInfo{
-		ID: c.id, Transport: "websocket", Version: v.String(), RemoteAddr: remoteAddr(r),
+		ID: c.id, Transport: "websocket", Version: vsn.String(), RemoteAddr: remoteAddr(r),
 		Since: time.Now(), QueuedBytes: c.queuedBytes, Close: c.Close,
 	}
 	if !s.track(c) {
@@ -168,7 +168,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.connections.Add(1)
 	s.metrics.connsTotal.Add(1)
-	c.log.Debug("connected", "vsn", v.String(), "role", claims.Role)
+	c.log.Debug("connected", "vsn", vsn.String(), "role", v.claims.Role)
 	c.installControlHandlers()
 	// Serve on a fresh goroutine and let the handler return: net/http's
 	// per-connection buffers, the request and the handler's deep stack are
