@@ -20,7 +20,6 @@ type conn struct {
 	id     uint64
 	v      phoenix.Version
 	enc    *encoder
-	log    *slog.Logger
 	apikey string // the connection token, used when a join has no access_token
 	info   *channels.ConnInfo
 
@@ -53,6 +52,11 @@ type channelState struct {
 	token    string
 	pgBind   []*channels.Binding
 }
+
+// logger returns the server logger with this connection's id. It is built
+// on use: keeping one per connection would cost memory on every idle
+// connection for the rare log line.
+func (c *conn) logger() *slog.Logger { return c.srv.log.With("conn_id", c.id) }
 
 // Enqueue implements channels.Writer: it queues f without blocking. Over the
 // byte budget the connection is closed as a slow consumer.
@@ -108,9 +112,9 @@ func (c *conn) closeLocked(reason channels.CloseReason) {
 	if reason == channels.ReasonSlowConsumer {
 		c.discard = true
 		c.srv.metrics.slowConsumer()
-		c.log.Warn("closing slow consumer", "reason", reason.String(), "queued_bytes", c.qbytes)
+		c.logger().Warn("closing slow consumer", "reason", reason.String(), "queued_bytes", c.qbytes)
 	} else {
-		c.log.Debug("closing connection", "reason", reason.String())
+		c.logger().Debug("closing connection", "reason", reason.String())
 	}
 	c.startFlushLocked()
 }
@@ -182,7 +186,7 @@ func (c *conn) flush() {
 			out = nil // don't keep a burst's buffer on an idle connection
 		}
 		if werr != nil {
-			c.log.Debug("write failed", "err", werr)
+			c.logger().Debug("write failed", "err", werr)
 			c.qmu.Lock()
 			if !c.closing {
 				c.closing = true
@@ -190,7 +194,7 @@ func (c *conn) flush() {
 				var ne interface{ Timeout() bool }
 				if errors.As(werr, &ne) && ne.Timeout() {
 					c.srv.metrics.slowConsumer()
-					c.log.Warn("closing slow consumer", "reason", "write_deadline")
+					c.logger().Warn("closing slow consumer", "reason", "write_deadline")
 				}
 			}
 			c.discard = true

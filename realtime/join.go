@@ -60,12 +60,12 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 	if len(m.Payload) > 0 {
 		if err := json.Unmarshal(m.Payload, &p); err != nil {
 			// Like the real server: log and go on with what parsed.
-			c.log.Debug("invalid join payload", "topic", m.Topic, "err", err)
+			c.logger().Debug("invalid join payload", "topic", m.Topic, "err", err)
 		}
 	}
 	if !c.joins.allow(time.Now(), int(c.srv.cfg.MaxJoinsPerSecond+0.5), time.Second) {
 		c.joinError(joinRef, m, "ClientJoinRateLimitReached: Too many joins per second")
-		c.log.Warn("join rate limit reached; closing connection", "topic", m.Topic)
+		c.logger().Warn("join rate limit reached; closing connection", "topic", m.Topic)
 		c.Close(channels.ReasonRateLimit)
 		return
 	}
@@ -78,7 +78,7 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 	}
 	v, err := c.srv.verify(token)
 	if err != nil {
-		c.log.Info("join refused", "topic", m.Topic, "err", err)
+		c.logger().Info("join refused", "topic", m.Topic, "err", err)
 		c.joinError(joinRef, m, auth.JoinReason(err))
 		return
 	}
@@ -199,7 +199,7 @@ func (c *conn) expiryTimer(topic string, ch *channelState, claims *auth.Claims) 
 		if secs < 0 {
 			secs = 0
 		}
-		c.log.Info("channel token expired", "topic", topic)
+		c.logger().Info("channel token expired", "topic", topic)
 		c.closeChannel(topic, ch, auth.SystemMessage(&auth.ExpiredError{Seconds: secs}))
 	})
 }

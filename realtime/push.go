@@ -26,7 +26,7 @@ func (c *conn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 		return
 	}
 	if p.Encoding == phoenix.EncodingJSON && !json.Valid(p.Payload) {
-		c.log.Debug("broadcast with invalid JSON payload dropped", "topic", p.Topic)
+		c.logger().Debug("broadcast with invalid JSON payload dropped", "topic", p.Topic)
 		if ch.ack {
 			c.reply(ch.joinRef, p.Ref, p.Topic, false, []byte(`{"reason":"invalid JSON payload"}`))
 		}
@@ -48,7 +48,7 @@ func (c *conn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 // forwarded to every subscriber unchanged (protocol.md §5.1).
 func (c *conn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 	if !jsonObject(m.Payload) {
-		c.log.Debug("broadcast payload is not an object", "topic", m.Topic)
+		c.logger().Debug("broadcast payload is not an object", "topic", m.Topic)
 		if ch.ack {
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, []byte(`{"reason":"payload must be an object"}`))
 		}
@@ -74,7 +74,7 @@ func (c *conn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 // payloadTooLarge answers an oversized broadcast: an error reply with ack,
 // silence without (as the real server).
 func (c *conn) payloadTooLarge(ch *channelState, topic, ref string, n int) {
-	c.log.Info("broadcast over the payload limit dropped", "topic", topic, "bytes", n, "limit", c.srv.cfg.MaxPayloadBytes)
+	c.logger().Info("broadcast over the payload limit dropped", "topic", topic, "bytes", n, "limit", c.srv.cfg.MaxPayloadBytes)
 	ch.sub.Drop(channels.DropPayloadTooLarge)
 	if ch.ack {
 		c.reply(ch.joinRef, ref, topic, false, []byte(`"payload_size_exceeded"`))
@@ -95,7 +95,7 @@ func (c *conn) handlePresence(ch *channelState, m *phoenix.Message) {
 	allowed := ch.presence.allow(time.Now(), c.srv.cfg.PresenceLimit, c.srv.cfg.PresenceWindow)
 	c.mu.Unlock()
 	if !allowed {
-		c.log.Info("presence rate limit reached; closing channel", "topic", m.Topic)
+		c.logger().Info("presence rate limit reached; closing channel", "topic", m.Topic)
 		ch.sub.Drop(channels.DropRateLimit)
 		c.closeChannel(m.Topic, ch, "Client presence rate limit exceeded")
 		return
@@ -115,7 +115,7 @@ func (c *conn) handlePresence(ch *channelState, m *phoenix.Message) {
 		// Reply first, so the client sees its ok before its own diff.
 		c.reply(ch.joinRef, m.Ref, m.Topic, true, nil)
 		if _, err := c.srv.hub.Track(ch.sub, p.Payload); err != nil {
-			c.log.Debug("track failed", "topic", m.Topic, "err", err)
+			c.logger().Debug("track failed", "topic", m.Topic, "err", err)
 			return
 		}
 		c.srv.metrics.presence()
@@ -144,7 +144,7 @@ func (c *conn) handleAccessToken(ch *channelState, m *phoenix.Message) {
 	}
 	v, err := c.srv.verify(tok)
 	if err != nil {
-		c.log.Info("access_token refused; closing channel", "topic", m.Topic, "err", err)
+		c.logger().Info("access_token refused; closing channel", "topic", m.Topic, "err", err)
 		c.closeChannel(m.Topic, ch, auth.SystemMessage(err))
 		return
 	}

@@ -50,7 +50,7 @@ func (c *conn) loop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				c.Close(channels.ReasonIdle)
 			} else if errors.Is(err, websocket.ErrReadLimit) {
-				c.log.Warn("frame over the size limit", "limit", c.srv.cfg.MaxFrameBytes)
+				c.logger().Warn("frame over the size limit", "limit", c.srv.cfg.MaxFrameBytes)
 				c.Close(channels.ReasonProtocol)
 			} else {
 				c.Close(channels.ReasonClientLeft)
@@ -72,17 +72,17 @@ func (c *conn) loop() {
 func (c *conn) handleFrame(mt int, data []byte) (heavy bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("panic while handling a frame", "panic", r)
+			c.logger().Error("panic while handling a frame", "panic", r)
 		}
 	}()
 	if mt == websocket.BinaryMessage {
 		if c.v != phoenix.V2 {
-			c.log.Debug("binary frame on a vsn 1.0.0 connection dropped")
+			c.logger().Debug("binary frame on a vsn 1.0.0 connection dropped")
 			return
 		}
 		p, err := phoenix.DecodeBroadcastPush(data)
 		if err != nil {
-			c.log.Debug("bad binary frame dropped", "err", err)
+			c.logger().Debug("bad binary frame dropped", "err", err)
 			return
 		}
 		c.handleBinaryBroadcast(&p)
@@ -90,7 +90,7 @@ func (c *conn) handleFrame(mt int, data []byte) (heavy bool) {
 	}
 	m, err := phoenix.DecodeText(c.v, data)
 	if err != nil {
-		c.log.Debug("bad frame dropped", "err", err)
+		c.logger().Debug("bad frame dropped", "err", err)
 		return
 	}
 	switch {
@@ -127,7 +127,7 @@ func (c *conn) channel(topic, joinRef string) (ch *channelState, stale bool) {
 func (c *conn) handlePush(m *phoenix.Message) {
 	ch, stale := c.channel(m.Topic, m.JoinRef)
 	if stale {
-		c.log.Debug("push with a stale join_ref ignored", "topic", m.Topic)
+		c.logger().Debug("push with a stale join_ref ignored", "topic", m.Topic)
 		return
 	}
 	if ch == nil {
@@ -142,7 +142,7 @@ func (c *conn) handlePush(m *phoenix.Message) {
 	case "access_token":
 		c.handleAccessToken(ch, m)
 	default:
-		c.log.Debug("unknown event ignored", "event", m.Event, "topic", m.Topic)
+		c.logger().Debug("unknown event ignored", "event", m.Event, "topic", m.Topic)
 	}
 }
 

@@ -54,7 +54,7 @@ func New(cfg Config) *Server {
 		conns:    make(map[uint64]*conn),
 		sse:      make(map[uint64]*sseConn),
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:  1024,
+			ReadBufferSize:  512, // larger frames are read through it all the same
 			WriteBufferSize: 1024,
 			CheckOrigin:     func(*http.Request) bool { return true },
 			// permessage-deflate offers are declined cleanly.
@@ -156,7 +156,6 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		done:   make(chan struct{}),
 		chans:  make(map[string]*channelState),
 	}
-	c.log = s.log.With("conn_id", c.id)
 	c.info = &channels.ConnInfo{
 		ID: c.id, Transport: "websocket", Version: vsn.String(), RemoteAddr: remoteAddr(r),
 		Since: time.Now(), QueuedBytes: c.queuedBytes, Close: c.Close,
@@ -168,7 +167,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.connections.Add(1)
 	s.metrics.connsTotal.Add(1)
-	c.log.Debug("connected", "vsn", vsn.String(), "role", v.claims.Role)
+	c.logger().Debug("connected", "vsn", vsn.String(), "role", v.claims.Role)
 	c.installControlHandlers()
 	// Serve on a fresh goroutine and let the handler return: net/http's
 	// per-connection buffers, the request and the handler's deep stack are

@@ -43,6 +43,9 @@ func (s *Server) verify(token string) (*verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Keep only what the transport uses; the decoded claims map is the
+	// largest part of a verified token.
+	claims = &auth.Claims{Role: claims.Role, Sub: claims.Sub, Exp: claims.Exp, Raw: claims.Raw}
 	v = &verified{token: token, claims: claims, identity: identityOf(claims)}
 	c.mu.Lock()
 	if c.entries == nil || len(c.entries) >= maxCachedTokens {
