@@ -59,6 +59,7 @@ type Authorizer interface {
 	Visible(ctx context.Context, id *Identity, schema, table string, keys [][]string) ([]bool, error)
 	// PublishedTables lists the tables of the publication.
 	PublishedTables(ctx context.Context) ([]TableRef, error)
-	// Invalidate forgets cached facts about schema.table (after DDL).
+	// Invalidate forgets cached facts about schema.table (after DDL),
+	// including the cached list of published tables.
 	Invalidate(schema, table string)
 }

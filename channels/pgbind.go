@@ -244,10 +244,21 @@ func (p *PGChanges) activateOne(ctx context.Context, id *Identity, b *Binding, p
 	default:
 		events = 1<<1 | 1<<2 | 1<<3
 	}
-	var tables []TableRef
-	for _, t := range published {
-		if likeMatch(b.Schema, t.Schema) && likeMatch(b.Table, t.Table) {
-			tables = append(tables, t)
+	match := func(published []TableRef) (tables []TableRef) {
+		for _, t := range published {
+			if likeMatch(b.Schema, t.Schema) && likeMatch(b.Table, t.Table) {
+				tables = append(tables, t)
+			}
+		}
+		return tables
+	}
+	tables := match(published)
+	if len(tables) == 0 {
+		// The list may predate an ALTER PUBLICATION of a moment ago: look
+		// again, bypassing caches, before refusing.
+		p.cfg.Auth.Invalidate(b.Schema, b.Table)
+		if fresh, err := p.cfg.Auth.PublishedTables(ctx); err == nil {
+			tables = match(fresh)
 		}
 	}
 	if len(tables) == 0 {

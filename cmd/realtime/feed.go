@@ -176,7 +176,12 @@ func (a *authorizer) Visible(ctx context.Context, id *channels.Identity, schema,
 	return vis, classify(err)
 }
 
-func (a *authorizer) Invalidate(schema, table string) { a.checker.Invalidate(schema, table) }
+func (a *authorizer) Invalidate(schema, table string) {
+	a.checker.Invalidate(schema, table)
+	a.mu.Lock()
+	a.tables = nil
+	a.mu.Unlock()
+}
 
 // PublishedTables lists the publication's tables, cached for a second so
 // that a burst of joins costs one query.

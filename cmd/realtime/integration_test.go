@@ -268,3 +268,24 @@ func TestRLSDeliveryRightAfterCommit(t *testing.T) {
 		seen[rec["title"].(string)] = true
 	}
 }
+
+// A table added to the publication can be subscribed to at once: a stale
+// cached table list is refreshed before a binding is refused.
+func TestJoinRightAfterPublishingATable(t *testing.T) {
+	e := newEnv(t)
+	s := e.startService(t, "")
+	c := s.dial(t, e.keys.Anon)
+	c.join("realtime:warm", e.keys.Service, map[string]any{"event": "*", "schema": "public", "table": "messages"})
+	c.next("system", 10*time.Second) // the published list is now cached
+	e.exec(t, "CREATE TABLE fresh (id int PRIMARY KEY, v text)")
+	e.exec(t, "GRANT SELECT ON fresh TO service_role")
+	e.exec(t, "ALTER PUBLICATION supabase_realtime ADD TABLE fresh")
+	c.join("realtime:fresh", e.keys.Service, map[string]any{"event": "INSERT", "schema": "public", "table": "fresh"})
+	if m := c.next("system", 10*time.Second); !strings.Contains(string(m.Payload), "Subscribed to PostgreSQL") {
+		t.Fatalf("join on a just-published table: %s", m.Payload)
+	}
+	e.exec(t, "INSERT INTO fresh VALUES (1, 'hello')")
+	if _, rec, _ := changeRecord(t, c.next("postgres_changes", 10*time.Second)); rec["v"] != "hello" {
+		t.Fatalf("got %v", rec)
+	}
+}
