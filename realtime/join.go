@@ -147,26 +147,57 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 	c.srv.hub.Subscribe(sub)
 	c.srv.metrics.channelJoined()
 
+	// Start the postgres_changes subscription before replying and give it a
+	// short head start: a client that writes a row as soon as it sees
+	// SUBSCRIBED then finds the subscription live. A slow database only
+	// delays the reply by activationGrace; the outcome follows as a system
+	// message either way.
+	replied := make(chan struct{})
+	if len(bindings) > 0 {
+		done := c.activateChanges(m.Topic, ch, replied)
+		t := time.NewTimer(activationGrace)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	c.reply(joinRef, m.Ref, m.Topic, true, joinResponse(bindings))
+	close(replied)
 	if sub.PresenceEnabled() {
 		c.push(joinRef, "", m.Topic, "presence_state", c.srv.hub.PresenceState(sub))
 	}
-	if len(bindings) > 0 {
-		c.activateChanges(m.Topic, ch)
-	}
 }
 
+// activationGrace is how long a join reply waits for its postgres_changes
+// subscription to become live.
+const activationGrace = 2 * time.Second
+
+// closedChan is an already closed channel.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // activateChanges validates and starts a channel's postgres_changes bindings
-// on another goroutine, then tells the client the outcome (§3.5, §4.8).
-func (c *conn) activateChanges(topic string, ch *channelState) {
+// on another goroutine and, once `after` is closed (the join reply is out),
+// tells the client the outcome (§3.5, §4.8). The returned channel is closed
+// when the activation has finished.
+func (c *conn) activateChanges(topic string, ch *channelState, after <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
 	if c.srv.cfg.Changes == nil {
-		c.push(ch.joinRef, "", topic, "system", systemPayload("postgres_changes", "error", "Realtime was unable to connect to the project database", ch.sub.Name))
-		return
+		close(done)
+		c.srv.wg.Add(1)
+		go func() {
+			defer c.srv.wg.Done()
+			<-after
+			c.push(ch.joinRef, "", topic, "system", systemPayload("postgres_changes", "error", "Realtime was unable to connect to the project database", ch.sub.Name))
+		}()
+		return done
 	}
 	c.srv.wg.Add(1)
 	go func() {
 		defer c.srv.wg.Done()
 		err := c.srv.cfg.Changes.Activate(ch.sub, ch.pgBind)
+		close(done)
+		<-after
 		if cur, _ := c.channel(topic, ch.joinRef); cur != ch {
 			if err == nil {
 				c.srv.cfg.Changes.Deactivate(ch.sub)
@@ -179,6 +210,7 @@ func (c *conn) activateChanges(topic string, ch *channelState) {
 		}
 		c.push(ch.joinRef, "", topic, "system", systemPayload("postgres_changes", "ok", "Subscribed to PostgreSQL", ch.sub.Name))
 	}()
+	return done
 }
 
 // joinError replies to a join with an error reason.

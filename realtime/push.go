@@ -160,6 +160,6 @@ func (c *conn) handleAccessToken(ch *channelState, m *phoenix.Message) {
 	ch.sub.SetIdentity(v.identity)
 	if ch.pgBind != nil && c.srv.cfg.Changes != nil {
 		c.srv.cfg.Changes.Deactivate(ch.sub)
-		c.activateChanges(m.Topic, ch)
+		c.activateChanges(m.Topic, ch, closedChan)
 	}
 }
