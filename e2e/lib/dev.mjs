@@ -13,11 +13,9 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import http from 'node:http'
-import { after, afterEach, before, test as nodeTest } from 'node:test'
 import pg from 'pg'
-import { ClientPool } from './client.mjs'
-import { RawPool } from './raw.mjs'
-import { serverBinary, withServerLog } from './server.mjs'
+import { useFixture } from './harness.mjs'
+import { serverBinary } from './server.mjs'
 import { waitFor } from './wait.mjs'
 
 const MAX_LOG_CHARS = 200_000
@@ -210,62 +208,8 @@ function probeStatus(url) {
  * `h.sql(text, params)` on the server's database. opts: extraArgs, env.
  */
 export function useDevServer(opts = {}) {
-  const h = {
-    srv: null,
-    clients: new ClientPool(),
-    raws: new RawPool(),
-    extraServers: [],
-    cleanups: [],
-  }
-
-  before(async () => {
-    h.srv = await startDevServer(opts)
-  })
-
-  afterEach(async () => {
-    for (const fn of h.cleanups.splice(0).reverse()) await fn()
-    await h.clients.closeAll()
-    await h.raws.closeAll()
-    const extra = h.extraServers.splice(0)
-    await Promise.all(extra.map((s) => s.stop()))
-  })
-
-  after(async () => {
-    await h.clients.closeAll()
-    await h.raws.closeAll()
-    if (h.srv) await h.srv.stop()
-  })
-
-  /** A supabase-js client on the suite server (or opts.server). See ClientPool.create. */
-  h.client = (o = {}) => h.clients.create(o.server ?? h.srv, o)
-
-  /** A raw socket on the suite server. opts: vsn, key, path, query, server. */
-  h.raw = (o = {}) => {
-    const s = o.server ?? h.srv
-    const vsn = o.vsn ?? '2.0.0'
-    const query = { apikey: o.key ?? s.anonKey, ...(o.query || {}), vsn }
-    return h.raws.connect(s.wsUrl(query, o.path), { vsn })
-  }
-
+  const h = useFixture(startDevServer, opts)
   /** SQL on the suite server's database as the superuser. */
   h.sql = (text, params) => h.srv.sql(text, params)
-
-  /** Registers a function run after the current test (before clients are closed). */
-  h.defer = (fn) => h.cleanups.push(fn)
-
-  /** Starts an additional dev server (stopped after the current test). */
-  h.startExtraServer = async (o) => {
-    const s = await startDevServer(o)
-    h.extraServers.push(s)
-    return s
-  }
-
-  /** node:test `test` whose failures include the tail of the server log(s). */
-  h.test = (name, optsOrFn, maybeFn) => {
-    const fn = typeof optsOrFn === 'function' ? optsOrFn : maybeFn
-    const o = typeof optsOrFn === 'function' ? {} : optsOrFn
-    return nodeTest(name, o, withServerLog(() => [h.srv, ...h.extraServers], fn))
-  }
-
   return h
 }

@@ -14,18 +14,29 @@ import { RawPool } from './raw.mjs'
 import { startServer, withServerLog } from './server.mjs'
 
 export function useServer(serverOpts = {}) {
+  return useFixture(startServer, serverOpts)
+}
+
+/**
+ * The fixture behind useServer() and useDevServer(): `start(opts)` starts a server (an object
+ * with stop(), anonKey and wsUrl()). Functions registered with h.defer run after each test,
+ * before the pools are emptied.
+ */
+export function useFixture(start, startOpts = {}) {
   const h = {
     srv: null,
     clients: new ClientPool(),
     raws: new RawPool(),
     extraServers: [],
+    cleanups: [],
   }
 
   before(async () => {
-    h.srv = await startServer(serverOpts)
+    h.srv = await start(startOpts)
   })
 
   afterEach(async () => {
+    for (const fn of h.cleanups.splice(0).reverse()) await fn()
     await h.clients.closeAll()
     await h.raws.closeAll()
     const extra = h.extraServers.splice(0)
@@ -49,9 +60,12 @@ export function useServer(serverOpts = {}) {
     return h.raws.connect(s.wsUrl(query, opts.path), { vsn })
   }
 
+  /** Registers a function run after the current test (before clients are closed). */
+  h.defer = (fn) => h.cleanups.push(fn)
+
   /** Starts an additional server (stopped after the current test). */
   h.startExtraServer = async (opts) => {
-    const s = await startServer(opts)
+    const s = await start(opts)
     h.extraServers.push(s)
     return s
   }
