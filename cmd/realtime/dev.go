@@ -196,6 +196,7 @@ supabase-js:
 
   import { createClient } from '@supabase/supabase-js'
   const supabase = createClient('http://%[1]s', '%[4]s', { accessToken: async () => '%[5]s' })
+  await supabase.realtime.setAuth('%[5]s') // join as the user, so RLS shows their rows
   supabase.channel('todos')
     .on('postgres_changes', { event: '*', schema: 'public', table: 'todos' }, (p) => console.log(p))
     .subscribe((status) => console.log(status))
