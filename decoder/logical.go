@@ -99,20 +99,8 @@ func NewLogical(cfg LogicalConfig) *Logical {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = 200 * time.Millisecond
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 10 * time.Second
-	}
-	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = cfg.RetryMin
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("source", "logical", "slot", cfg.Slot, "publication", cfg.Publication)
+	retryBounds(&cfg.RetryMin, &cfg.RetryMax)
+	log := sourceLogger(cfg.Logger, "source", "logical", "slot", cfg.Slot, "publication", cfg.Publication)
 	l := &Logical{
 		cfg:   cfg,
 		log:   log,

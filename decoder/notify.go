@@ -183,20 +183,8 @@ func NewNotify(cfg NotifyConfig) *Notify {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Second
 	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = 200 * time.Millisecond
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 10 * time.Second
-	}
-	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = cfg.RetryMin
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("source", "notify", "publication", cfg.Publication, "cursor", cfg.Cursor)
+	retryBounds(&cfg.RetryMin, &cfg.RetryMax)
+	log := sourceLogger(cfg.Logger, "source", "notify", "publication", cfg.Publication, "cursor", cfg.Cursor)
 	n := &Notify{
 		cfg:   cfg,
 		log:   log,

@@ -38,6 +38,29 @@ func retryLoop(ctx context.Context, log *slog.Logger, what string, minWait, maxW
 	}
 }
 
+// retryBounds fills in the default reconnect backoff (200 ms doubling to
+// 10 s) and keeps max ≥ min.
+func retryBounds(minWait, maxWait *time.Duration) {
+	if *minWait <= 0 {
+		*minWait = 200 * time.Millisecond
+	}
+	if *maxWait <= 0 {
+		*maxWait = 10 * time.Second
+	}
+	if *maxWait < *minWait {
+		*maxWait = *minWait
+	}
+}
+
+// sourceLogger returns l (or a discarding logger) with the source's
+// attributes.
+func sourceLogger(l *slog.Logger, attrs ...any) *slog.Logger {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return l.With(attrs...)
+}
+
 // recordError stores err as the source's last error.
 func recordError(update func(func(*Status))) func(error) {
 	return func(err error) {

@@ -54,7 +54,11 @@ func (s *Server) restClaims(r *http.Request) (*auth.Claims, error) {
 	if tok == "" {
 		tok = r.URL.Query().Get("apikey")
 	}
-	return s.verifier.Verify(tok)
+	v, err := s.verify(tok)
+	if err != nil {
+		return nil, err
+	}
+	return v.claims, nil
 }
 
 // handleBroadcastBatch serves POST /api/broadcast (protocol.md §5.2).

@@ -181,7 +181,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		sseError(w, http.StatusUnauthorized, "API key is missing")
 		return
 	}
-	if _, err := s.verifier.Verify(key); err != nil {
+	if _, err := s.verify(key); err != nil {
 		s.log.Info("SSE refused", "remote_addr", r.RemoteAddr, "err", err)
 		sseError(w, http.StatusUnauthorized, auth.ConnectMessage(err))
 		return
@@ -196,7 +196,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if token == "" || strings.HasPrefix(token, "sb_") {
 		token = key
 	}
-	claims, err := s.verifier.Verify(token)
+	v, err := s.verify(token)
 	if err != nil {
 		s.log.Info("SSE refused", "remote_addr", r.RemoteAddr, "err", err)
 		sseError(w, http.StatusUnauthorized, auth.ConnectMessage(err))
@@ -228,7 +228,8 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		topic, name = fmt.Sprintf("sse:%d", c.id), ""
 	}
 	sub := &channels.Subscription{ID: c.id, Topic: topic, Name: name, Writer: c, Encoder: encSSE, Conn: c.info, PresenceKey: fmt.Sprintf("sse-%d", c.id)}
-	sub.SetIdentity(identityOf(claims))
+	claims := v.claims
+	sub.SetIdentity(v.identity)
 	sub.SetPresence(p.presence)
 
 	// Validate and register the bindings before the stream starts, so bad
