@@ -11,10 +11,10 @@ type Broadcast struct {
 	Binary bool
 	// Meta is optional metadata (a JSON object) for binary-capable clients.
 	Meta []byte
-	// Object, when set, is the sender's whole broadcast object; every
-	// subscriber then gets a text frame carrying it unchanged (JSON-text
-	// origin, protocol.md §5.1).
-	Object []byte
+	// Verbatim, when set, is the whole broadcast object as its sender
+	// wrote it (JSON text); every subscriber then gets a text frame
+	// carrying it unchanged (docs/protocol.md §5.1).
+	Verbatim []byte
 }
 
 // Broadcast publishes b to the topic of from (from's namespace), skipping

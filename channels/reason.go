@@ -7,8 +7,7 @@ type CloseReason uint8
 const (
 	// ReasonClientLeft means the client left or disconnected.
 	ReasonClientLeft CloseReason = iota
-	// ReasonSlowConsumer means the outgoing queue passed its byte budget or
-	// a write missed its deadline.
+	// ReasonSlowConsumer means the outgoing queue passed its byte budget.
 	ReasonSlowConsumer
 	// ReasonTokenExpired means the channel's JWT expired.
 	ReasonTokenExpired
@@ -26,9 +25,11 @@ const (
 	ReasonIdle
 	// ReasonProtocol means the client broke the protocol beyond repair.
 	ReasonProtocol
+	// ReasonWriteDeadline means a write to the client missed its deadline.
+	ReasonWriteDeadline
 )
 
-var reasonNames = [...]string{"client_left", "slow_consumer", "token_expired", "token_invalid", "server_shutdown", "rate_limit", "replaced", "admin", "idle", "protocol"}
+var reasonNames = [...]string{"client_left", "slow_consumer", "token_expired", "token_invalid", "server_shutdown", "rate_limit", "replaced", "admin", "idle", "protocol", "write_deadline"}
 
 // String returns a stable snake_case name, used in logs and metrics.
 func (r CloseReason) String() string {
@@ -36,6 +37,12 @@ func (r CloseReason) String() string {
 		return reasonNames[r]
 	}
 	return "unknown"
+}
+
+// SlowConsumer reports whether r means the client could not keep up: its
+// queue passed the byte budget or a write missed its deadline.
+func (r CloseReason) SlowConsumer() bool {
+	return r == ReasonSlowConsumer || r == ReasonWriteDeadline
 }
 
 // DropReason says why one message was not sent to one subscriber.

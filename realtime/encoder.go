@@ -1,6 +1,8 @@
 package realtime
 
 import (
+	"strconv"
+
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
@@ -28,10 +30,10 @@ func (e *encoder) text(joinRef, ref, topic, event string, payload []byte) channe
 	return channels.Frame{Data: phoenix.AppendText(make([]byte, 0, len(payload)+len(topic)+len(event)+48), e.v, joinRef, ref, topic, event, payload)}
 }
 
-// EncodeBroadcast implements channels.Encoder (protocol.md §5.1–5.3).
+// EncodeBroadcast implements channels.Encoder (docs/protocol.md §5.1–5.3).
 func (e *encoder) EncodeBroadcast(topic string, b *channels.Broadcast) (channels.Frame, bool) {
-	if b.Object != nil {
-		return e.text("", "", topic, "broadcast", b.Object), true
+	if b.Verbatim != nil {
+		return e.text("", "", topic, "broadcast", b.Verbatim), true
 	}
 	if e.v == phoenix.V2 {
 		enc := phoenix.EncodingJSON
@@ -81,7 +83,7 @@ func (e *encoder) EncodeSystem(topic string, payload []byte) channels.Frame {
 	return e.text("", "", topic, "system", payload)
 }
 
-// EncodePostgresChange implements channels.Encoder (protocol.md §4.1).
+// EncodePostgresChange implements channels.Encoder (docs/protocol.md §4.1).
 func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte, _ channels.Cursor) channels.Frame {
 	payload := make([]byte, 0, len(data)+16+12*len(ids))
 	payload = append(payload, `{"ids":[`...)
@@ -89,28 +91,10 @@ func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte, _
 		if i > 0 {
 			payload = append(payload, ',')
 		}
-		payload = appendInt(payload, id)
+		payload = strconv.AppendInt(payload, id, 10)
 	}
 	payload = append(payload, `],"data":`...)
 	payload = append(payload, data...)
 	payload = append(payload, '}')
 	return e.text("", "", topic, "postgres_changes", payload)
-}
-
-func appendInt(b []byte, n int64) []byte {
-	if n == 0 {
-		return append(b, '0')
-	}
-	if n < 0 {
-		b = append(b, '-')
-		n = -n
-	}
-	var tmp [20]byte
-	i := len(tmp)
-	for n > 0 {
-		i--
-		tmp[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return append(b, tmp[i:]...)
 }

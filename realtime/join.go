@@ -3,6 +3,7 @@ package realtime
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func (b *flexBool) UnmarshalJSON(d []byte) error {
 	return nil
 }
 
-// joinPayload is the phx_join payload of realtime-js (protocol.md §3.2).
+// joinPayload is the phx_join payload of realtime-js (docs/protocol.md §3.2).
 type joinPayload struct {
 	Config struct {
 		Broadcast struct {
@@ -42,7 +43,10 @@ type joinPayload struct {
 
 const topicPrefix = "realtime:"
 
-func (c *conn) handleJoin(m *phoenix.Message) {
+// handleJoin answers phx_join (docs/protocol.md §3): the session opens the
+// channel; the reply waits briefly for its postgres_changes subscription to
+// go live, then presence_state follows when presence is on.
+func (c *wsConn) handleJoin(m *phoenix.Message) {
 	joinRef := m.JoinRef
 	if joinRef == "" {
 		joinRef = m.Ref
@@ -66,86 +70,32 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 	if !c.joins.allow(time.Now(), int(c.srv.cfg.MaxJoinsPerSecond+0.5), time.Second) {
 		c.joinError(joinRef, m, "ClientJoinRateLimitReached: Too many joins per second")
 		c.logger().Warn("join rate limit reached; closing connection", "topic", m.Topic)
-		c.Close(channels.ReasonRateLimit)
+		c.out.Close(channels.ReasonRateLimit)
 		return
 	}
-	token := p.AccessToken
-	if token == "" {
-		token = p.UserToken
+	tok := p.AccessToken
+	if tok == "" {
+		tok = p.UserToken
 	}
-	if token == "" || strings.HasPrefix(token, "sb_") {
-		token = c.apikey
-	}
-	v, err := c.srv.verify(token)
-	if err != nil {
-		c.logger().Info("join refused", "topic", m.Topic, "err", err)
-		c.joinError(joinRef, m, auth.JoinReason(err))
+	ch, ref := c.openChannel(&channelSpec{
+		topic:       m.Topic,
+		name:        name,
+		joinRef:     joinRef,
+		token:       c.creds.withJoinToken(tok).token(),
+		private:     bool(p.Config.Private),
+		self:        bool(p.Config.Broadcast.Self),
+		ack:         bool(p.Config.Broadcast.Ack),
+		presenceKey: presenceKey(p.Config.Presence.Key),
+		presence:    bool(p.Config.Presence.Enabled),
+		bindings:    p.Config.PostgresChanges,
+	})
+	if ref != nil {
+		c.joinError(joinRef, m, ref.reason)
 		return
 	}
-	claims := v.claims
-	private := bool(p.Config.Private)
-	if private && !c.srv.privateAllowed(claims) {
-		c.joinError(joinRef, m, "Unauthorized: You do not have permissions to read from this Channel topic: "+name)
-		return
+	if ch == nil {
+		return // the connection is closing
 	}
-
-	c.mu.Lock()
-	if c.chans == nil {
-		c.mu.Unlock()
-		return // connection is closing
-	}
-	old := c.chans[m.Topic]
-	if old == nil && len(c.chans) >= c.srv.cfg.MaxChannelsPerClient {
-		c.mu.Unlock()
-		c.joinError(joinRef, m, "ChannelRateLimitReached: Too many channels")
-		return
-	}
-	if old != nil {
-		delete(c.chans, m.Topic)
-		c.stopChannelLocked(old)
-	}
-	c.mu.Unlock()
-	if old != nil {
-		c.leaveChannel(old)
-		c.push(old.joinRef, old.joinRef, m.Topic, "phx_close", nil)
-	}
-
-	key := presenceKey(p.Config.Presence.Key)
-	sub := &channels.Subscription{
-		ID:          c.srv.hub.NextID(),
-		Topic:       m.Topic,
-		Name:        name,
-		Private:     private,
-		Self:        bool(p.Config.Broadcast.Self),
-		PresenceKey: key,
-		Writer:      c,
-		Encoder:     c.enc,
-		Conn:        c.info,
-	}
-	sub.SetIdentity(v.identity)
-	sub.SetPresence(bool(p.Config.Presence.Enabled))
-	ch := &channelState{sub: sub, joinRef: joinRef, ack: bool(p.Config.Broadcast.Ack), token: v.token}
-
-	var bindings []*channels.Binding
-	if c.srv.cfg.Changes != nil {
-		bindings = c.srv.cfg.Changes.Bind(p.Config.PostgresChanges)
-	} else {
-		bindings = echoBindings(p.Config.PostgresChanges)
-	}
-	if len(bindings) > 0 {
-		ch.pgBind = bindings
-	}
-
-	c.mu.Lock()
-	if c.chans == nil {
-		c.mu.Unlock()
-		return
-	}
-	c.chans[m.Topic] = ch
-	ch.expiry = c.expiryTimer(m.Topic, ch, claims)
-	c.mu.Unlock()
-	c.srv.hub.Subscribe(sub)
-	c.srv.metrics.channelJoined()
 
 	// Start the postgres_changes subscription before replying and give it a
 	// short head start: a client that writes a row as soon as it sees
@@ -153,8 +103,8 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 	// delays the reply by activationGrace; the outcome follows as a system
 	// message either way.
 	replied := make(chan struct{})
-	if len(bindings) > 0 {
-		done := c.activateChanges(m.Topic, ch, replied)
+	if len(ch.bindings) > 0 {
+		done := c.activateAsync(ch, replied)
 		t := time.NewTimer(activationGrace)
 		select {
 		case <-done:
@@ -162,10 +112,10 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 		}
 		t.Stop()
 	}
-	c.reply(joinRef, m.Ref, m.Topic, true, joinResponse(bindings))
+	c.reply(joinRef, m.Ref, m.Topic, true, joinResponse(ch.bindings))
 	close(replied)
-	if sub.PresenceEnabled() {
-		c.push(joinRef, "", m.Topic, "presence_state", c.srv.hub.PresenceState(sub))
+	if ch.sub.PresenceEnabled() {
+		c.push(joinRef, "", m.Topic, "presence_state", c.srv.hub.PresenceState(ch.sub))
 	}
 }
 
@@ -173,67 +123,10 @@ func (c *conn) handleJoin(m *phoenix.Message) {
 // subscription to become live.
 const activationGrace = 2 * time.Second
 
-// closedChan is an already closed channel.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// activateChanges validates and starts a channel's postgres_changes bindings
-// on another goroutine and, once `after` is closed (the join reply is out),
-// tells the client the outcome (§3.5, §4.8). The returned channel is closed
-// when the activation has finished.
-func (c *conn) activateChanges(topic string, ch *channelState, after <-chan struct{}) <-chan struct{} {
-	done := make(chan struct{})
-	if c.srv.cfg.Changes == nil {
-		close(done)
-		c.srv.wg.Add(1)
-		go func() {
-			defer c.srv.wg.Done()
-			<-after
-			c.push(ch.joinRef, "", topic, "system", systemPayload("postgres_changes", "error", "Realtime was unable to connect to the project database", ch.sub.Name))
-		}()
-		return done
-	}
-	c.srv.wg.Add(1)
-	go func() {
-		defer c.srv.wg.Done()
-		err := c.srv.cfg.Changes.Activate(ch.sub, ch.pgBind)
-		close(done)
-		<-after
-		if cur, _ := c.channel(topic, ch.joinRef); cur != ch {
-			if err == nil {
-				c.srv.cfg.Changes.Deactivate(ch.sub)
-			}
-			return
-		}
-		if err != nil {
-			c.push(ch.joinRef, "", topic, "system", systemPayload("postgres_changes", "error", err.Error(), ch.sub.Name))
-			return
-		}
-		c.push(ch.joinRef, "", topic, "system", systemPayload("postgres_changes", "ok", "Subscribed to PostgreSQL", ch.sub.Name))
-	}()
-	return done
-}
-
 // joinError replies to a join with an error reason.
-func (c *conn) joinError(joinRef string, m *phoenix.Message, reason string) {
+func (c *wsConn) joinError(joinRef string, m *phoenix.Message, reason string) {
 	c.srv.metrics.joinRefused()
 	c.replyError(joinRef, m.Ref, m.Topic, reason)
-}
-
-// expiryTimer closes the channel when its token expires (protocol.md §7.1).
-// c.mu must be held.
-func (c *conn) expiryTimer(topic string, ch *channelState, claims *auth.Claims) *time.Timer {
-	d := time.Until(claims.Exp)
-	if d < 0 {
-		d = 0
-	}
-	return time.AfterFunc(d, func() {
-		secs := int64(time.Since(claims.Exp) / time.Second)
-		if secs < 0 {
-			secs = 0
-		}
-		c.logger().Info("channel token expired", "topic", topic)
-		c.closeChannel(topic, ch, auth.SystemMessage(&auth.ExpiredError{Seconds: secs}))
-	})
 }
 
 // presenceKey returns the configured key, or a new UUID when it is empty.
@@ -256,16 +149,6 @@ func identityOf(c *auth.Claims) *channels.Identity {
 	return &channels.Identity{Role: c.Role, Sub: c.Sub, Claims: c.Raw, Key: c.Key(), Exp: c.Exp}
 }
 
-// echoBindings gives each requested binding an id without interpreting it;
-// used when no change feed is configured.
-func echoBindings(raw []json.RawMessage) []*channels.Binding {
-	out := make([]*channels.Binding, 0, len(raw))
-	for _, r := range raw {
-		out = append(out, &channels.Binding{ID: channels.BindingID(r), Raw: r})
-	}
-	return out
-}
-
 // joinResponse is {"postgres_changes":[...]} echoing each binding with its id.
 func joinResponse(bindings []*channels.Binding) []byte {
 	b := []byte(`{"postgres_changes":[`)
@@ -284,7 +167,7 @@ func appendWithID(b []byte, raw json.RawMessage, id int64) []byte {
 	if json.Unmarshal(raw, &obj) != nil || obj == nil {
 		obj = map[string]json.RawMessage{}
 	}
-	obj["id"] = json.RawMessage(appendInt(nil, id))
+	obj["id"] = json.RawMessage(strconv.FormatInt(id, 10))
 	out, _ := json.Marshal(obj)
 	return append(b, out...)
 }

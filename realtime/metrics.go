@@ -26,8 +26,23 @@ func (m *metrics) messageIn(binary bool) {
 		m.msgsInText.Add(1)
 	}
 }
-func (m *metrics) channelJoined() { m.channels.Add(1); m.joins.Add(1) }
-func (m *metrics) channelLeft()   { m.channels.Add(-1) }
-func (m *metrics) joinRefused()   { m.joinsRefused.Add(1) }
-func (m *metrics) broadcast()     { m.broadcasts.Add(1) }
-func (m *metrics) presence()      { m.presenceMsgs.Add(1) }
+
+// channelJoined counts a channel opened over a transport; the joined-channel
+// figures count WebSocket channels only (an SSE stream is one channel).
+func (m *metrics) channelJoined(kind string) {
+	if kind == transportWebSocket {
+		m.channels.Add(1)
+		m.joins.Add(1)
+	}
+}
+
+// channelLeft counts a channel closed over a transport.
+func (m *metrics) channelLeft(kind string) {
+	if kind == transportWebSocket {
+		m.channels.Add(-1)
+	}
+}
+
+func (m *metrics) joinRefused() { m.joinsRefused.Add(1) }
+func (m *metrics) broadcast()   { m.broadcasts.Add(1) }
+func (m *metrics) presence()    { m.presenceMsgs.Add(1) }

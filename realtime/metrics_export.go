@@ -58,9 +58,7 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	s, m := c.s, &c.s.metrics
-	s.mu.Lock()
-	ws, sse := len(s.conns), len(s.sse)
-	s.mu.Unlock()
+	ws, sse := s.sessionCounts()
 	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
 	ch <- prometheus.MustNewConstMetric(c.open, gauge, float64(ws), transportWebSocket)
 	ch <- prometheus.MustNewConstMetric(c.open, gauge, float64(sse), transportSSE)

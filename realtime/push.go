@@ -6,13 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
 // handleBinaryBroadcast handles a kind-3 broadcast push (vsn 2.0.0).
-func (c *conn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
+func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 	ch, stale := c.channel(p.Topic, p.JoinRef)
 	if stale {
 		return
@@ -45,8 +44,8 @@ func (c *conn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 }
 
 // handleTextBroadcast handles a JSON broadcast push: its payload object is
-// forwarded to every subscriber unchanged (protocol.md §5.1).
-func (c *conn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
+// forwarded to every subscriber unchanged (docs/protocol.md §5.1).
+func (c *wsConn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 	if !jsonObject(m.Payload) {
 		c.logger().Debug("broadcast payload is not an object", "topic", m.Topic)
 		if ch.ack {
@@ -63,7 +62,7 @@ func (c *conn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 		c.payloadTooLarge(ch, m.Topic, m.Ref, len(obj.Payload))
 		return
 	}
-	b := &channels.Broadcast{Event: obj.Event, Payload: obj.Payload, Object: append([]byte(nil), m.Payload...)}
+	b := &channels.Broadcast{Event: obj.Event, Payload: obj.Payload, Verbatim: append([]byte(nil), m.Payload...)}
 	c.srv.hub.Broadcast(ch.sub, b)
 	c.srv.metrics.broadcast()
 	if ch.ack {
@@ -73,7 +72,7 @@ func (c *conn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 
 // payloadTooLarge answers an oversized broadcast: an error reply with ack,
 // silence without (as the real server).
-func (c *conn) payloadTooLarge(ch *channelState, topic, ref string, n int) {
+func (c *wsConn) payloadTooLarge(ch *channelState, topic, ref string, n int) {
 	c.logger().Info("broadcast over the payload limit dropped", "topic", topic, "bytes", n, "limit", c.srv.cfg.MaxPayloadBytes)
 	ch.sub.Drop(channels.DropPayloadTooLarge)
 	if ch.ack {
@@ -81,8 +80,8 @@ func (c *conn) payloadTooLarge(ch *channelState, topic, ref string, n int) {
 	}
 }
 
-// handlePresence handles track and untrack (protocol.md §6.1).
-func (c *conn) handlePresence(ch *channelState, m *phoenix.Message) {
+// handlePresence handles track and untrack (docs/protocol.md §6.1).
+func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 	var p struct {
 		Event   string          `json:"event"`
 		Payload json.RawMessage `json:"payload"`
@@ -97,14 +96,14 @@ func (c *conn) handlePresence(ch *channelState, m *phoenix.Message) {
 	if !allowed {
 		c.logger().Info("presence rate limit reached; closing channel", "topic", m.Topic)
 		ch.sub.Drop(channels.DropRateLimit)
-		c.closeChannel(m.Topic, ch, "Client presence rate limit exceeded")
+		c.closeChannel(ch, "Client presence rate limit exceeded", channels.ReasonRateLimit)
 		return
 	}
 	switch strings.ToLower(p.Event) {
 	case "track":
 		if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
 			ch.sub.Drop(channels.DropPayloadTooLarge)
-			c.closeChannel(m.Topic, ch, "Track message size exceeded")
+			c.closeChannel(ch, "Track message size exceeded", channels.ReasonProtocol)
 			return
 		}
 		if t := bytes.TrimSpace(p.Payload); len(t) > 0 && string(t) != "null" && !jsonObject(t) {
@@ -125,41 +124,5 @@ func (c *conn) handlePresence(ch *channelState, m *phoenix.Message) {
 		c.reply(ch.joinRef, m.Ref, m.Topic, true, nil)
 	default:
 		c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
-	}
-}
-
-// handleAccessToken swaps a live channel's token (protocol.md §7.1). Success
-// sends no reply; failure closes the channel with a system error.
-func (c *conn) handleAccessToken(ch *channelState, m *phoenix.Message) {
-	var p struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.Unmarshal(m.Payload, &p)
-	tok := p.AccessToken
-	c.mu.Lock()
-	same := tok == ch.token
-	c.mu.Unlock()
-	if tok == "" || strings.HasPrefix(tok, "sb_") || same {
-		return
-	}
-	v, err := c.srv.verify(tok)
-	if err != nil {
-		c.logger().Info("access_token refused; closing channel", "topic", m.Topic, "err", err)
-		c.closeChannel(m.Topic, ch, auth.SystemMessage(err))
-		return
-	}
-	c.mu.Lock()
-	if c.chans[m.Topic] != ch {
-		c.mu.Unlock()
-		return
-	}
-	ch.token = v.token
-	c.stopChannelLocked(ch)
-	ch.expiry = c.expiryTimer(m.Topic, ch, v.claims)
-	c.mu.Unlock()
-	ch.sub.SetIdentity(v.identity)
-	if ch.pgBind != nil && c.srv.cfg.Changes != nil {
-		c.srv.cfg.Changes.Deactivate(ch.sub)
-		c.activateChanges(m.Topic, ch, closedChan)
 	}
 }

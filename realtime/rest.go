@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/openrealtime/realtime/auth"
@@ -38,30 +39,17 @@ func writeErrors(w http.ResponseWriter, status int, errs map[string][]string) {
 	json.NewEncoder(w).Encode(map[string]any{"errors": errs})
 }
 
-// restClaims authenticates a REST call: the bearer token first, then the
-// apikey header, then the apikey query parameter.
+// restClaims authenticates a REST call with its credentials' token
+// (docs/protocol.md §5.2, §5.3).
 func (s *Server) restClaims(r *http.Request) (*auth.Claims, error) {
-	tok := ""
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		tok = strings.TrimSpace(a[7:])
-	}
-	if tok == "" || strings.HasPrefix(tok, "sb_") {
-		tok = r.Header.Get("apikey")
-	}
-	if tok == "" {
-		tok = r.Header.Get("x-api-key")
-	}
-	if tok == "" {
-		tok = r.URL.Query().Get("apikey")
-	}
-	v, err := s.verify(tok)
+	v, err := s.verify(readCredentials(r).token())
 	if err != nil {
 		return nil, err
 	}
 	return v.claims, nil
 }
 
-// handleBroadcastBatch serves POST /api/broadcast (protocol.md §5.2).
+// handleBroadcastBatch serves POST /api/broadcast (docs/protocol.md §5.2).
 func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 	setCORS(w)
 	claims, err := s.restClaims(r)
@@ -92,11 +80,11 @@ func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 	for i, m := range req.Messages {
 		switch {
 		case m.Topic == nil || *m.Topic == "":
-			errs["messages"] = append(errs["messages"], "message "+itoa(i)+": topic can't be blank")
+			errs["messages"] = append(errs["messages"], "message "+strconv.Itoa(i)+": topic can't be blank")
 		case m.Event == nil:
-			errs["messages"] = append(errs["messages"], "message "+itoa(i)+": event can't be blank")
+			errs["messages"] = append(errs["messages"], "message "+strconv.Itoa(i)+": event can't be blank")
 		case !jsonObject(m.Payload):
-			errs["messages"] = append(errs["messages"], "message "+itoa(i)+": payload must be an object")
+			errs["messages"] = append(errs["messages"], "message "+strconv.Itoa(i)+": payload must be an object")
 		case len(m.Payload) > s.cfg.MaxPayloadBytes:
 			errs["payload"] = append(errs["payload"], "Payload size exceeds tenant limit")
 		}
@@ -121,14 +109,14 @@ func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 			obj = append(obj, '}')
 		}
 		obj = append(obj, '}')
-		s.hub.BroadcastTo(topicPrefix+*m.Topic, private, &channels.Broadcast{Event: *m.Event, Payload: m.Payload, Object: obj})
+		s.hub.BroadcastTo(topicPrefix+*m.Topic, private, &channels.Broadcast{Event: *m.Event, Payload: m.Payload, Verbatim: obj})
 		s.metrics.broadcast()
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
 // handleBroadcastEvent serves POST /api/broadcast/<channel>/events/<event>
-// (protocol.md §5.3).
+// (docs/protocol.md §5.3).
 func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
 	setCORS(w)
 	claims, err := s.restClaims(r)
@@ -180,5 +168,3 @@ func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
 	s.metrics.broadcast()
 	w.WriteHeader(http.StatusAccepted)
 }
-
-func itoa(i int) string { return string(appendInt(nil, int64(i))) }

@@ -10,13 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/channels"
-	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
 // Server serves the realtime HTTP API. Create it with New, serve with
@@ -34,9 +32,8 @@ type Server struct {
 
 	wg sync.WaitGroup // every goroutine the server starts
 
-	mu       sync.Mutex // guards conns, shutdown
-	conns    map[uint64]*conn
-	sse      map[uint64]*sseConn
+	mu       sync.Mutex // guards sessions, shutdown
+	sessions map[uint64]*session
 	shutdown bool
 }
 
@@ -51,8 +48,7 @@ func New(cfg Config) *Server {
 		hub:      cfg.Hub,
 		verifier: cfg.Verifier,
 		log:      cfg.Logger,
-		conns:    make(map[uint64]*conn),
-		sse:      make(map[uint64]*sseConn),
+		sessions: make(map[uint64]*session),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512, // larger frames are read through it all the same
 			WriteBufferSize: 1024,
@@ -107,75 +103,6 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-// handleWebSocket authenticates the apikey, upgrades and serves one
-// connection (protocol.md §1).
-func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	vsn, ok := phoenix.ParseVersion(q.Get("vsn"))
-	if !ok {
-		w.WriteHeader(http.StatusForbidden)
-		return
-	}
-	key := r.Header.Get("x-api-key")
-	if key == "" {
-		key = r.Header.Get("apikey")
-	}
-	if key == "" {
-		key = q.Get("apikey")
-	}
-	if strings.TrimSpace(key) == "" {
-		s.log.Info("connection refused", "remote_addr", r.RemoteAddr, "err", "API key is missing")
-		writeJSONError(w, http.StatusUnauthorized, "API key is missing")
-		return
-	}
-	v, err := s.verify(key)
-	if err != nil {
-		s.log.Info("connection refused", "remote_addr", r.RemoteAddr, "err", err)
-		writeJSONError(w, auth.ConnectStatus(err), auth.ConnectMessage(err))
-		return
-	}
-	s.mu.Lock()
-	down := s.shutdown
-	s.mu.Unlock()
-	if down {
-		writeJSONError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
-		return
-	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		s.log.Debug("websocket upgrade failed", "err", err)
-		return
-	}
-	c := &conn{
-		srv:    s,
-		ws:     ws,
-		id:     s.hub.NextID(),
-		v:      vsn,
-		enc:    encoderFor(vsn),
-		apikey: v.token,
-		done:   make(chan struct{}),
-		chans:  make(map[string]*channelState),
-	}
-	c.info = &channels.ConnInfo{
-		ID: c.id, Transport: "websocket", Version: vsn.String(), RemoteAddr: remoteAddr(r),
-		Since: time.Now(), QueuedBytes: c.queuedBytes, Close: c.Close,
-	}
-	if !s.track(c) {
-		c.Close(channels.ReasonServerShutdown)
-		<-c.done
-		return
-	}
-	s.metrics.connections.Add(1)
-	s.metrics.connsTotal.Add(1)
-	c.logger().Debug("connected", "vsn", vsn.String(), "role", v.claims.Role)
-	c.installControlHandlers()
-	// Serve on a fresh goroutine and let the handler return: net/http's
-	// per-connection buffers, the request and the handler's deep stack are
-	// then freed (about 11 KB per idle connection).
-	s.wg.Add(1)
-	go c.serve()
-}
-
 // remoteAddr prefers the proxy's X-Forwarded-For.
 func remoteAddr(r *http.Request) string {
 	if f := r.Header.Get("X-Forwarded-For"); f != "" {
@@ -188,20 +115,48 @@ func remoteAddr(r *http.Request) string {
 	return host
 }
 
-func (s *Server) track(c *conn) bool {
+// track registers a session for shutdown, metrics and the inspector; it
+// refuses once the server is shutting down.
+func (s *Server) track(ss *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown {
 		return false
 	}
-	s.conns[c.id] = c
+	s.sessions[ss.id] = ss
+	s.metrics.connections.Add(1)
 	return true
 }
 
-func (s *Server) forget(c *conn) {
+// forget removes a session registered by track.
+func (s *Server) forget(ss *session) {
 	s.mu.Lock()
-	delete(s.conns, c.id)
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+		s.metrics.connections.Add(-1)
+	}
 	s.mu.Unlock()
+}
+
+// shuttingDown reports whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+// sessionCounts returns the open sessions by transport.
+func (s *Server) sessionCounts() (ws, sse int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		if ss.kind == transportSSE {
+			sse++
+		} else {
+			ws++
+		}
+	}
+	return ws, sse
 }
 
 // privateAllowed decides whether claims may join a private channel. Without
@@ -210,32 +165,26 @@ func (s *Server) privateAllowed(c *auth.Claims) bool {
 	return c.Role == "service_role"
 }
 
-// Shutdown closes every connection with a going-away close frame and waits
-// for the server's goroutines, or until ctx ends. It does not stop the HTTP
-// listener; the caller shuts its http.Server down first or concurrently.
+// Shutdown closes every connection (a going-away close frame on
+// WebSocket, a last system event on SSE) and waits for the server's
+// goroutines, or until ctx ends. It does not stop the HTTP listener; the
+// caller shuts its http.Server down first or concurrently.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.mu.Lock()
 	s.shutdown = true
-	conns := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		conns = append(conns, c)
-	}
-	sses := make([]*sseConn, 0, len(s.sse))
-	for _, c := range s.sse {
-		sses = append(sses, c)
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close(channels.ReasonServerShutdown)
-	}
-	for _, c := range sses {
-		c.closeWith(systemPayload("system", "ok", "Server shutting down", ""), channels.ReasonServerShutdown)
+	for _, ss := range sessions {
+		ss.out.Close(channels.ReasonServerShutdown)
 	}
 	done := make(chan struct{})
 	go func() {
-		for _, c := range conns {
-			<-c.done
+		for _, ss := range sessions {
+			<-ss.out.done
 		}
 		s.wg.Wait()
 		close(done)

@@ -5,88 +5,26 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/channels"
 )
 
-// sseConn is one SSE stream. The handler goroutine is its only writer; hub
-// fan-out only appends to the bounded queue and wakes it.
-type sseConn struct {
-	srv  *Server
-	id   uint64
-	info *channels.ConnInfo
+// sseStream is one Server-Sent Events stream (docs/sse.md): one session
+// with one channel, written by the session's outbox. The handler goroutine
+// writes the opening events itself, then hands the response to the outbox
+// and waits for it to finish.
+type sseStream struct {
+	*session
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	ch *channelState
 
-	mu      sync.Mutex // guards q, qbytes, closed, reason
-	q       []channels.Frame
-	qbytes  int
-	closed  bool
-	reason  channels.CloseReason
-	wake    chan struct{} // capacity 1
-	endWith []byte        // a final system payload to send before ending, if any
-}
-
-// Enqueue implements channels.Writer without blocking. Past the byte budget
-// the stream is ended as a slow consumer.
-func (c *sseConn) Enqueue(f channels.Frame) bool {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return false
-	}
-	if c.qbytes+len(f.Data) > c.srv.cfg.MaxQueueBytes {
-		c.closed, c.reason = true, channels.ReasonSlowConsumer
-		c.mu.Unlock()
-		c.srv.metrics.slowConsumer()
-		c.srv.log.Warn("closing slow SSE consumer", "conn_id", c.id)
-		c.signal()
-		return false
-	}
-	c.q = append(c.q, f)
-	c.qbytes += len(f.Data)
-	c.mu.Unlock()
-	c.signal()
-	return true
-}
-
-func (c *sseConn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Close ends the stream; safe from any goroutine.
-func (c *sseConn) Close(r channels.CloseReason) {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed, c.reason = true, r
-	}
-	c.mu.Unlock()
-	c.signal()
-}
-
-// closeWith ends the stream after a final system event.
-func (c *sseConn) closeWith(payload []byte, r channels.CloseReason) {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed, c.reason, c.endWith = true, r, payload
-	}
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *sseConn) queuedBytes() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.qbytes
-}
-
-// sseError writes a JSON error before the stream starts.
-func sseError(w http.ResponseWriter, status int, msg string) {
-	writeJSONError(w, status, msg)
+	// last is the cursor of the last replayed change: live frames at or
+	// before it were sent by the replay and are skipped. Set before the
+	// outbox is released, read only by the writer after.
+	last channels.Cursor
 }
 
 // sseParams are the query parameters of GET /realtime/v1/sse.
@@ -166,98 +104,79 @@ func (p *sseParams) binding() json.RawMessage {
 	return raw
 }
 
-// handleSSE serves GET /realtime/v1/sse (docs/sse.md).
+// handleSSE serves GET /realtime/v1/sse (docs/sse.md). Errors before the
+// stream starts are JSON with a 4xx status.
 func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	q := r.URL.Query()
-	key := r.Header.Get("apikey")
-	if key == "" {
-		key = r.Header.Get("x-api-key")
-	}
-	if key == "" {
-		key = q.Get("apikey")
-	}
-	if strings.TrimSpace(key) == "" {
-		sseError(w, http.StatusUnauthorized, "API key is missing")
+	creds := readCredentials(r)
+	if creds.apiKey == "" {
+		writeJSONError(w, http.StatusUnauthorized, "API key is missing")
 		return
 	}
-	if _, err := s.verify(key); err != nil {
+	if _, err := s.verify(creds.apiKey); err != nil {
 		s.log.Info("SSE refused", "remote_addr", r.RemoteAddr, "err", err)
-		sseError(w, http.StatusUnauthorized, auth.ConnectMessage(err))
-		return
-	}
-	token := ""
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		token = strings.TrimSpace(a[7:])
-	}
-	if token == "" {
-		token = q.Get("access_token")
-	}
-	if token == "" || strings.HasPrefix(token, "sb_") {
-		token = key
-	}
-	v, err := s.verify(token)
-	if err != nil {
-		s.log.Info("SSE refused", "remote_addr", r.RemoteAddr, "err", err)
-		sseError(w, http.StatusUnauthorized, auth.ConnectMessage(err))
+		writeJSONError(w, http.StatusUnauthorized, auth.ConnectMessage(err))
 		return
 	}
 	p, err := parseSSEParams(r)
 	if err != nil {
-		sseError(w, http.StatusBadRequest, err.Error())
+		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	binding := p.binding()
 	if binding != nil && s.cfg.Changes == nil {
-		sseError(w, http.StatusServiceUnavailable, "postgres_changes are not available: the service has no database")
+		writeJSONError(w, http.StatusServiceUnavailable, "postgres_changes are not available: the service has no database")
 		return
 	}
-	if p.channel != "" && strings.EqualFold(q.Get("private"), "true") {
-		sseError(w, http.StatusForbidden, "private channels are not available over SSE")
+	if p.channel != "" && strings.EqualFold(r.URL.Query().Get("private"), "true") {
+		writeJSONError(w, http.StatusForbidden, "private channels are not available over SSE")
 		return
 	}
 	if _, ok := w.(http.Flusher); !ok {
-		sseError(w, http.StatusInternalServerError, "streaming unsupported")
+		writeJSONError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
 
-	c := &sseConn{srv: s, id: s.hub.NextID(), wake: make(chan struct{}, 1)}
-	c.info = &channels.ConnInfo{ID: c.id, Transport: "sse", Version: "sse", RemoteAddr: remoteAddr(r), Since: time.Now(), QueuedBytes: c.queuedBytes, Close: c.Close}
-	topic, name := "realtime:"+p.channel, p.channel
-	if p.channel == "" {
-		topic, name = fmt.Sprintf("sse:%d", c.id), ""
-	}
-	sub := &channels.Subscription{ID: c.id, Topic: topic, Name: name, Writer: c, Encoder: encSSE, Conn: c.info, PresenceKey: fmt.Sprintf("sse-%d", c.id)}
-	claims := v.claims
-	sub.SetIdentity(v.identity)
-	sub.SetPresence(p.presence)
+	st := &sseStream{w: w, rc: http.NewResponseController(w)}
+	st.session = s.newSession(transportSSE, creds, encSSE, remote{addr: remoteAddr(r), version: "sse"})
+	st.attach(st, st)
+	st.out.hold() // the handler writes the opening events first
+	defer st.end(channels.ReasonClientLeft)
 
-	// Validate and register the bindings before the stream starts, so bad
+	topic, name := topicPrefix+p.channel, p.channel
+	if p.channel == "" {
+		topic, name = fmt.Sprintf("sse:%d", st.id), ""
+	}
+	sp := &channelSpec{topic: topic, name: name, token: creds.token(), presenceKey: fmt.Sprintf("sse-%d", st.id), presence: p.presence}
+	if binding != nil {
+		sp.bindings = []json.RawMessage{binding}
+	}
+	ch, ref := st.openChannel(sp)
+	if ref != nil {
+		writeJSONError(w, http.StatusUnauthorized, ref.message)
+		return
+	}
+	if ch == nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
+		return
+	}
+	st.ch = ch
+	// Validate and start the bindings before the stream starts, so bad
 	// filters and unknown tables get a 400.
 	if binding != nil {
-		bs := s.cfg.Changes.Bind([]json.RawMessage{binding})
-		if err := s.cfg.Changes.Activate(sub, bs); err != nil {
-			s.cfg.Changes.Deactivate(sub)
-			sseError(w, http.StatusBadRequest, err.Error())
+		if err := st.activate(ch); err != nil {
+			writeJSONError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		defer s.cfg.Changes.Deactivate(sub)
 	}
-	if !s.trackSSE(c) {
-		sseError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
+
+	// Registered only now, so that Shutdown waits for streams that have a
+	// writer to finish, never for a request still being refused.
+	if !s.track(st.session) {
+		writeJSONError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
 		return
 	}
-	defer s.forgetSSE(c)
-	s.hub.Subscribe(sub)
-	defer s.hub.Unsubscribe(sub)
-	s.metrics.connections.Add(1)
-	defer s.metrics.connections.Add(-1)
-
-	expiry := time.AfterFunc(time.Until(claims.Exp), func() {
-		secs := int64(time.Since(claims.Exp) / time.Second)
-		c.closeWith(systemPayload("system", "error", auth.SystemMessage(&auth.ExpiredError{Seconds: max(secs, 0)}), name), channels.ReasonTokenExpired)
-	})
-	defer expiry.Stop()
+	defer s.forget(st.session)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -265,110 +184,109 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	write := func(data []byte) error {
-		rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-		return rc.Flush()
+	opening, last := st.opening(r, &p, binding != nil)
+	if err := st.write(opening); err != nil {
+		st.out.Close(channels.ReasonClientLeft)
 	}
+	st.last = last // live changes up to here were in the replay
+	st.out.release()
 
-	// Opening events: resume gap notice, replayed changes, status.
-	var last channels.Cursor
-	if binding != nil {
+	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			st.out.Close(channels.ReasonClientLeft)
+			<-st.out.done // the writer must be done with w before we return
+			return
+		case <-st.out.done:
+			return
+		case <-heartbeat.C:
+			st.out.Enqueue(sseHeartbeat)
+		}
+	}
+}
+
+// sseHeartbeat is the comment line that keeps proxies from timing out an
+// idle stream.
+var sseHeartbeat = channels.Frame{Data: []byte(": heartbeat\n\n")}
+
+// opening returns the stream's first events, and the cursor of the last
+// replayed change: on resume the gap notice and the replayed changes, then
+// the subscription status (or a comment when no postgres_changes are
+// streamed), then presence_state.
+func (st *sseStream) opening(r *http.Request, p *sseParams, changes bool) (out []channels.Frame, last channels.Cursor) {
+	name := st.ch.sub.Name
+	if changes {
 		if p.resume {
-			frames, gap, err := s.cfg.Changes.Replay(r.Context(), sub, p.after)
+			frames, gap, err := st.srv.cfg.Changes.Replay(r.Context(), st.ch.sub, p.after)
 			if err != nil {
-				s.log.Warn("SSE replay failed", "conn_id", c.id, "err", err)
+				st.logger().Warn("SSE replay failed", "err", err)
 				gap = true
 			}
 			if gap {
 				msg := "Some changes after " + p.after.String() + " are no longer available; refetch the data"
-				if write(encSSE.EncodeSystem("", systemPayload("postgres_changes", "error", msg, name)).Data) != nil {
-					return
-				}
+				out = append(out, encSSE.EncodeSystem("", systemPayload("postgres_changes", "error", msg, name)))
 			}
-			for _, f := range frames {
-				if write(f.Data) != nil {
-					return
-				}
-				last = f.Cursor
+			out = append(out, frames...)
+			if n := len(frames); n > 0 {
+				last = frames[n-1].Cursor
 			}
+
 		}
-		if write(encSSE.EncodeSystem("", systemPayload("postgres_changes", "ok", "Subscribed to PostgreSQL", name)).Data) != nil {
-			return
-		}
-	} else if write([]byte(": connected\n\n")) != nil {
-		return
+		out = append(out, encSSE.EncodeSystem("", systemPayload("postgres_changes", "ok", "Subscribed to PostgreSQL", name)))
+	} else {
+		out = append(out, channels.Frame{Data: []byte(": connected\n\n")})
 	}
 	if p.presence {
-		if write(sseEvent("", "presence_state", s.hub.PresenceState(sub)).Data) != nil {
-			return
-		}
+		out = append(out, sseEvent("", "presence_state", st.srv.hub.PresenceState(st.ch.sub)))
 	}
+	return out, last
+}
 
-	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
-	defer heartbeat.Stop()
-	var batch []channels.Frame
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-heartbeat.C:
-			if write([]byte(": heartbeat\n\n")) != nil {
-				return
-			}
-			continue
-		case <-c.wake:
+// write implements link: frames in order, skipping changes the replay
+// already sent, then one flush, each under the write deadline.
+func (st *sseStream) write(frames []channels.Frame) error {
+	wrote := false
+	for _, f := range frames {
+		if !f.Cursor.IsZero() && !st.last.Less(f.Cursor) {
+			continue // already sent by the replay
 		}
-		c.mu.Lock()
-		batch, c.q = c.q, batch[:0]
-		closed, reason, endWith := c.closed, c.reason, c.endWith
-		c.mu.Unlock()
-		if reason == channels.ReasonSlowConsumer && closed {
-			return
+		st.rc.SetWriteDeadline(time.Now().Add(st.srv.cfg.WriteTimeout))
+		if _, err := st.w.Write(f.Data); err != nil {
+			return err
 		}
-		n := 0
-		for i, f := range batch {
-			n += len(f.Data)
-			batch[i] = channels.Frame{}
-			if !f.Cursor.IsZero() && !last.Less(f.Cursor) {
-				continue // already sent by the replay
-			}
-			rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			if _, err := w.Write(f.Data); err != nil {
-				return
-			}
-		}
-		if len(batch) > 0 && rc.Flush() != nil {
-			return
-		}
-		c.mu.Lock()
-		c.qbytes -= n
-		c.mu.Unlock()
-		if closed {
-			if endWith != nil {
-				write(encSSE.EncodeSystem("", endWith).Data)
-			}
-			return
-		}
+		wrote = true
+	}
+	if !wrote {
+		return nil
+	}
+	return st.rc.Flush()
+}
+
+// finish implements link: on shutdown the stream's last event says so;
+// the handler then returns, which ends the response.
+func (st *sseStream) finish(reason channels.CloseReason, broken bool) {
+	if reason == channels.ReasonServerShutdown && !broken {
+		st.write([]channels.Frame{encSSE.EncodeSystem("", systemPayload("system", "ok", "Server shutting down", st.channelName()))})
 	}
 }
 
-// trackSSE registers an SSE stream for shutdown and the inspector.
-func (s *Server) trackSSE(c *sseConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutdown {
-		return false
+// channelName is the stream's channel name ("" before it has one).
+func (st *sseStream) channelName() string {
+	if st.ch == nil {
+		return ""
 	}
-	s.sse[c.id] = c
-	return true
+	return st.ch.sub.Name
 }
 
-func (s *Server) forgetSSE(c *sseConn) {
-	s.mu.Lock()
-	delete(s.sse, c.id)
-	s.mu.Unlock()
+// systemFrame implements transport.
+func (st *sseStream) systemFrame(_ *channelState, payload []byte) channels.Frame {
+	return encSSE.EncodeSystem("", payload)
+}
+
+// channelClosed implements transport: the stream is the channel, so it
+// ends after a last system event with msg.
+func (st *sseStream) channelClosed(ch *channelState, msg string, reason channels.CloseReason) {
+	st.out.closeAfter(st.systemFrame(ch, systemPayload("system", "error", msg, ch.sub.Name)), reason)
 }

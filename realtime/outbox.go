@@ -1,0 +1,208 @@
+package realtime
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/openrealtime/realtime/channels"
+)
+
+// link is the transport under an outbox: the only code that touches the
+// socket or the response. The outbox calls it from its writer goroutine
+// only, one call at a time.
+type link interface {
+	// write sends frames in order, under the write deadline. An error means
+	// the transport is broken; nothing more is written.
+	write(frames []channels.Frame) error
+	// finish ends the transport for reason after the last write: a close
+	// frame on WebSocket (unless broken is set, when the socket cannot take
+	// one), the end of the response on SSE.
+	finish(reason channels.CloseReason, broken bool)
+}
+
+// outbox is a connection's outgoing queue, shared by every transport. It
+// is bounded in bytes and drained by one writer goroutine, started when
+// frames are queued and gone when the queue is empty, so an idle
+// connection costs no goroutine for writing. Producers (fan-out, replies,
+// heartbeats) never block: past the byte budget the connection is closed
+// as a slow consumer and the rest of its queue is discarded, because a
+// client cannot see a gap in the middle of its stream.
+type outbox struct {
+	srv  *Server // budget, write timeout, metrics, logger and WaitGroup
+	id   uint64  // connection id, for logs
+	link link
+
+	mu      sync.Mutex       // guards the fields below
+	q       []channels.Frame // frames waiting to be written
+	qbytes  int              // bytes in q plus bytes being written
+	writing bool             // the writer goroutine is running
+	held    bool             // the writer may not start yet (see hold)
+	closing bool             // no more frames are accepted
+	discard bool             // end without writing what is queued
+	reason  channels.CloseReason
+	done    chan struct{} // closed once link.finish has returned
+}
+
+func newOutbox(srv *Server, id uint64, l link) *outbox {
+	return &outbox{srv: srv, id: id, link: l, done: make(chan struct{})}
+}
+
+// Enqueue implements channels.Writer: it queues f without blocking and
+// reports whether it was accepted.
+func (o *outbox) Enqueue(f channels.Frame) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closing {
+		return false
+	}
+	if o.qbytes+len(f.Data) > o.srv.cfg.MaxQueueBytes {
+		o.closeLocked(channels.ReasonSlowConsumer)
+		return false
+	}
+	o.q = append(o.q, f)
+	o.qbytes += len(f.Data)
+	o.startLocked()
+	return true
+}
+
+// Close ends the connection for reason once what is queued is written
+// (slow consumers excepted: their queue is discarded). It is safe from any
+// goroutine and idempotent: the first reason wins.
+func (o *outbox) Close(reason channels.CloseReason) {
+	o.mu.Lock()
+	o.closeLocked(reason)
+	o.mu.Unlock()
+}
+
+// closeAfter queues f as the last frame and closes for reason.
+func (o *outbox) closeAfter(f channels.Frame, reason channels.CloseReason) {
+	o.mu.Lock()
+	if !o.closing {
+		o.q = append(o.q, f)
+		o.qbytes += len(f.Data)
+	}
+	o.closeLocked(reason)
+	o.mu.Unlock()
+}
+
+// closeLocked marks the outbox closing and makes sure the writer runs to
+// finish the transport. o.mu must be held.
+func (o *outbox) closeLocked(reason channels.CloseReason) {
+	if o.closing {
+		return
+	}
+	o.closing, o.reason = true, reason
+	if reason.SlowConsumer() {
+		o.discard = true
+		o.srv.metrics.slowConsumer()
+		o.srv.log.Warn("closing slow consumer", "conn_id", o.id, "reason", reason.String(), "queued_bytes", o.qbytes)
+	} else {
+		o.srv.log.Debug("closing connection", "conn_id", o.id, "reason", reason.String())
+	}
+	o.startLocked()
+}
+
+// hold keeps the writer from starting until release, while the transport
+// writes opening frames through its link directly. Frames queued meanwhile
+// wait. Call it before the outbox is shared.
+func (o *outbox) hold() {
+	o.mu.Lock()
+	o.held = true
+	o.mu.Unlock()
+}
+
+// release ends a hold and starts the writer if anything is waiting.
+func (o *outbox) release() {
+	o.mu.Lock()
+	o.held = false
+	if len(o.q) > 0 || o.closing {
+		o.startLocked()
+	}
+	o.mu.Unlock()
+}
+
+// startLocked starts the writer unless it runs or is held. o.mu must be
+// held.
+func (o *outbox) startLocked() {
+	if !o.writing && !o.held {
+		o.writing = true
+		o.srv.wg.Add(1)
+		go o.writeLoop()
+	}
+}
+
+// queuedBytes reports the outgoing backlog.
+func (o *outbox) queuedBytes() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.qbytes
+}
+
+// closed reports whether the outbox no longer accepts frames.
+func (o *outbox) closed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closing
+}
+
+// writeLoop is the connection's only writer. It drains the queue in
+// batches and exits when the queue is empty; after a close it finishes
+// the transport.
+func (o *outbox) writeLoop() {
+	defer o.srv.wg.Done()
+	var batch []channels.Frame
+	broken := false
+	for {
+		o.mu.Lock()
+		if o.discard || broken || (len(o.q) == 0 && o.closing) {
+			reason := o.reason
+			o.q, o.qbytes = nil, 0
+			o.mu.Unlock()
+			o.link.finish(reason, broken)
+			close(o.done)
+			return
+		}
+		if len(o.q) == 0 {
+			o.writing = false
+			o.mu.Unlock()
+			return
+		}
+		batch, o.q = o.q, batch[:0]
+		o.mu.Unlock()
+
+		n := 0
+		for _, f := range batch {
+			n += len(f.Data)
+		}
+		err := o.link.write(batch)
+		clear(batch) // the frames may be large; don't keep them alive
+		o.mu.Lock()
+		o.qbytes -= n
+		if err != nil {
+			broken = true
+			o.writeFailedLocked(err)
+		}
+		o.mu.Unlock()
+	}
+}
+
+// writeFailedLocked records why a write failed: a missed deadline is a
+// slow consumer, anything else means the client is gone. o.mu must be held.
+func (o *outbox) writeFailedLocked(err error) {
+	reason := channels.ReasonClientLeft
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		reason = channels.ReasonWriteDeadline
+	}
+	if o.closing {
+		o.srv.log.Debug("write failed while closing", "conn_id", o.id, "err", err)
+		return
+	}
+	o.closing, o.reason = true, reason
+	if reason.SlowConsumer() {
+		o.srv.metrics.slowConsumer()
+		o.srv.log.Warn("closing slow consumer", "conn_id", o.id, "reason", reason.String())
+	} else {
+		o.srv.log.Debug("write failed", "conn_id", o.id, "err", err)
+	}
+}

@@ -1,0 +1,286 @@
+package realtime
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/realtime/phoenix"
+)
+
+// wsConn is one WebSocket connection speaking the Phoenix-channels
+// protocol (docs/protocol.md §1). Its read loop is the only reader; its
+// session's outbox is the only writer of data frames.
+type wsConn struct {
+	*session
+	ws  *websocket.Conn
+	v   phoenix.Version
+	enc *encoder
+
+	wmu sync.Mutex // serializes socket writes: outbox batches and control frames
+
+	joins rateWindow // join times; read loop only
+}
+
+// handleWebSocket checks the API key, upgrades and serves one connection
+// (docs/protocol.md §1).
+func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	vsn, ok := phoenix.ParseVersion(r.URL.Query().Get("vsn"))
+	if !ok {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	creds := readCredentials(r)
+	if creds.apiKey == "" {
+		s.log.Info("connection refused", "remote_addr", r.RemoteAddr, "err", "API key is missing")
+		writeJSONError(w, http.StatusUnauthorized, "API key is missing")
+		return
+	}
+	v, err := s.verify(creds.apiKey)
+	if err != nil {
+		s.log.Info("connection refused", "remote_addr", r.RemoteAddr, "err", err)
+		writeJSONError(w, auth.ConnectStatus(err), auth.ConnectMessage(err))
+		return
+	}
+	creds.apiKey = v.token // one shared copy per distinct token
+	if s.shuttingDown() {
+		writeJSONError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	enc := encoderFor(vsn)
+	c := &wsConn{ws: ws, v: vsn, enc: enc}
+	c.session = s.newSession(transportWebSocket, creds, enc, remote{addr: remoteAddr(r), version: vsn.String()})
+	c.attach(c, c)
+	if !s.track(c.session) {
+		c.out.Close(channels.ReasonServerShutdown)
+		<-c.out.done
+		ws.Close()
+		return
+	}
+	s.metrics.connsTotal.Add(1)
+	c.logger().Debug("connected", "vsn", vsn.String(), "role", v.claims.Role)
+	c.installControlHandlers()
+	c.ws.SetReadLimit(s.cfg.MaxFrameBytes)
+	// Serve on a fresh goroutine and let the handler return: net/http's
+	// per-connection buffers, the request and the handler's deep stack are
+	// then freed (about 11 KB per idle connection).
+	s.wg.Add(1)
+	go c.readLoop()
+}
+
+// readLoop reads frames and handles them strictly in order; it runs on
+// its own goroutine (counted in srv.wg). After a frame whose handling grows
+// the stack (a join decodes JSON and verifies a JWT) it continues on a
+// fresh goroutine and returns, so the long-lived reader of an idle
+// connection keeps a small stack. When the socket closes, every channel
+// of the connection is left.
+func (c *wsConn) readLoop() {
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			c.cleanup()
+			c.srv.wg.Done()
+		}
+	}()
+	for {
+		closing := c.out.closed()
+		if !closing {
+			c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		}
+		mt, data, err := c.ws.ReadMessage()
+		if closing || c.out.closed() {
+			if err != nil {
+				return
+			}
+			continue // draining after our close frame
+		}
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				c.out.Close(channels.ReasonIdle)
+			case errors.Is(err, websocket.ErrReadLimit):
+				c.logger().Warn("frame over the size limit", "limit", c.srv.cfg.MaxFrameBytes)
+				c.out.Close(channels.ReasonProtocol)
+			default:
+				c.out.Close(channels.ReasonClientLeft)
+			}
+			return
+		}
+		c.srv.metrics.messageIn(mt == websocket.BinaryMessage)
+		if c.handleFrame(mt, data) {
+			handedOver = true
+			go c.readLoop()
+			return
+		}
+	}
+}
+
+// cleanup ends the session after the socket closed and releases the socket
+// once the writer has finished.
+func (c *wsConn) cleanup() {
+	c.end(channels.ReasonClientLeft)
+	<-c.out.done
+	c.ws.Close()
+	c.srv.forget(c.session)
+}
+
+// write implements link: the batch is framed into one buffer and written
+// with one syscall per 64 KiB under one deadline, instead of one write per
+// frame.
+func (c *wsConn) write(frames []channels.Frame) error {
+	var out []byte
+	for i, f := range frames {
+		op := byte(websocket.TextMessage)
+		if f.Binary {
+			op = websocket.BinaryMessage
+		}
+		out = appendWSFrame(out, op, f.Data)
+		if len(out) >= 64<<10 || i == len(frames)-1 {
+			if err := c.writeRaw(out); err != nil {
+				return err
+			}
+			out = out[:0]
+		}
+	}
+	return nil
+}
+
+// finish implements link: it sends the close frame (unless the socket is
+// broken) and half-closes: the read loop keeps draining what the client
+// still sends until its close frame, EOF or a short deadline, and only
+// then is the TCP connection closed, so the client reads every frame
+// queued before the close instead of losing them to a reset.
+func (c *wsConn) finish(reason channels.CloseReason, broken bool) {
+	if !broken {
+		code, text := closeCodeFor(reason)
+		c.wmu.Lock()
+		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+		c.wmu.Unlock()
+	}
+	c.ws.SetReadDeadline(time.Now().Add(closeDrain))
+}
+
+// closeDrain bounds how long a closing connection waits for the client.
+const closeDrain = 2 * time.Second
+
+// closeCodeFor is the one mapping from close reasons to WebSocket close
+// codes and texts (docs/protocol.md §7.3).
+func closeCodeFor(r channels.CloseReason) (int, string) {
+	switch r {
+	case channels.ReasonServerShutdown:
+		return websocket.CloseGoingAway, "server shutting down"
+	case channels.ReasonSlowConsumer, channels.ReasonWriteDeadline:
+		return websocket.ClosePolicyViolation, "slow consumer"
+	case channels.ReasonRateLimit:
+		return websocket.ClosePolicyViolation, "rate limit"
+	case channels.ReasonIdle:
+		return websocket.CloseNormalClosure, "idle timeout"
+	case channels.ReasonProtocol:
+		return websocket.CloseProtocolError, "protocol error"
+	case channels.ReasonAdmin:
+		return websocket.CloseServiceRestart, "disconnected by operator"
+	}
+	return websocket.CloseNormalClosure, ""
+}
+
+// writeRaw writes pre-framed bytes to the socket under the write deadline.
+func (c *wsConn) writeRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	nc := c.ws.NetConn()
+	nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	_, err := nc.Write(b)
+	return err
+}
+
+// appendWSFrame appends one unmasked, unfragmented server frame (RFC 6455
+// §5.2): FIN, opcode, payload length, payload.
+func appendWSFrame(dst []byte, opcode byte, payload []byte) []byte {
+	n := len(payload)
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		dst = append(dst, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		u := uint64(n)
+		dst = append(dst, 127, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32), byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
+	}
+	return append(dst, payload...)
+}
+
+// installControlHandlers replaces gorilla's ping and close handlers, which
+// write from the read goroutine, with ones that respect wmu (pong) or go
+// through the outbox (close).
+func (c *wsConn) installControlHandlers() {
+	c.ws.SetPingHandler(func(data string) error {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return err
+		}
+		return nil
+	})
+	c.ws.SetCloseHandler(func(code int, text string) error {
+		c.out.Close(channels.ReasonClientLeft)
+		return nil
+	})
+}
+
+// systemFrame implements transport: a system message carrying the
+// channel's join_ref.
+func (c *wsConn) systemFrame(ch *channelState, payload []byte) channels.Frame {
+	return c.enc.text(ch.joinRef, "", ch.sub.Topic, "system", payload)
+}
+
+// channelClosed implements transport: a system error with msg (when
+// given), then phx_close, so the client does not rejoin
+// (docs/protocol.md §7.3).
+func (c *wsConn) channelClosed(ch *channelState, msg string, _ channels.CloseReason) {
+	if msg != "" {
+		c.out.Enqueue(c.systemFrame(ch, systemPayload("system", "error", msg, ch.sub.Name)))
+	}
+	c.push(ch.joinRef, ch.joinRef, ch.sub.Topic, "phx_close", nil)
+}
+
+// push queues a server message for this connection.
+func (c *wsConn) push(joinRef, ref, topic, event string, payload []byte) {
+	c.out.Enqueue(c.enc.text(joinRef, ref, topic, event, payload))
+}
+
+// reply queues a phx_reply with status ok or error.
+func (c *wsConn) reply(joinRef, ref, topic string, ok bool, response []byte) {
+	status := "ok"
+	if !ok {
+		status = "error"
+	}
+	if len(response) == 0 {
+		response = []byte("{}")
+	}
+	p := make([]byte, 0, len(response)+32)
+	p = append(p, `{"status":"`...)
+	p = append(p, status...)
+	p = append(p, `","response":`...)
+	p = append(p, response...)
+	p = append(p, '}')
+	c.push(joinRef, ref, topic, "phx_reply", p)
+}
+
+// replyError queues an error reply with {"reason": reason}.
+func (c *wsConn) replyError(joinRef, ref, topic, reason string) {
+	r := phoenix.AppendJSONString([]byte(`{"reason":`), reason)
+	c.reply(joinRef, ref, topic, false, append(r, '}'))
+}
