@@ -171,9 +171,7 @@ func NewNotify(cfg NotifyConfig) *Notify {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
-	if cfg.Retention < 0 {
-		cfg.Retention = 0
-	}
+	cfg.Retention = max(cfg.Retention, 0)
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
@@ -317,9 +315,7 @@ func (s *notifySession) install(ctx context.Context, cfg *pgx.ConnConfig) error 
 	if err := s.conn.QueryRow(ctx, notifyRegisterSQL, n.cfg.Cursor, n.cfg.Publication).Scan(&last); err != nil {
 		return fmt.Errorf("decoder: notify: register cursor %s: %w", n.cfg.Cursor, err)
 	}
-	if last < 0 {
-		last = 0
-	}
+	last = max(last, 0)
 	n.confirmed.Store(uint64(last))
 	// Rows delivered before this session become prunable a retention from
 	// now.
