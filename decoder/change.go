@@ -99,7 +99,7 @@ type Value struct {
 	// TimeZone=UTC, DateStyle=ISO, IntervalStyle=postgres,
 	// extra_float_digits=1 and bytea_output=hex.
 	Text string
-	// JSON is the value rendered as protocol.md §4.3 prescribes (see
+	// JSON is the value rendered as docs/protocol.md §4.3 prescribes (see
 	// [Render]): 10.50, "2024-05-01T10:00:00+00:00", {"a": 1}, null.
 	JSON []byte
 }

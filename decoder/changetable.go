@@ -917,7 +917,7 @@ func parseRow(raw json.RawMessage) (map[string]json.RawMessage, error) {
 // the caller and not retained.
 //
 // JSON is the field itself: to_jsonb renders a value the way the reference
-// server does (protocol.md §4.3), with the capture trigger pinning the
+// server does (docs/protocol.md §4.3), with the capture trigger pinning the
 // settings that matter, so only the bpchar/bit first-character quirk needs
 // to be applied here. Text is what filters and key lookups need, derived
 // from the field: a string's contents (timestamps therefore in ISO form

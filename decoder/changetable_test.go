@@ -341,7 +341,7 @@ func TestChangeTableInsertUpdateDelete(t *testing.T) {
 	}
 }
 
-// Values are rendered from jsonb as protocol.md §4.3 prescribes, the same
+// Values are rendered from jsonb as docs/protocol.md §4.3 prescribes, the same
 // as the logical source renders the text form, whatever the session's
 // settings are.
 func TestChangeTableValues(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 // Render returns the JSON form of a value, given its PostgreSQL text output
 // and its type, exactly as the reference server renders it: the result of
 // to_jsonb('<text>'::<type>) where <type> is the column type's regtype name
-// (protocol.md §4.3). The text must come from a session with
+// (docs/protocol.md §4.3). The text must come from a session with
 // TimeZone=UTC, DateStyle=ISO, IntervalStyle=postgres, extra_float_digits=1
 // and bytea_output=hex (the logical source connects that way).
 //

@@ -44,7 +44,7 @@ type Condition struct {
 }
 
 // Parse parses a postgres_changes filter string into its ANDed conditions,
-// following the real server's grammar (protocol.md §4.7):
+// following the real server's grammar (docs/protocol.md §4.7):
 //
 //   - the whole string is trimmed; an empty string gives nil, nil;
 //   - conditions are split on commas at parenthesis depth 0 and outside
