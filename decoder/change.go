@@ -27,9 +27,9 @@ type Kind uint8
 
 // The row change kinds. TRUNCATE is not a change kind: sources drop it.
 const (
-	Insert Kind = iota + 1
-	Update
-	Delete
+	Insert Kind = iota + 1 // a row was inserted
+	Update                 // a row was updated
+	Delete                 // a row was deleted
 )
 
 // String returns "INSERT", "UPDATE" or "DELETE" (the protocol's data.type), or
