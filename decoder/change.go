@@ -27,9 +27,9 @@ type Kind uint8
 
 // The row change kinds. TRUNCATE is not a change kind: sources drop it.
 const (
-	Insert Kind = iota + 1
-	Update
-	Delete
+	Insert Kind = iota + 1 // a row was inserted
+	Update                 // a row was updated
+	Delete                 // a row was deleted
 )
 
 // String returns "INSERT", "UPDATE" or "DELETE" (the protocol's data.type), or
@@ -99,7 +99,7 @@ type Value struct {
 	// TimeZone=UTC, DateStyle=ISO, IntervalStyle=postgres,
 	// extra_float_digits=1 and bytea_output=hex.
 	Text string
-	// JSON is the value rendered as protocol.md §4.3 prescribes (see
+	// JSON is the value rendered as docs/protocol.md §4.3 prescribes (see
 	// [Render]): 10.50, "2024-05-01T10:00:00+00:00", {"a": 1}, null.
 	JSON []byte
 }

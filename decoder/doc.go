@@ -2,10 +2,10 @@
 // realtime service: the types every change source shares ([Relation],
 // [Change], [Value], [Source], [Sink], [Status]), the rendering of
 // PostgreSQL values as JSON the way the reference server does it
-// (protocol.md §4.3, see [Render]), a pg_type cache ([TypeCache]), and two
+// (docs/protocol.md §4.3, see [Render]), a pg_type cache ([TypeCache]), and two
 // sources: logical decoding over pgoutput ([Logical]) and, for PGlite,
 // which has no logical decoding, a trigger-fed change table read by id
-// ([Notify]; docs/pglite.md).
+// ([ChangeTable]; docs/pglite.md).
 //
 // Invariants:
 //   - A *Relation is an immutable snapshot; a schema change produces a new

@@ -265,7 +265,7 @@ func startLogical(t *testing.T, d *testDB, sink Sink, tweak func(*LogicalConfig)
 
 // canonical re-encodes JSON with sorted keys and without spaces, keeping
 // number text exactly, so renderings that differ only in key order or
-// whitespace compare equal (protocol.md §4.1: key order is irrelevant).
+// whitespace compare equal (docs/protocol.md §4.1: key order is irrelevant).
 func canonical(t *testing.T, b []byte) string {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -297,7 +297,7 @@ func slotConfirmed(t *testing.T, conn *pgx.Conn, slot string) LSN {
 // ---- rendering --------------------------------------------------------
 
 // TestLogicalRendersEveryType streams one row holding every type of
-// protocol.md §4.3 and compares each rendering with a hand-written
+// docs/protocol.md §4.3 and compares each rendering with a hand-written
 // expectation, with the reference server's cast (to_jsonb('<text>'::<regtype>))
 // and, where §4.3 says they agree, with to_jsonb(column). The database
 // defaults to a non-UTC zone and non-ISO styles: the source's connection

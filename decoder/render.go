@@ -9,12 +9,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/openrealtime/realtime/internal/jsonw"
+	"github.com/openrealtime/realtime/internal/pgtext"
 )
 
 // Render returns the JSON form of a value, given its PostgreSQL text output
 // and its type, exactly as the reference server renders it: the result of
 // to_jsonb('<text>'::<type>) where <type> is the column type's regtype name
-// (protocol.md §4.3). The text must come from a session with
+// (docs/protocol.md §4.3). The text must come from a session with
 // TimeZone=UTC, DateStyle=ISO, IntervalStyle=postgres, extra_float_digits=1
 // and bytea_output=hex (the logical source connects that way).
 //
@@ -31,8 +32,10 @@ import (
 //     reference server casts to bare "character"/"bit", which means length 1.
 //     This applies to the column type itself and to arrays of it, not to
 //     domains over it or attributes of composites.
-//   - arrays (any dimensions, bounds decoration ignored): JSON arrays, NULL
-//     elements as null, elements rendered by the element type.
+//   - arrays (up to 6 dimensions, bounds decoration ignored): JSON arrays,
+//     NULL elements as null, elements rendered by the element type. Array
+//     text that is not rectangular or that array_out would not print
+//     (`{a"b"}`, `{{}}`) is malformed.
 //   - composites: JSON objects keyed by attribute name when t.Attrs is
 //     known, else a string.
 //   - domains: rendered as their base type.
@@ -107,18 +110,19 @@ func appendValue(dst []byte, text string, t *TypeInfo, quirk bool, depth int) []
 		return appendVector(dst, text, t, depth)
 	}
 	if t.Elem != nil {
-		n, err := parseArray(text, t.Delim)
+		a, err := pgtext.ParseArray(text, t.Delim)
 		if err != nil {
 			return appendJSONString(dst, text)
 		}
-		return appendArrayNode(dst, n, t.Elem, quirk, depth+1)
+		k := 0
+		return appendArrayLevel(dst, &a, 0, &k, t.Elem, quirk, depth+1)
 	}
 	if t.Kind == 'c' && t.Attrs != nil {
-		fields, err := parseRecord(text)
+		fields, err := pgtext.ParseRecord(text)
 		if err != nil {
 			return appendJSONString(dst, text)
 		}
-		if len(t.Attrs) == 0 && len(fields) == 1 && fields[0].null {
+		if len(t.Attrs) == 0 && len(fields) == 1 && fields[0].Null {
 			fields = nil // "()" is the text of a composite without attributes
 		}
 		if len(fields) != len(t.Attrs) {
@@ -131,10 +135,10 @@ func appendValue(dst []byte, text string, t *TypeInfo, quirk bool, depth int) []
 			}
 			dst = appendJSONString(dst, a.Name)
 			dst = append(dst, ':')
-			if fields[i].null {
+			if fields[i].Null {
 				dst = append(dst, "null"...)
 			} else {
-				dst = appendValue(dst, fields[i].text, a.Type, false, depth+1)
+				dst = appendValue(dst, fields[i].Text, a.Type, false, depth+1)
 			}
 		}
 		return append(dst, '}')
@@ -163,19 +167,26 @@ func appendVector(dst []byte, text string, t *TypeInfo, depth int) []byte {
 	return append(dst, ']')
 }
 
-func appendArrayNode(dst []byte, n *arrayNode, elem *TypeInfo, quirk bool, depth int) []byte {
-	if !n.isArray {
-		if n.null {
-			return append(dst, "null"...)
-		}
-		return appendValue(dst, n.text, elem, quirk, depth)
-	}
+// appendArrayLevel renders dimension dim of a (all of a when dim is 0)
+// as a JSON array; *k is the index of the next element to render.
+func appendArrayLevel(dst []byte, a *pgtext.Array, dim int, k *int, elem *TypeInfo, quirk bool, depth int) []byte {
 	dst = append(dst, '[')
-	for i := range n.elems {
-		if i > 0 {
-			dst = append(dst, ',')
+	if dim < len(a.Dims) {
+		for i := range a.Dims[dim] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dim+1 < len(a.Dims) {
+				dst = appendArrayLevel(dst, a, dim+1, k, elem, quirk, depth)
+				continue
+			}
+			if a.IsNull(*k) {
+				dst = append(dst, "null"...)
+			} else {
+				dst = appendValue(dst, a.Elems[*k], elem, quirk, depth)
+			}
+			*k++
 		}
-		dst = appendArrayNode(dst, &n.elems[i], elem, quirk, depth)
 	}
 	return append(dst, ']')
 }
@@ -318,276 +329,6 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // appendJSONString appends s as a JSON string. Like jsonb it escapes only
 // '"', '\\' and control characters; invalid UTF-8 becomes U+FFFD.
 func appendJSONString(dst []byte, s string) []byte { return jsonw.AppendString(dst, s) }
-
-// arrayNode is a parsed array literal: a sub-array or an element.
-type arrayNode struct {
-	isArray bool
-	elems   []arrayNode // sub-arrays or elements, when isArray
-	null    bool        // element is NULL
-	text    string      // element text, de-quoted
-}
-
-var errArraySyntax = errors.New("decoder: malformed array literal")
-
-// maxArrayDepth bounds nesting in array literals (PostgreSQL allows 6).
-const maxArrayDepth = 16
-
-// parseArray parses PostgreSQL array text output ("{1,NULL,\"a b\"}",
-// "{{1,2},{3,4}}", "[0:1]={1,2}"). It accepts the input syntax array_in
-// accepts for such values (whitespace around elements, backslash escapes).
-func parseArray(s string, delim byte) (*arrayNode, error) {
-	if delim == 0 {
-		delim = ','
-	}
-	p := arrayParser{s: s, delim: delim}
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == '[' {
-		// Dimension decoration: [lo:hi][lo:hi]=
-		for p.i < len(p.s) && p.s[p.i] != '=' {
-			c := p.s[p.i]
-			if !(isDigit(c) || c == '[' || c == ']' || c == ':' || c == '-' || c == '+' || c == ' ') {
-				return nil, errArraySyntax
-			}
-			p.i++
-		}
-		if p.i == len(p.s) {
-			return nil, errArraySyntax
-		}
-		p.i++ // '='
-		p.skipSpace()
-	}
-	n, err := p.array(0)
-	if err != nil {
-		return nil, err
-	}
-	p.skipSpace()
-	if p.i != len(p.s) {
-		return nil, errArraySyntax
-	}
-	return n, nil
-}
-
-type arrayParser struct {
-	s     string
-	i     int
-	delim byte
-}
-
-func (p *arrayParser) skipSpace() {
-	for p.i < len(p.s) && isSpace(p.s[p.i]) {
-		p.i++
-	}
-}
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
-}
-
-// array parses "{...}" starting at p.i.
-func (p *arrayParser) array(depth int) (*arrayNode, error) {
-	if depth >= maxArrayDepth || p.i >= len(p.s) || p.s[p.i] != '{' {
-		return nil, errArraySyntax
-	}
-	p.i++
-	n := &arrayNode{isArray: true}
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		return n, nil
-	}
-	for {
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return nil, errArraySyntax
-		}
-		if p.s[p.i] == '{' {
-			sub, err := p.array(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			n.elems = append(n.elems, *sub)
-		} else {
-			el, err := p.element()
-			if err != nil {
-				return nil, err
-			}
-			n.elems = append(n.elems, el)
-		}
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return nil, errArraySyntax
-		}
-		switch p.s[p.i] {
-		case p.delim:
-			p.i++
-		case '}':
-			p.i++
-			return n, nil
-		default:
-			return nil, errArraySyntax
-		}
-	}
-}
-
-// element parses one (quoted or unquoted) element at p.i.
-func (p *arrayParser) element() (arrayNode, error) {
-	var b strings.Builder
-	quotedOrEscaped := false
-	trailingSpace := 0 // unescaped, unquoted whitespace at the end of b
-	for p.i < len(p.s) {
-		c := p.s[p.i]
-		switch {
-		case c == '"':
-			quotedOrEscaped = true
-			trailingSpace = 0
-			p.i++
-			closed := false
-			for p.i < len(p.s) {
-				c := p.s[p.i]
-				if c == '\\' {
-					if p.i+1 >= len(p.s) {
-						return arrayNode{}, errArraySyntax
-					}
-					b.WriteByte(p.s[p.i+1])
-					p.i += 2
-					continue
-				}
-				p.i++
-				if c == '"' {
-					closed = true
-					break
-				}
-				b.WriteByte(c)
-			}
-			if !closed {
-				return arrayNode{}, errArraySyntax
-			}
-		case c == '\\':
-			if p.i+1 >= len(p.s) {
-				return arrayNode{}, errArraySyntax
-			}
-			quotedOrEscaped = true
-			trailingSpace = 0
-			b.WriteByte(p.s[p.i+1])
-			p.i += 2
-		case c == p.delim || c == '}':
-			text := b.String()
-			text = text[:len(text)-trailingSpace]
-			if !quotedOrEscaped {
-				if text == "" {
-					return arrayNode{}, errArraySyntax
-				}
-				if strings.EqualFold(text, "NULL") {
-					return arrayNode{null: true}, nil
-				}
-			}
-			return arrayNode{text: text}, nil
-		case c == '{':
-			return arrayNode{}, errArraySyntax
-		default:
-			if isSpace(c) {
-				trailingSpace++
-			} else {
-				trailingSpace = 0
-			}
-			b.WriteByte(c)
-			p.i++
-		}
-	}
-	return arrayNode{}, errArraySyntax
-}
-
-// recordField is one field of a parsed composite literal.
-type recordField struct {
-	null bool
-	text string
-}
-
-var errRecordSyntax = errors.New("decoder: malformed composite literal")
-
-// parseRecord parses composite text output: "(1,\"a,b\",,\"\")". An empty
-// unquoted field is NULL; "" inside quotes is a quote; backslash escapes
-// the next character.
-func parseRecord(s string) ([]recordField, error) {
-	i := 0
-	for i < len(s) && isSpace(s[i]) {
-		i++
-	}
-	if i >= len(s) || s[i] != '(' {
-		return nil, errRecordSyntax
-	}
-	i++
-	var fields []recordField
-	for {
-		var b strings.Builder
-		quoted := false
-		for i < len(s) && s[i] != ',' && s[i] != ')' {
-			c := s[i]
-			switch c {
-			case '\\':
-				if i+1 >= len(s) {
-					return nil, errRecordSyntax
-				}
-				b.WriteByte(s[i+1])
-				i += 2
-				quoted = true
-			case '"':
-				quoted = true
-				i++
-				closed := false
-				for i < len(s) {
-					c := s[i]
-					if c == '\\' {
-						if i+1 >= len(s) {
-							return nil, errRecordSyntax
-						}
-						b.WriteByte(s[i+1])
-						i += 2
-						continue
-					}
-					if c == '"' {
-						if i+1 < len(s) && s[i+1] == '"' {
-							b.WriteByte('"')
-							i += 2
-							continue
-						}
-						i++
-						closed = true
-						break
-					}
-					b.WriteByte(c)
-					i++
-				}
-				if !closed {
-					return nil, errRecordSyntax
-				}
-			default:
-				b.WriteByte(c)
-				i++
-			}
-		}
-		if i >= len(s) {
-			return nil, errRecordSyntax
-		}
-		if !quoted && b.Len() == 0 {
-			fields = append(fields, recordField{null: true})
-		} else {
-			fields = append(fields, recordField{text: b.String()})
-		}
-		if s[i] == ')' {
-			i++
-			break
-		}
-		i++ // ','
-	}
-	for i < len(s) && isSpace(s[i]) {
-		i++
-	}
-	if i != len(s) {
-		return nil, errRecordSyntax
-	}
-	return fields, nil
-}
 
 // appendJSONAsJSONB appends a json value the way PostgreSQL prints it after
 // converting it to jsonb, minus whitespace: object keys deduplicated (the

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"strings"
+
+	"github.com/openrealtime/realtime/internal/pgtext"
 )
 
 // arrayVal is a parsed array: its elements in storage order (zero T where
@@ -29,9 +31,9 @@ func arrayOf[T any](e *scalar[T], rawJSON bool) *scalar[arrayVal[T]] {
 			if err != nil {
 				return arrayVal[T]{}, err
 			}
-			out := arrayVal[T]{dims: raw.dims(), elems: make([]T, len(raw.elems))}
-			for i, el := range raw.elems {
-				if raw.nulls != nil && raw.nulls[i] {
+			out := arrayVal[T]{dims: raw.Dims, elems: make([]T, len(raw.Elems))}
+			for i, el := range raw.Elems {
+				if raw.IsNull(i) {
 					continue
 				}
 				v, err := e.parse(el)
@@ -40,7 +42,7 @@ func arrayOf[T any](e *scalar[T], rawJSON bool) *scalar[arrayVal[T]] {
 				}
 				out.elems[i] = v
 			}
-			out.nulls = raw.nulls
+			out.nulls = raw.Nulls
 			return out, nil
 		},
 		cmp: func(a, b arrayVal[T]) int {
@@ -79,236 +81,79 @@ func arrayOf[T any](e *scalar[T], rawJSON bool) *scalar[arrayVal[T]] {
 	}
 }
 
-// maxArrayDepth is PostgreSQL's MAXDIM.
-const maxArrayDepth = 6
-
-// rawArray is an array split into element texts.
-type rawArray struct {
-	levels [maxArrayDepth]int // entries per level at each depth (0 = not seen)
-	leaf   int                // 1 + depth of the scalar elements (0 = none yet)
-	elems  []string
-	nulls  []bool
+// splitArray splits an array value in PostgreSQL text form or JSON form.
+func splitArray(s string, rawJSON bool) (pgtext.Array, error) {
+	malformed := &Error{Msg: `malformed array literal: "` + s + `"`}
+	a, err := pgtext.ParseArray(s, ',')
+	if err == nil {
+		return a, nil
+	}
+	// A value starting with '[' that is not "[lo:hi]={…}" may be the jsonb
+	// rendering of an array.
+	if t := trimPGSpace(s); strings.HasPrefix(t, "[") {
+		var j jsonArray
+		if err := j.split(t, rawJSON, 0); err == nil {
+			return j.Array, nil
+		}
+	}
+	return pgtext.Array{}, malformed
 }
 
-// dims returns the dimension lengths (nil for an empty array).
-func (r *rawArray) dims() []int {
-	if r.leaf == 0 {
-		return nil
-	}
-	return append([]int(nil), r.levels[:r.leaf]...)
+// jsonArray is an array read from its JSON form. Its shape follows the
+// rules of PostgreSQL arrays that pgtext.ParseArray applies to the text
+// form: rectangular, at most pgtext.MaxArrayDepth deep, only the whole
+// array empty.
+type jsonArray struct {
+	pgtext.Array
+	levels [pgtext.MaxArrayDepth]int // entries per level at each depth (0 = not seen)
+	leaf   int                       // 1 + depth of the scalar elements (0 = none yet)
 }
 
 // leafAt notes a scalar element at depth; all scalars must share a depth.
-func (r *rawArray) leafAt(depth int) bool {
+func (r *jsonArray) leafAt(depth int) bool {
 	if r.leaf == 0 {
 		r.leaf = depth + 1
 	}
 	return r.leaf == depth+1
 }
 
-func (r *rawArray) add(s string, null bool) {
-	if null && r.nulls == nil {
-		r.nulls = make([]bool, len(r.elems), len(r.elems)+1)
+func (r *jsonArray) add(s string, null bool) {
+	if null && r.Nulls == nil {
+		r.Nulls = make([]bool, len(r.Elems), len(r.Elems)+1)
 	}
-	r.elems = append(r.elems, s)
-	if r.nulls != nil {
-		r.nulls = append(r.nulls, null)
+	r.Elems = append(r.Elems, s)
+	if r.Nulls != nil {
+		r.Nulls = append(r.Nulls, null)
 	}
 }
 
-// splitArray splits an array value in PostgreSQL text form or JSON form.
-func splitArray(s string, rawJSON bool) (rawArray, error) {
-	malformed := &Error{Msg: `malformed array literal: "` + s + `"`}
-	t := trimPGSpace(s)
-	if strings.HasPrefix(t, "[") {
-		if rest, ok := skipBounds(t); ok {
-			t = rest
-		} else {
-			var r rawArray
-			if err := splitJSONArray(t, rawJSON, 0, &r); err != nil {
-				return rawArray{}, malformed
-			}
-			return r, nil
-		}
-	}
-	var r rawArray
-	i := 0
-	if !splitPGArray(t, &i, 0, &r) {
-		return rawArray{}, malformed
-	}
-	for i < len(t) && arraySpace(t[i]) {
-		i++
-	}
-	if i != len(t) {
-		return rawArray{}, malformed
-	}
-	return r, nil
-}
-
-// skipBounds skips a "[lo:hi][lo:hi]=" dimension prefix.
-func skipBounds(t string) (string, bool) {
-	i := 0
-	for i < len(t) && t[i] == '[' {
-		j := strings.IndexByte(t[i:], ']')
-		if j < 0 {
-			return "", false
-		}
-		inner := t[i+1 : i+j]
-		lo, hi, ok := strings.Cut(inner, ":")
-		if !ok || !allDigitsSigned(lo) || !allDigitsSigned(hi) {
-			return "", false
-		}
-		i += j + 1
-	}
-	if i == 0 || i >= len(t) || t[i] != '=' {
-		return "", false
-	}
-	return t[i+1:], true
-}
-
-func allDigitsSigned(s string) bool {
-	s = strings.TrimPrefix(s, "-")
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// splitPGArray reads one "{…}" level at t[*i] (PostgreSQL 15 array_in rules)
-// and records its length in r.levels[depth]; sub-arrays must be rectangular.
-func splitPGArray(t string, i *int, depth int, r *rawArray) bool {
-	for *i < len(t) && arraySpace(t[*i]) {
-		*i++
-	}
-	if *i >= len(t) || t[*i] != '{' || depth >= maxArrayDepth {
-		return false
-	}
-	*i++
-	count := 0
-	var b strings.Builder
-	for {
-		for *i < len(t) && arraySpace(t[*i]) {
-			*i++
-		}
-		if *i >= len(t) {
-			return false
-		}
-		if t[*i] == '}' && count == 0 {
-			*i++
-			break
-		}
-		switch c := t[*i]; {
-		case c == '{':
-			if !splitPGArray(t, i, depth+1, r) {
-				return false
-			}
-		case c == '"':
-			if !r.leafAt(depth) {
-				return false // scalar where a sub-array is expected
-			}
-			*i++
-			b.Reset()
-			closed := false
-			for *i < len(t) && !closed {
-				switch c := t[*i]; c {
-				case '\\':
-					if *i+1 == len(t) {
-						return false
-					}
-					b.WriteByte(t[*i+1])
-					*i += 2
-				case '"':
-					closed = true
-					*i++
-				default:
-					b.WriteByte(c)
-					*i++
-				}
-			}
-			if !closed {
-				return false
-			}
-			r.add(b.String(), false)
-		case c == ',' || c == '}':
-			return false
-		default:
-			if !r.leafAt(depth) {
-				return false
-			}
-			b.Reset()
-			escaped := false
-			keep := 0
-		elem:
-			for *i < len(t) {
-				switch c := t[*i]; {
-				case c == ',' || c == '}':
-					break elem
-				case c == '\\':
-					if *i+1 == len(t) {
-						return false
-					}
-					b.WriteByte(t[*i+1])
-					*i += 2
-					escaped = true
-					keep = b.Len()
-				case c == '"' || c == '{':
-					return false
-				default:
-					b.WriteByte(c)
-					*i++
-					if !arraySpace(c) {
-						keep = b.Len()
-					}
-				}
-			}
-			el := b.String()[:keep]
-			r.add(el, !escaped && strings.EqualFold(el, "NULL"))
-		}
-		count++
-		for *i < len(t) && arraySpace(t[*i]) {
-			*i++
-		}
-		if *i >= len(t) {
-			return false
-		}
-		if t[*i] == '}' {
-			*i++
-			break
-		}
-		if t[*i] != ',' {
-			return false
-		}
-		*i++
-	}
-	return recordDim(r, depth, count)
-}
-
-// recordDim notes that a level at depth has count entries; all levels at the
-// same depth must agree, and only a whole value may be empty ("{}").
-func recordDim(r *rawArray, depth, count int) bool {
+// endLevel notes that a level at depth has count entries; all levels at
+// the same depth must agree, and only a whole value may be empty ("[]").
+func (r *jsonArray) endLevel(depth, count int) bool {
 	if count == 0 {
-		return depth == 0 && len(r.elems) == 0
+		return depth == 0 && len(r.Elems) == 0
 	}
 	if r.levels[depth] == 0 {
 		r.levels[depth] = count
 	}
-	return r.levels[depth] == count
+	if r.levels[depth] != count {
+		return false
+	}
+	if depth == 0 && r.leaf > 0 {
+		r.Dims = append([]int(nil), r.levels[:r.leaf]...)
+	}
+	return true
 }
 
-// splitJSONArray reads a JSON array: nested arrays are dimensions (unless
-// elements are raw JSON), null is NULL, strings are unquoted and other
-// scalars keep their JSON text.
-func splitJSONArray(t string, rawJSON bool, depth int, r *rawArray) error {
+// split reads a JSON array: nested arrays are dimensions (unless elements
+// are raw JSON), null is NULL, strings are unquoted and other scalars keep
+// their JSON text.
+func (r *jsonArray) split(t string, rawJSON bool, depth int) error {
 	var items []json.RawMessage
 	if err := json.Unmarshal([]byte(t), &items); err != nil {
 		return err
 	}
-	if depth >= maxArrayDepth {
+	if depth >= pgtext.MaxArrayDepth {
 		return errUnsupported
 	}
 	for _, it := range items {
@@ -319,7 +164,7 @@ func splitJSONArray(t string, rawJSON bool, depth int, r *rawArray) error {
 		}
 		switch {
 		case nested:
-			if err := splitJSONArray(s, rawJSON, depth+1, r); err != nil {
+			if err := r.split(s, rawJSON, depth+1); err != nil {
 				return err
 			}
 		case s == "null":
@@ -336,7 +181,7 @@ func splitJSONArray(t string, rawJSON bool, depth int, r *rawArray) error {
 			r.add(s, false)
 		}
 	}
-	if !recordDim(r, depth, len(items)) {
+	if !r.endLevel(depth, len(items)) {
 		return errUnsupported
 	}
 	return nil

@@ -1,5 +1,5 @@
 // Package filter implements the `filter` parameter of a postgres_changes
-// binding (protocol.md §4.7): the grammar ([Parse]), subscribe-time type
+// binding (docs/protocol.md §4.7): the grammar ([Parse]), subscribe-time type
 // checking ([Compile]) and per-change evaluation ([Filter.Match]).
 //
 // A filter is a comma-separated AND of conditions `column=[not.]op.value`.

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/openrealtime/realtime/internal/pgtext"
 )
 
 // MaxInValues is the largest number of elements an `in` list may have.
@@ -42,7 +44,7 @@ type Condition struct {
 }
 
 // Parse parses a postgres_changes filter string into its ANDed conditions,
-// following the real server's grammar (protocol.md §4.7):
+// following the real server's grammar (docs/protocol.md §4.7):
 //
 //   - the whole string is trimmed; an empty string gives nil, nil;
 //   - conditions are split on commas at parenthesis depth 0 and outside
@@ -52,9 +54,10 @@ type Condition struct {
 //     Negate, and the rest is split at its first '.' into operator and value;
 //   - a non-`in` value starting with '"' is unquoted (backslash escapes the
 //     next byte); a malformed quoted value is kept as written;
-//   - an `in` value must be "(…)"; its inside is read with PostgreSQL array
-//     literal rules (double quotes, backslash escapes, unquoted NULL is SQL
-//     NULL, surrounding whitespace ignored); nested braces are rejected, and
+//   - an `in` value must be "(…)"; the real server turns it into the array
+//     literal "{…}", which is read with PostgreSQL array literal rules
+//     (internal/pgtext: double quotes, backslash escapes, unquoted NULL is
+//     SQL NULL, surrounding whitespace ignored); nested arrays are rejected, and
 //     at most MaxInValues elements (NULLs included) are allowed.
 //
 // Errors are *Error values with the real server's texts, for example
@@ -191,110 +194,23 @@ func unquoteValue(v string) string {
 	return v // no closing quote
 }
 
-// arraySpace reports the bytes PostgreSQL's array parser skips as whitespace.
-func arraySpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
-}
-
-// parseArrayLiteral decodes a one-dimensional PostgreSQL array literal
-// "{…}" (PostgreSQL 15 array_in rules). It returns the non-NULL elements,
-// whether any element was an unquoted NULL, and the total element count.
+// parseArrayLiteral decodes the one-dimensional PostgreSQL array literal
+// "{…}" an `in` list stands for, with pgtext.ParseArray (array_in rules).
+// It returns the non-NULL elements, whether any element was NULL, and the
+// total element count. A nested or malformed literal is an *Error.
 func parseArrayLiteral(lit string) (list []string, hasNull bool, n int, err error) {
-	malformed := &Error{Msg: `malformed array literal: "` + lit + `"`}
-	if len(lit) < 2 || lit[0] != '{' || lit[len(lit)-1] != '}' {
-		return nil, false, 0, malformed
+	a, err := pgtext.ParseArray(lit, ',')
+	if err != nil || len(a.Dims) > 1 {
+		return nil, false, 0, &Error{Msg: `malformed array literal: "` + lit + `"`}
 	}
-	s := lit[1 : len(lit)-1]
-	i := 0
-	for i < len(s) && arraySpace(s[i]) {
-		i++
-	}
-	if i == len(s) {
-		return nil, false, 0, nil // "{}": no elements
-	}
-	var b strings.Builder
-	for {
-		for i < len(s) && arraySpace(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			return nil, false, 0, malformed // "{a,}"
-		}
-		b.Reset()
-		var elem string
-		isNull := false
-		switch s[i] {
-		case '"':
-			i++
-			closed := false
-			for i < len(s) && !closed {
-				switch c := s[i]; c {
-				case '\\':
-					if i+1 == len(s) {
-						return nil, false, 0, malformed
-					}
-					b.WriteByte(s[i+1])
-					i += 2
-				case '"':
-					closed = true
-					i++
-				default:
-					b.WriteByte(c)
-					i++
-				}
-			}
-			if !closed {
-				return nil, false, 0, malformed
-			}
-			elem = b.String()
-			for i < len(s) && arraySpace(s[i]) {
-				i++
-			}
-		case ',', '{', '}':
-			return nil, false, 0, malformed
-		default:
-			escaped := false
-			keep := 0 // length of b up to the last escaped or non-space byte
-		unquoted:
-			for i < len(s) {
-				switch c := s[i]; {
-				case c == ',':
-					break unquoted
-				case c == '\\':
-					if i+1 == len(s) {
-						return nil, false, 0, malformed
-					}
-					b.WriteByte(s[i+1])
-					i += 2
-					escaped = true
-					keep = b.Len()
-				case c == '"' || c == '{' || c == '}':
-					return nil, false, 0, malformed
-				default:
-					b.WriteByte(c)
-					i++
-					if !arraySpace(c) {
-						keep = b.Len()
-					}
-				}
-			}
-			elem = b.String()[:keep]
-			isNull = !escaped && strings.EqualFold(elem, "NULL")
-		}
-		n++
-		if isNull {
+	for i, el := range a.Elems {
+		if a.IsNull(i) {
 			hasNull = true
 		} else {
-			list = append(list, elem)
+			list = append(list, el)
 		}
-		if i == len(s) {
-			return list, hasNull, n, nil
-		}
-		if s[i] != ',' {
-			return nil, false, 0, malformed // `"a" x`
-		}
-		i++
 	}
+	return list, hasNull, len(a.Elems), nil
 }
 
 // elixirSpace reports whether r is whitespace for Elixir's String.trim:

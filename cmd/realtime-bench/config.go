@@ -216,9 +216,6 @@ func (c *config) validate() error {
 // dbLoad reports whether the run writes to the database.
 func (c *config) dbLoad() bool { return c.Load == loadDBInsert || c.Load == loadDBUpdate }
 
-// messageLoad reports whether the run generates messages.
-func (c *config) messageLoad() bool { return c.Load != loadIdle && c.Load != loadJoin }
-
 // keys is the number of addressing keys: users for database writes,
 // channels for broadcasts.
 func (c *config) keys() int {

@@ -108,13 +108,7 @@ func (h *Histogram) Quantile(q float64) float64 {
 	if n == 0 {
 		return 0
 	}
-	rank := uint64(math.Ceil(q * float64(n)))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > n {
-		rank = n
-	}
+	rank := min(max(uint64(math.Ceil(q*float64(n))), 1), n)
 	var seen uint64
 	for i := range h.buckets {
 		seen += h.buckets[i].Load()

@@ -43,9 +43,6 @@ func NewLedger(keys int, capacity int64) (*Ledger, error) {
 // Keys is the number of keys messages are spread over.
 func (l *Ledger) Keys() int { return l.keys }
 
-// Capacity is the number of message indexes the ledger can hold.
-func (l *Ledger) Capacity() int64 { return l.capBits }
-
 // KeyOf returns the key message m is addressed to.
 func (l *Ledger) KeyOf(m int64) int { return int(m % int64(l.keys)) }
 

@@ -27,7 +27,6 @@ type phaseStats struct {
 	errs     firstErr
 	okN      atomic.Int64
 	failN    atomic.Int64
-	first    atomic.Int64
 	last     atomic.Int64
 	startsAt time.Time
 }

@@ -95,7 +95,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 			OnRelation:  onRelation,
 		})
 	case "notify":
-		src = decoder.NewNotify(decoder.NotifyConfig{
+		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
 			DBURL:        o.DBURL,
 			Publication:  o.Publication,
 			PollInterval: o.PollInterval,

@@ -372,6 +372,7 @@ type tailBuffer struct {
 	b   []byte
 }
 
+// Write appends p, keeping only the last max bytes; it never fails.
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -382,6 +383,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String returns the kept bytes without surrounding whitespace.
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// NotifyConfig configures a [Notify] source.
-type NotifyConfig struct {
+// ChangeTableConfig configures a [ChangeTable] source.
+type ChangeTableConfig struct {
 	// DBURL is the connection string of the database: for PGlite, its
 	// socket bridge (pglite-server), e.g.
 	// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable. The user
@@ -92,7 +92,7 @@ const drainWait = time.Millisecond
 // markSpacing is the finest granularity of the retention bookkeeping.
 const markSpacing = time.Second
 
-// Notify is a change source that reads a change-log table filled by row
+// ChangeTable is a change source that reads a change-log table filled by row
 // triggers, for databases without usable logical decoding: PGlite behind
 // its socket bridge (pglite-server) in particular. See docs/pglite.md.
 //
@@ -116,15 +116,15 @@ const markSpacing = time.Second
 // in simple-protocol mode (and a short-lived second one for the probe), no transaction held across round trips, no
 // session-level SET, SET ROLE or PREPARE. Status is safe for concurrent use;
 // Run may run once at a time.
-type Notify struct {
-	cfg       NotifyConfig
+type ChangeTable struct {
+	cfg       ChangeTableConfig
 	log       *slog.Logger
 	types     *TypeCache
 	running   atomic.Bool
 	statusBox // status and confirmed position (a change-log id)
 
 	// Run goroutine state, kept across sessions.
-	rels    map[relKey]*notifyRel
+	rels    map[relKey]*changeTableRel
 	pub     pubActions
 	marks   []pruneMark // delivered positions not yet Retention old, ascending
 	matured uint64      // newest id delivered at least Retention ago
@@ -139,8 +139,8 @@ type Notify struct {
 // relKey identifies a table by schema and name.
 type relKey struct{ schema, table string }
 
-// notifyRel is a relation snapshot plus what decoding its rows needs.
-type notifyRel struct {
+// changeTableRel is a relation snapshot plus what decoding its rows needs.
+type changeTableRel struct {
 	rel   *Relation
 	types []*TypeInfo
 	known map[string]bool // every attribute name of the table
@@ -166,14 +166,13 @@ type logEntry struct {
 	New, Old      json.RawMessage
 }
 
-// NewNotify returns a notify source; nothing connects before Run.
-func NewNotify(cfg NotifyConfig) *Notify {
+// NewChangeTable returns a change-table source (the CLI's --source notify);
+// nothing connects before Run.
+func NewChangeTable(cfg ChangeTableConfig) *ChangeTable {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
-	if cfg.Retention < 0 {
-		cfg.Retention = 0
-	}
+	cfg.Retention = max(cfg.Retention, 0)
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
@@ -185,11 +184,11 @@ func NewNotify(cfg NotifyConfig) *Notify {
 	}
 	retryBounds(&cfg.RetryMin, &cfg.RetryMax)
 	log := sourceLogger(cfg.Logger, "source", "notify", "publication", cfg.Publication, "cursor", cfg.Cursor)
-	n := &Notify{
+	n := &ChangeTable{
 		cfg:   cfg,
 		log:   log,
 		types: NewTypeCache(),
-		rels:  map[relKey]*notifyRel{},
+		rels:  map[relKey]*changeTableRel{},
 	}
 	n.st = Status{Kind: "notify", Publication: cfg.Publication}
 	return n
@@ -198,14 +197,14 @@ func NewNotify(cfg NotifyConfig) *Notify {
 // Status reports the source's state. Positions are change-log ids, and
 // LagBytes counts ids (changes) between the newest id handed out and the
 // confirmed one, not bytes. It is safe for concurrent use.
-func (n *Notify) Status() Status { return n.snapshot() }
+func (n *ChangeTable) Status() Status { return n.snapshot() }
 
 // Run delivers changes to sink until ctx ends; see [Source]. Connection,
 // database and sink errors end the current session; Run then reconnects
 // with exponential backoff and resumes after the durable cursor, so
 // undelivered changes come again. It returns nil when ctx ends, and an
 // error at once for an unusable configuration or when already running.
-func (n *Notify) Run(ctx context.Context, sink Sink) error {
+func (n *ChangeTable) Run(ctx context.Context, sink Sink) error {
 	if sink == nil {
 		return errors.New("decoder: notify: nil sink")
 	}
@@ -233,9 +232,9 @@ func (n *Notify) Run(ctx context.Context, sink Sink) error {
 		func() (bool, error) { return n.session(ctx, cfg, sink) }, recordError(n.update))
 }
 
-// notifySession is one connection lifetime.
-type notifySession struct {
-	n    *Notify
+// changeTableSession is one connection lifetime.
+type changeTableSession struct {
+	n    *ChangeTable
 	conn *pgx.Conn
 	sink Sink
 
@@ -246,12 +245,12 @@ type notifySession struct {
 	relsReloaded bool // relations were reloaded during the current batch
 }
 
-func (n *Notify) session(ctx context.Context, cfg *pgx.ConnConfig, sink Sink) (progressed bool, err error) {
+func (n *ChangeTable) session(ctx context.Context, cfg *pgx.ConnConfig, sink Sink) (progressed bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, fmt.Errorf("decoder: notify: connect: %w", err)
 	}
-	s := &notifySession{n: n, conn: conn, sink: sink}
+	s := &changeTableSession{n: n, conn: conn, sink: sink}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -295,7 +294,7 @@ func (n *Notify) session(ctx context.Context, cfg *pgx.ConnConfig, sink Sink) (p
 
 // install sets up the capture objects, registers the cursor, reads the
 // catalog and starts listening.
-func (s *notifySession) install(ctx context.Context, cfg *pgx.ConnConfig) error {
+func (s *changeTableSession) install(ctx context.Context, cfg *pgx.ConnConfig) error {
 	n := s.n
 	var version string
 	if err := s.conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
@@ -307,19 +306,17 @@ func (s *notifySession) install(ctx context.Context, cfg *pgx.ConnConfig) error 
 	if pg := s.conn.PgConn(); pg.ParameterStatus("standard_conforming_strings") != "on" || pg.ParameterStatus("client_encoding") != "UTF8" {
 		return errors.New("decoder: notify: the connection needs standard_conforming_strings=on and client_encoding=UTF8")
 	}
-	if _, err := s.conn.PgConn().Exec(ctx, notifyInstallSQL).ReadAll(); err != nil {
+	if _, err := s.conn.PgConn().Exec(ctx, changeTableInstallSQL).ReadAll(); err != nil {
 		return fmt.Errorf("decoder: notify: install capture schema: %w", err)
 	}
 	if err := ensurePublication(ctx, s.conn, n.cfg.Publication); err != nil {
 		return err
 	}
 	var last int64
-	if err := s.conn.QueryRow(ctx, notifyRegisterSQL, n.cfg.Cursor, n.cfg.Publication).Scan(&last); err != nil {
+	if err := s.conn.QueryRow(ctx, changeTableRegisterSQL, n.cfg.Cursor, n.cfg.Publication).Scan(&last); err != nil {
 		return fmt.Errorf("decoder: notify: register cursor %s: %w", n.cfg.Cursor, err)
 	}
-	if last < 0 {
-		last = 0
-	}
+	last = max(last, 0)
 	n.confirmed.Store(uint64(last))
 	// Rows delivered before this session become prunable a retention from
 	// now.
@@ -343,7 +340,7 @@ func (s *notifySession) install(ctx context.Context, cfg *pgx.ConnConfig) error 
 // source stops listening (stock pglite-server hands every notification to
 // the socket that committed, and a LISTEN on its shared session would only
 // send them to the application's writers).
-func (s *notifySession) probe(ctx context.Context, cfg *pgx.ConnConfig) {
+func (s *changeTableSession) probe(ctx context.Context, cfg *pgx.ConnConfig) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	c, err := pgx.ConnectConfig(pctx, cfg)
@@ -362,7 +359,7 @@ func (s *notifySession) probe(ctx context.Context, cfg *pgx.ConnConfig) {
 	s.probeUntil = time.Now().Add(probeTimeout)
 }
 
-func (s *notifySession) unlisten(ctx context.Context) {
+func (s *changeTableSession) unlisten(ctx context.Context) {
 	if !s.listening {
 		return
 	}
@@ -374,7 +371,7 @@ func (s *notifySession) unlisten(ctx context.Context) {
 }
 
 // loop reads and delivers until ctx ends or an error.
-func (s *notifySession) loop(ctx context.Context) error {
+func (s *changeTableSession) loop(ctx context.Context) error {
 	n := s.n
 	for {
 		if time.Since(s.lastSync) >= n.cfg.SyncInterval {
@@ -404,7 +401,7 @@ func (s *notifySession) loop(ctx context.Context) error {
 // change after the cursor. Notifications only wake the source, which then
 // reads the log: any database user may NOTIFY any channel, so their
 // contents are never delivered.
-func (s *notifySession) wait(ctx context.Context) error {
+func (s *changeTableSession) wait(ctx context.Context) error {
 	n := s.n
 	if !s.listening {
 		t := time.NewTimer(n.cfg.PollInterval)
@@ -455,7 +452,7 @@ func (s *notifySession) wait(ctx context.Context) error {
 // announcesNew reports whether a notification may announce a change after
 // the cursor: anything but a capture notification for an id already
 // delivered.
-func (s *notifySession) announcesNew(note *pgconn.Notification) bool {
+func (s *changeTableSession) announcesNew(note *pgconn.Notification) bool {
 	if note.Channel != notifyChannel {
 		return false
 	}
@@ -470,7 +467,7 @@ func (s *notifySession) announcesNew(note *pgconn.Notification) bool {
 
 // receive waits up to d for one notification; it returns nil when none
 // came in time.
-func (s *notifySession) receive(ctx context.Context, d time.Duration) (*pgconn.Notification, error) {
+func (s *changeTableSession) receive(ctx context.Context, d time.Duration) (*pgconn.Notification, error) {
 	if d <= 0 {
 		return nil, nil
 	}
@@ -487,9 +484,9 @@ func (s *notifySession) receive(ctx context.Context, d time.Duration) (*pgconn.N
 }
 
 // fetch reads up to MaxBatch changes after the confirmed position.
-func (s *notifySession) fetch(ctx context.Context) ([]logEntry, error) {
+func (s *changeTableSession) fetch(ctx context.Context) ([]logEntry, error) {
 	n := s.n
-	rows, err := s.conn.Query(ctx, notifyFetchSQL, int64(n.confirmed.Load()), n.cfg.MaxBatch)
+	rows, err := s.conn.Query(ctx, changeTableFetchSQL, int64(n.confirmed.Load()), n.cfg.MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("decoder: notify: read change log: %w", err)
 	}
@@ -514,7 +511,7 @@ func (s *notifySession) fetch(ctx context.Context) ([]logEntry, error) {
 
 // deliver turns entries (ascending ids after the confirmed position) into
 // changes, hands them to the sink and moves the cursor.
-func (s *notifySession) deliver(ctx context.Context, entries []logEntry) error {
+func (s *changeTableSession) deliver(ctx context.Context, entries []logEntry) error {
 	n := s.n
 	s.relsReloaded = false
 	changes := make([]Change, 0, len(entries))
@@ -569,7 +566,7 @@ func (s *notifySession) deliver(ctx context.Context, entries []logEntry) error {
 
 // confirm stores the cursor and prunes, in one message (one implicit
 // transaction).
-func (s *notifySession) confirm(ctx context.Context, lastID uint64) error {
+func (s *changeTableSession) confirm(ctx context.Context, lastID uint64) error {
 	n := s.n
 	now := time.Now()
 	n.addMark(lastID, now)
@@ -599,7 +596,7 @@ func (s *notifySession) confirm(ctx context.Context, lastID uint64) error {
 
 // prune deletes matured rows when no delivery does it (and retries rows
 // another consumer held back).
-func (s *notifySession) prune(ctx context.Context) error {
+func (s *changeTableSession) prune(ctx context.Context) error {
 	n := s.n
 	prune := n.pruneSQL(time.Now())
 	if prune == "" {
@@ -615,7 +612,7 @@ func (s *notifySession) prune(ctx context.Context) error {
 // pruneSQL returns the statements that delete the rows delivered at least
 // Retention before now and passed by every consumer, and then report how
 // far that got; "" when there is nothing to delete.
-func (n *Notify) pruneSQL(now time.Time) string {
+func (n *ChangeTable) pruneSQL(now time.Time) string {
 	n.mature(now)
 	if n.matured <= n.pruned {
 		return ""
@@ -627,7 +624,7 @@ func (n *Notify) pruneSQL(now time.Time) string {
 }
 
 // prunedTo records the result of pruneSQL's last statement.
-func (n *Notify) prunedTo(results []*pgconn.Result) error {
+func (n *ChangeTable) prunedTo(results []*pgconn.Result) error {
 	if len(results) == 0 || len(results[len(results)-1].Rows) != 1 {
 		return errors.New("decoder: notify: prune change log: no result")
 	}
@@ -640,7 +637,7 @@ func (n *Notify) prunedTo(results []*pgconn.Result) error {
 }
 
 // addMark records that everything up to id was delivered at t.
-func (n *Notify) addMark(id uint64, t time.Time) {
+func (n *ChangeTable) addMark(id uint64, t time.Time) {
 	if k := len(n.marks); k > 0 {
 		m := &n.marks[k-1]
 		if id <= m.id {
@@ -656,7 +653,7 @@ func (n *Notify) addMark(id uint64, t time.Time) {
 
 // mature raises matured to the newest id delivered at least Retention
 // before now, and forgets the marks it passed.
-func (n *Notify) mature(now time.Time) {
+func (n *ChangeTable) mature(now time.Time) {
 	i := 0
 	for ; i < len(n.marks) && now.Sub(n.marks[i].at) >= n.cfg.Retention; i++ {
 		n.matured = max(n.matured, n.marks[i].id)
@@ -675,18 +672,18 @@ func writeQuoted(b *strings.Builder, s string) {
 
 // sync installs missing capture triggers and rereads the publication and
 // its relations. Relations whose snapshot changed are announced.
-func (s *notifySession) sync(ctx context.Context, first bool) error {
+func (s *changeTableSession) sync(ctx context.Context, first bool) error {
 	n := s.n
 	s.lastSync = time.Now()
 	var created int
-	if err := s.conn.QueryRow(ctx, notifySyncSQL).Scan(&created); err != nil {
+	if err := s.conn.QueryRow(ctx, changeTableSyncSQL).Scan(&created); err != nil {
 		return fmt.Errorf("decoder: notify: sync capture triggers: %w", err)
 	}
 	if created > 0 {
 		n.log.Info("capture triggers updated", "count", created)
 	}
 	var pub pubActions
-	if err := s.conn.QueryRow(ctx, notifyPublicationSQL, n.cfg.Publication).Scan(&pub.insert, &pub.update, &pub.delete); err != nil {
+	if err := s.conn.QueryRow(ctx, changeTablePublicationSQL, n.cfg.Publication).Scan(&pub.insert, &pub.update, &pub.delete); err != nil {
 		return fmt.Errorf("decoder: notify: read publication %s: %w", n.cfg.Publication, err)
 	}
 	n.pub = pub
@@ -694,7 +691,7 @@ func (s *notifySession) sync(ctx context.Context, first bool) error {
 		return err
 	}
 	var head int64
-	if err := s.conn.QueryRow(ctx, notifyHeadSQL).Scan(&head); err != nil {
+	if err := s.conn.QueryRow(ctx, changeTableHeadSQL).Scan(&head); err != nil {
 		return fmt.Errorf("decoder: notify: read change log head: %w", err)
 	}
 	n.update(func(st *Status) { st.ServerPosition = max(st.ServerPosition, uint64(head)) })
@@ -706,7 +703,7 @@ func (s *notifySession) sync(ctx context.Context, first bool) error {
 
 // loadRelations reads the publication's tables and columns from the
 // catalog and replaces changed snapshots.
-func (s *notifySession) loadRelations(ctx context.Context) error {
+func (s *changeTableSession) loadRelations(ctx context.Context) error {
 	n := s.n
 	type colRow struct {
 		oid                  uint32
@@ -715,7 +712,7 @@ func (s *notifySession) loadRelations(ctx context.Context) error {
 		typeOID              uint32
 		key, published       bool
 	}
-	rows, err := s.conn.Query(ctx, notifyRelationsSQL, n.cfg.Publication)
+	rows, err := s.conn.Query(ctx, changeTableRelationsSQL, n.cfg.Publication)
 	if err != nil {
 		return fmt.Errorf("decoder: notify: read relations: %w", err)
 	}
@@ -741,7 +738,7 @@ func (s *notifySession) loadRelations(ctx context.Context) error {
 	if err := n.types.Load(ctx, s.conn, oids...); err != nil {
 		return fmt.Errorf("decoder: notify: %w", err)
 	}
-	next := make(map[relKey]*notifyRel, len(n.rels))
+	next := make(map[relKey]*changeTableRel, len(n.rels))
 	for i := 0; i < len(cols); {
 		j := i
 		for j < len(cols) && cols[j].oid == cols[i].oid {
@@ -749,7 +746,7 @@ func (s *notifySession) loadRelations(ctx context.Context) error {
 		}
 		c0 := cols[i]
 		rel := &Relation{OID: c0.oid, Schema: c0.schema, Table: c0.table, ReplicaIdentity: firstByte(c0.ident)}
-		nr := &notifyRel{rel: rel, known: map[string]bool{}}
+		nr := &changeTableRel{rel: rel, known: map[string]bool{}}
 		for _, c := range cols[i:j] {
 			nr.known[c.name] = true
 			if !c.published {
@@ -784,7 +781,7 @@ func sameRelation(a, b *Relation) bool {
 
 // change converts one entry. ok is false for changes the publication does
 // not publish (table not or no longer in it, action not published).
-func (s *notifySession) change(ctx context.Context, e *logEntry) (Change, bool, error) {
+func (s *changeTableSession) change(ctx context.Context, e *logEntry) (Change, bool, error) {
 	n := s.n
 	var kind Kind
 	switch e.Op {
@@ -845,7 +842,7 @@ func (s *notifySession) change(ctx context.Context, e *logEntry) (Change, bool, 
 }
 
 // knows reports whether every field of row is an attribute of the table.
-func (r *notifyRel) knows(row map[string]json.RawMessage) bool {
+func (r *changeTableRel) knows(row map[string]json.RawMessage) bool {
 	for name := range row {
 		if !r.known[name] {
 			return false
@@ -858,7 +855,7 @@ func (r *notifyRel) knows(row map[string]json.RawMessage) bool {
 // capture time would: everything for FULL, nothing for NOTHING, the key
 // columns otherwise (and, like pgoutput, nothing for an UPDATE that kept
 // the key).
-func (r *notifyRel) oldImage(kind Kind, ident byte, old map[string]json.RawMessage, newVals []Value) []Value {
+func (r *changeTableRel) oldImage(kind Kind, ident byte, old map[string]json.RawMessage, newVals []Value) []Value {
 	switch ident {
 	case 'f':
 		return r.values(old, false)
@@ -890,7 +887,7 @@ func (r *notifyRel) oldImage(kind Kind, ident byte, old map[string]json.RawMessa
 
 // values builds a row image aligned with the relation's columns. Columns
 // missing from row are Absent; with keyOnly, so are non-key columns.
-func (r *notifyRel) values(row map[string]json.RawMessage, keyOnly bool) []Value {
+func (r *changeTableRel) values(row map[string]json.RawMessage, keyOnly bool) []Value {
 	vals := make([]Value, len(r.rel.Columns))
 	for i, c := range r.rel.Columns {
 		raw, ok := row[c.Name]
@@ -920,7 +917,7 @@ func parseRow(raw json.RawMessage) (map[string]json.RawMessage, error) {
 // the caller and not retained.
 //
 // JSON is the field itself: to_jsonb renders a value the way the reference
-// server does (protocol.md §4.3), with the capture trigger pinning the
+// server does (docs/protocol.md §4.3), with the capture trigger pinning the
 // settings that matter, so only the bpchar/bit first-character quirk needs
 // to be applied here. Text is what filters and key lookups need, derived
 // from the field: a string's contents (timestamps therefore in ISO form

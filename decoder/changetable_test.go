@@ -180,16 +180,16 @@ func nQueryInt(t testing.TB, db *pgx.Conn, sql string, args ...any) int64 {
 	return v
 }
 
-// running is a Notify source running in the background.
-type notifyRun struct {
-	n    *Notify
+// running is a ChangeTable source running in the background.
+type changeTableRun struct {
+	n    *ChangeTable
 	rec  *noteSink
 	stop func()
 	up   chan struct{} // receives on every session start
 }
 
-// startNotify runs a source and waits until its first session delivers.
-func startNotify(t *testing.T, cfg NotifyConfig, rec *noteSink) *notifyRun {
+// startChangeTable runs a source and waits until its first session delivers.
+func startChangeTable(t *testing.T, cfg ChangeTableConfig, rec *noteSink) *changeTableRun {
 	t.Helper()
 	if cfg.Publication == "" {
 		cfg.Publication = "supabase_realtime"
@@ -203,12 +203,12 @@ func startNotify(t *testing.T, cfg NotifyConfig, rec *noteSink) *notifyRun {
 			up <- struct{}{}
 		}
 	}
-	n := NewNotify(cfg)
+	n := NewChangeTable(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx, rec.sink) }()
 	var once sync.Once
-	r := &notifyRun{n: n, rec: rec, up: up}
+	r := &changeTableRun{n: n, rec: rec, up: up}
 	r.stop = func() {
 		once.Do(func() {
 			cancel()
@@ -229,7 +229,7 @@ func startNotify(t *testing.T, cfg NotifyConfig, rec *noteSink) *notifyRun {
 }
 
 // waitConfirmed waits until the source has stored pos as its cursor.
-func waitConfirmed(t *testing.T, n *Notify, pos uint64) {
+func waitConfirmed(t *testing.T, n *ChangeTable, pos uint64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for n.Status().ConfirmedPosition < pos {
@@ -245,14 +245,14 @@ func waitConfirmed(t *testing.T, n *Notify, pos uint64) {
 // Inserts, updates and deletes made through another connection arrive in
 // order with the relation from the catalog and old images cut as the
 // replica identity says, including after a switch to FULL.
-func TestNotifyInsertUpdateDelete(t *testing.T) {
+func TestChangeTableInsertUpdateDelete(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE items (id bigint PRIMARY KEY, title text NOT NULL, price numeric(10,2), done boolean NOT NULL DEFAULT false)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE items`)
 	var rels []*Relation
 	var relMu sync.Mutex
 	rec := newNoteSink()
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL(), Retention: time.Hour, OnRelation: func(r *Relation) {
+	startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), Retention: time.Hour, OnRelation: func(r *Relation) {
 		relMu.Lock()
 		rels = append(rels, r)
 		relMu.Unlock()
@@ -341,10 +341,10 @@ func TestNotifyInsertUpdateDelete(t *testing.T) {
 	}
 }
 
-// Values are rendered from jsonb as protocol.md §4.3 prescribes, the same
+// Values are rendered from jsonb as docs/protocol.md §4.3 prescribes, the same
 // as the logical source renders the text form, whatever the session's
 // settings are.
-func TestNotifyValues(t *testing.T) {
+func TestChangeTableValues(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TYPE mood AS ENUM ('sad', 'happy')`)
 	nExec(t, e.db, `CREATE TYPE pair AS (a int, b text)`)
@@ -356,7 +356,7 @@ func TestNotifyValues(t *testing.T) {
 		p pair, dom short_text, nothing text)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE vals`)
 	rec := newNoteSink()
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
+	startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL()}, rec)
 
 	// A writer with unusual session settings (on PGlite they are every
 	// client's): the capture trigger must not depend on them.
@@ -457,13 +457,13 @@ func nJSONEqual(a, b []byte) bool {
 
 // A row far beyond the 8000-byte notification limit is delivered whole,
 // between small ones, on insert, update and delete.
-func TestNotifyLargeRow(t *testing.T) {
+func TestChangeTableLargeRow(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE docs (id int PRIMARY KEY, body text)`)
 	nExec(t, e.db, `ALTER TABLE docs REPLICA IDENTITY FULL`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE docs`)
 	rec := newNoteSink()
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
+	startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL()}, rec)
 	big := strings.Repeat("€x", 10000) // 40000 bytes
 	nExec(t, e.db, `INSERT INTO docs VALUES (1, 'small')`)
 	nExec(t, e.db, `INSERT INTO docs VALUES (2, $1)`, big)
@@ -494,12 +494,12 @@ func TestNotifyLargeRow(t *testing.T) {
 // A stopped service resumes exactly after the last delivered change: rows
 // written while it was down arrive once, earlier ones never again, and the
 // durable cursor holds the last id.
-func TestNotifyRestartResumesExactlyOnce(t *testing.T) {
+func TestChangeTableRestartResumesExactlyOnce(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY, note text)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev`)
 	rec := newNoteSink()
-	r := startNotify(t, NotifyConfig{DBURL: e.srv.URL(), Retention: time.Hour}, rec)
+	r := startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), Retention: time.Hour}, rec)
 	for i := 1; i <= 3; i++ {
 		nExec(t, e.db, `INSERT INTO ev VALUES ($1, 'before')`, i)
 	}
@@ -524,7 +524,7 @@ func TestNotifyRestartResumesExactlyOnce(t *testing.T) {
 	nExec(t, e.db, `DELETE FROM ev WHERE id = 2`)
 
 	rec2 := newNoteSink()
-	r2 := startNotify(t, NotifyConfig{DBURL: e.srv.URL(), Retention: time.Hour}, rec2)
+	r2 := startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), Retention: time.Hour}, rec2)
 	nExec(t, e.db, `INSERT INTO ev VALUES (100, 'marker')`)
 	got := rec2.waitMarker(t, "note", "marker")
 	var seen []string
@@ -550,12 +550,12 @@ func TestNotifyRestartResumesExactlyOnce(t *testing.T) {
 
 // The source survives a restart of pglite-server (same data directory):
 // it reconnects, resumes from the durable cursor and loses nothing.
-func TestNotifyServerRestart(t *testing.T) {
+func TestChangeTableServerRestart(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev`)
 	rec := newNoteSink()
-	r := startNotify(t, NotifyConfig{DBURL: e.srv.URL(), RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}, rec)
+	r := startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}, rec)
 	nExec(t, e.db, `INSERT INTO ev VALUES (1)`)
 	first := rec.waitN(t, 1)[0]
 	// The cursor moves just after the sink returns; a restart in between
@@ -579,7 +579,7 @@ func TestNotifyServerRestart(t *testing.T) {
 		t.Fatalf("got %s", s)
 	}
 	select {
-	case <-r.up: // the first session's signal was consumed by startNotify
+	case <-r.up: // the first session's signal was consumed by startChangeTable
 	case <-time.After(30 * time.Second):
 		t.Fatal("no second session")
 	}
@@ -590,13 +590,13 @@ func TestNotifyServerRestart(t *testing.T) {
 
 // A sink error makes the batch come again; the cursor does not move past
 // an undelivered change.
-func TestNotifySinkErrorRedelivers(t *testing.T) {
+func TestChangeTableSinkErrorRedelivers(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev`)
 	rec := newNoteSink()
 	rec.fail = fmt.Errorf("fan-out failed")
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL(), RetryMin: 10 * time.Millisecond}, rec)
+	startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), RetryMin: 10 * time.Millisecond}, rec)
 	nExec(t, e.db, `INSERT INTO ev VALUES (1)`)
 	got := rec.waitN(t, 1)
 	if len(got) != 1 || nText(got[0], "id") != "1" {
@@ -608,12 +608,12 @@ func TestNotifySinkErrorRedelivers(t *testing.T) {
 // that moment (the event trigger installs its trigger in the same
 // transaction); one removed loses its trigger; and without the event
 // trigger the periodic catalog read installs it.
-func TestNotifyTableAddedAtRunTime(t *testing.T) {
+func TestChangeTableTableAddedAtRunTime(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE first (id int PRIMARY KEY, v text)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE first`)
 	rec := newNoteSink()
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL(), SyncInterval: 50 * time.Millisecond}, rec)
+	startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), SyncInterval: 50 * time.Millisecond}, rec)
 	hasTrigger := func(table string) bool {
 		return nQueryInt(t, e.db, `SELECT count(*) FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'realtime_capture'`, table) == 1
 	}
@@ -664,7 +664,7 @@ func TestNotifyTableAddedAtRunTime(t *testing.T) {
 
 // Delivered rows are pruned after the retention, but never before every
 // consumer has passed them.
-func TestNotifyPrune(t *testing.T) {
+func TestChangeTablePrune(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY, v text)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev`)
@@ -672,7 +672,7 @@ func TestNotifyPrune(t *testing.T) {
 
 	// A retention of an hour keeps delivered rows.
 	rec := newNoteSink()
-	r := startNotify(t, NotifyConfig{DBURL: e.srv.URL(), Retention: time.Hour}, rec)
+	r := startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), Retention: time.Hour}, rec)
 	nExec(t, e.db, `INSERT INTO ev VALUES (1, 'a'), (2, 'b')`)
 	nExec(t, e.db, `INSERT INTO ev VALUES (3, 'marker')`)
 	rec.waitMarker(t, "v", "marker")
@@ -684,7 +684,7 @@ func TestNotifyPrune(t *testing.T) {
 	// A second consumer that lags behind holds rows back.
 	nExec(t, e.db, `INSERT INTO realtime.change_cursor (name, publication, last_id) VALUES ('laggard', 'supabase_realtime', 1)`)
 	rec = newNoteSink()
-	r = startNotify(t, NotifyConfig{DBURL: e.srv.URL(), SyncInterval: 20 * time.Millisecond}, rec)
+	r = startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), SyncInterval: 20 * time.Millisecond}, rec)
 	nExec(t, e.db, `INSERT INTO ev VALUES (4, 'marker2')`)
 	got := rec.waitMarker(t, "v", "marker2")
 	waitConfirmed(t, r.n, got[len(got)-1].Position)
@@ -708,13 +708,13 @@ func TestNotifyPrune(t *testing.T) {
 
 // A publication's column list restricts the relation and the images, and
 // generated columns are left out, as pgoutput does.
-func TestNotifyColumnList(t *testing.T) {
+func TestChangeTableColumnList(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE cl (id int PRIMARY KEY, a text, hidden text, twice int GENERATED ALWAYS AS (id * 2) STORED)`)
 	nExec(t, e.db, `CREATE TABLE gen (id int PRIMARY KEY, twice int GENERATED ALWAYS AS (id * 2) STORED)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE cl (id, a), gen`)
 	rec := newNoteSink()
-	startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
+	startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL()}, rec)
 	nExec(t, e.db, `INSERT INTO cl VALUES (1, 'shown', 'secret')`)
 	nExec(t, e.db, `INSERT INTO gen VALUES (7)`)
 	got := rec.waitN(t, 2)
@@ -730,12 +730,12 @@ func TestNotifyColumnList(t *testing.T) {
 // pglite-server its probe finds that notifications do not reach it, so it
 // stops listening; no prepared statements, role or settings remain, and
 // the publication's actions are honoured.
-func TestNotifySharedSessionHygiene(t *testing.T) {
+func TestChangeTableSharedSessionHygiene(t *testing.T) {
 	e := newPGlite(t)
 	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev WITH (publish = 'insert, delete')`)
 	rec := newNoteSink()
-	r := startNotify(t, NotifyConfig{DBURL: e.srv.URL()}, rec)
+	r := startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL()}, rec)
 	deadline := time.Now().Add(60 * time.Second)
 	for r.n.probed.Load() == probePending {
 		if time.Now().After(deadline) {
@@ -775,7 +775,7 @@ func TestNotifySharedSessionHygiene(t *testing.T) {
 // itself, as PGlite behind a fan-out bridge would), the source wakes on
 // them: with an hour-long poll interval, changes of any size still arrive.
 // A forged notification only wakes it: what it delivers comes from the log.
-func TestNotifyWakesOnNotification(t *testing.T) {
+func TestChangeTableWakesOnNotification(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{})
@@ -787,7 +787,7 @@ func TestNotifyWakesOnNotification(t *testing.T) {
 	nExec(t, db, `CREATE TABLE ev (id int PRIMARY KEY, body text)`)
 	nExec(t, db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev`)
 	rec := newNoteSink()
-	r := startNotify(t, NotifyConfig{DBURL: cluster.URL(""), PollInterval: time.Hour, SyncInterval: time.Hour}, rec)
+	r := startChangeTable(t, ChangeTableConfig{DBURL: cluster.URL(""), PollInterval: time.Hour, SyncInterval: time.Hour}, rec)
 	deadline := time.Now().Add(60 * time.Second)
 	for r.n.probed.Load() == probePending {
 		if time.Now().After(deadline) {
@@ -819,7 +819,7 @@ func TestNotifyWakesOnNotification(t *testing.T) {
 
 // ---- unit tests ----
 
-func TestNotifyJSONBValue(t *testing.T) {
+func TestChangeTableJSONBValue(t *testing.T) {
 	bp := BuiltinType("bpchar")
 	for _, tc := range []struct {
 		raw       string
@@ -849,8 +849,8 @@ func TestNotifyJSONBValue(t *testing.T) {
 	}
 }
 
-func TestNotifyPruneMarks(t *testing.T) {
-	n := NewNotify(NotifyConfig{Publication: "p", Retention: 10 * time.Second})
+func TestChangeTablePruneMarks(t *testing.T) {
+	n := NewChangeTable(ChangeTableConfig{Publication: "p", Retention: 10 * time.Second})
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	n.addMark(10, t0)
 	n.addMark(20, t0.Add(500*time.Millisecond)) // merged into the first mark
@@ -885,14 +885,14 @@ func TestNotifyPruneMarks(t *testing.T) {
 
 // ---- benchmark ----
 
-// BenchmarkNotifyPGlite measures the notify source on pglite-server: b.N
+// BenchmarkChangeTablePGlite measures the notify source on pglite-server: b.N
 // rows inserted by one writer connection (perStmt rows per autocommit
 // INSERT, paced to rate rows/s or as fast as possible when 0), delivered to
 // a sink. It reports the sustained delivery rate and the latency from the
 // writer's commit acknowledgement to the sink. Run with a fixed count, e.g.
 //
 //	go test -run '^$' -bench NotifyPGlite -benchtime 20000x ./decoder/
-func BenchmarkNotifyPGlite(b *testing.B) {
+func BenchmarkChangeTablePGlite(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		perStmt int
@@ -940,7 +940,7 @@ func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
 		return nil
 	}
 	up := make(chan struct{}, 4)
-	n := NewNotify(NotifyConfig{DBURL: srv.URL(), Publication: "supabase_realtime", PollInterval: poll, Retention: time.Minute,
+	n := NewChangeTable(ChangeTableConfig{DBURL: srv.URL(), Publication: "supabase_realtime", PollInterval: poll, Retention: time.Minute,
 		OnState: func(u bool) {
 			if u {
 				up <- struct{}{}
@@ -1006,10 +1006,10 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(ms(lat[len(lat)-1]), "max_ms")
 }
 
-// BenchmarkNotifyPGliteBaseline is the writer of BenchmarkNotifyPGlite on
+// BenchmarkChangeTablePGliteBaseline is the writer of BenchmarkChangeTablePGlite on
 // a table without capture, for comparison: what the trigger costs the
 // application.
-func BenchmarkNotifyPGliteBaseline(b *testing.B) {
+func BenchmarkChangeTablePGliteBaseline(b *testing.B) {
 	for _, perStmt := range []int{1, 100} {
 		b.Run(fmt.Sprintf("rows=%d", perStmt), func(b *testing.B) {
 			srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 4})

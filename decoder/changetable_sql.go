@@ -1,17 +1,18 @@
 package decoder
 
-// SQL of the notify source. Everything lives in the schema "realtime"; it is
-// installed idempotently by every session of [Notify] and removed with
-// DROP SCHEMA realtime CASCADE (which also drops the capture triggers and the
-// event trigger, since they depend on its functions).
+// SQL of the change-table source. Everything lives in the schema
+// "realtime"; it is installed idempotently by every session of
+// [ChangeTable] and removed with DROP SCHEMA realtime CASCADE (which also
+// drops the capture triggers and the event trigger, since they depend on
+// its functions).
 
 // notifyChannel is the LISTEN/NOTIFY channel the capture trigger notifies.
 const notifyChannel = "realtime_changes"
 
-// notifyTrigger is the name of the capture trigger on every captured table.
-const notifyTrigger = "realtime_capture"
+// captureTrigger is the name of the capture trigger on every captured table.
+const captureTrigger = "realtime_capture"
 
-// notifyInstallSQL creates the change log, the cursor table and the
+// changeTableInstallSQL creates the change log, the cursor table and the
 // functions, and (re)creates the event trigger that keeps the capture
 // triggers in step with publications. It runs as one simple-protocol
 // message, so it is one implicit transaction.
@@ -25,7 +26,7 @@ const notifyTrigger = "realtime_capture"
 // A notification carries the whole change when it fits under PostgreSQL's
 // 8000-byte payload limit, else only the id; the change log always holds
 // the whole row.
-const notifyInstallSQL = `
+const changeTableInstallSQL = `
 CREATE SCHEMA IF NOT EXISTS realtime;
 
 CREATE TABLE IF NOT EXISTS realtime.change_log (
@@ -109,9 +110,9 @@ BEGIN
     WHERE pt.pubname IN (SELECT publication FROM realtime.change_cursor)
       AND c.relkind = 'r'
       AND NOT (ns.nspname = 'realtime' AND c.relname IN ('change_log', 'change_cursor'))
-      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = '` + notifyTrigger + `')
+      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = '` + captureTrigger + `')
   LOOP
-    EXECUTE format('CREATE TRIGGER ` + notifyTrigger + ` AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION realtime.capture_change()', r.rel);
+    EXECUTE format('CREATE TRIGGER ` + captureTrigger + ` AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION realtime.capture_change()', r.rel);
     k := k + 1;
   END LOOP;
   FOR r IN
@@ -119,7 +120,7 @@ BEGIN
     FROM pg_trigger t
     JOIN pg_class c ON c.oid = t.tgrelid
     JOIN pg_namespace ns ON ns.oid = c.relnamespace
-    WHERE t.tgname = '` + notifyTrigger + `'
+    WHERE t.tgname = '` + captureTrigger + `'
       AND t.tgfoid = 'realtime.capture_change()'::regprocedure
       AND t.tgparentid = 0
       AND NOT EXISTS (
@@ -127,7 +128,7 @@ BEGIN
         WHERE pt.pubname IN (SELECT publication FROM realtime.change_cursor)
           AND pt.schemaname = ns.nspname AND pt.tablename = c.relname)
   LOOP
-    EXECUTE format('DROP TRIGGER ` + notifyTrigger + ` ON %s', r.rel);
+    EXECUTE format('DROP TRIGGER ` + captureTrigger + ` ON %s', r.rel);
     k := k + 1;
   END LOOP;
   RETURN k;
@@ -162,25 +163,25 @@ END
 $do$;
 `
 
-// notifyRegisterSQL registers a consumer: its cursor starts at the end of
+// changeTableRegisterSQL registers a consumer: its cursor starts at the end of
 // the change log, like a new replication slot. $1 cursor name, $2
 // publication.
-const notifyRegisterSQL = `INSERT INTO realtime.change_cursor (name, publication, last_id)
+const changeTableRegisterSQL = `INSERT INTO realtime.change_cursor (name, publication, last_id)
 SELECT $1, $2, coalesce((SELECT max(id) FROM realtime.change_log), 0)
 ON CONFLICT (name) DO UPDATE SET publication = EXCLUDED.publication
 RETURNING last_id`
 
-// notifySyncSQL installs missing capture triggers.
-const notifySyncSQL = `SELECT realtime.sync_capture()`
+// changeTableSyncSQL installs missing capture triggers.
+const changeTableSyncSQL = `SELECT realtime.sync_capture()`
 
-// notifyPublicationSQL reads the publication's actions. $1 publication.
-const notifyPublicationSQL = `SELECT pubinsert, pubupdate, pubdelete FROM pg_catalog.pg_publication WHERE pubname = $1`
+// changeTablePublicationSQL reads the publication's actions. $1 publication.
+const changeTablePublicationSQL = `SELECT pubinsert, pubupdate, pubdelete FROM pg_catalog.pg_publication WHERE pubname = $1`
 
-// notifyRelationsSQL lists the published columns of every table of the
+// changeTableRelationsSQL lists the published columns of every table of the
 // publication in attnum order, with the replica identity key as pgoutput
 // flags it: the primary key (default), the identity index (index), every
 // column (full) or none (nothing). $1 publication.
-const notifyRelationsSQL = `SELECT c.oid, ns.nspname::text, c.relname::text, c.relreplident::text,
+const changeTableRelationsSQL = `SELECT c.oid, ns.nspname::text, c.relname::text, c.relreplident::text,
   a.attname::text, a.atttypid,
   CASE c.relreplident
     WHEN 'f' THEN true
@@ -196,10 +197,10 @@ JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = pt.tablena
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY c.oid, a.attnum`
 
-// notifyFetchSQL reads the changes after a position. $1 position, $2 limit.
-const notifyFetchSQL = `SELECT id, schema_name, table_name, op::text, coalesce(ident::text, ''), xid::text,
+// changeTableFetchSQL reads the changes after a position. $1 position, $2 limit.
+const changeTableFetchSQL = `SELECT id, schema_name, table_name, op::text, coalesce(ident::text, ''), xid::text,
   (extract(epoch FROM at) * 1000000)::int8, new_row::text, old_row::text
 FROM realtime.change_log WHERE id > $1 ORDER BY id LIMIT $2`
 
-// notifyHeadSQL reads the newest id handed out by the change log.
-const notifyHeadSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM realtime.change_log_id_seq`
+// changeTableHeadSQL reads the newest id handed out by the change log.
+const changeTableHeadSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM realtime.change_log_id_seq`
