@@ -39,23 +39,24 @@ func writeErrors(w http.ResponseWriter, status int, errs map[string][]string) {
 	json.NewEncoder(w).Encode(map[string]any{"errors": errs})
 }
 
-// restClaims authenticates a REST call with its credentials' token
-// (docs/protocol.md §5.2, §5.3).
-func (s *Server) restClaims(r *http.Request) (*auth.Claims, error) {
+// restAuth sets the CORS headers of a REST call and authenticates it with
+// its credentials' token (docs/protocol.md §5.2, §5.3). When it fails it
+// has answered 401 and ok is false.
+func (s *Server) restAuth(w http.ResponseWriter, r *http.Request) (claims *auth.Claims, ok bool) {
+	setCORS(w)
 	v, err := s.verify(readCredentials(r).token())
 	if err != nil {
-		return nil, err
+		s.log.Info("REST broadcast refused", "err", err)
+		writeMessage(w, http.StatusUnauthorized, "Unauthorized")
+		return nil, false
 	}
-	return v.claims, nil
+	return v.claims, true
 }
 
 // handleBroadcastBatch serves POST /api/broadcast (docs/protocol.md §5.2).
 func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
-	setCORS(w)
-	claims, err := s.restClaims(r)
-	if err != nil {
-		s.log.Info("REST broadcast refused", "err", err)
-		writeMessage(w, http.StatusUnauthorized, "Unauthorized")
+	claims, ok := s.restAuth(w, r)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxFrameBytes)+1))
@@ -118,11 +119,8 @@ func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 // handleBroadcastEvent serves POST /api/broadcast/<channel>/events/<event>
 // (docs/protocol.md §5.3).
 func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
-	setCORS(w)
-	claims, err := s.restClaims(r)
-	if err != nil {
-		s.log.Info("REST broadcast refused", "err", err)
-		writeMessage(w, http.StatusUnauthorized, "Unauthorized")
+	claims, ok := s.restAuth(w, r)
+	if !ok {
 		return
 	}
 	binary := false
