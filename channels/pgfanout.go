@@ -15,7 +15,7 @@ import (
 // delivery is one (change, class) pair that matched a binding.
 type delivery struct {
 	change int
-	class  *pgClass
+	class  *subscriberClass
 	ids    []int64
 	sel    map[string]bool // select restriction of the first matching binding with one; nil for all
 	only   *Subscription   // deliver to this member only (replay)
@@ -109,8 +109,8 @@ func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors 
 		*dp = deliveries[:0]
 		deliveryPool.Put(dp)
 	}()
-	var cands []*pgClass
-	var onlyClass *pgClass
+	var cands []*subscriberClass
+	var onlyClass *subscriberClass
 	if only != nil {
 		p.hub.pg.mu.RLock()
 		onlyClass = only.class
