@@ -10,7 +10,7 @@
 // Errors are sentinels (ErrMalformed, ErrSignature, ...) or typed values ([*ExpiredError],
 // [*SignerKidError]) tested with errors.Is/As. Their Error texts are for logs; the texts sent
 // to clients come only from [ConnectMessage], [JoinReason] and [SystemMessage], which
-// reproduce protocol.md §1.2, §7.1 and §7.5 exactly. No error or log value ever contains a
+// reproduce docs/protocol.md §1.2, §7.1 and §7.5 exactly. No error or log value ever contains a
 // token.
 //
 // This package imports nothing else from the module.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -414,9 +413,6 @@ func (r rowView) Lookup(column string) (filter.Value, bool) {
 	v := r.vals[i]
 	return filter.Value{Null: v.Null, Text: v.Text}, true
 }
-
-// schemaTable formats a table name for logs.
-func schemaTable(schema, table string) string { return strings.Join([]string{schema, table}, ".") }
 
 // rowJSON renders a change's row compactly for the live tail.
 func rowJSON(ch *decoder.Change) []byte {
