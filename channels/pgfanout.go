@@ -27,8 +27,12 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 	b := p.newBatch(batch, cursors, nil)
 	defer b.release()
 	err := b.run(ctx)
-	b.countTopics()
-	b.emitTaps()
+	if b.stats.Frames > 0 {
+		p.hub.out.postgresChanges.Add(int64(b.stats.Frames))
+	}
+	if b.taps != nil {
+		b.emitTaps()
+	}
 	if err == nil && p.cfg.OnDelivery != nil {
 		p.cfg.OnDelivery(b.stats)
 	}
@@ -63,10 +67,10 @@ type pgBatch struct {
 	groups     map[groupKey]*rlsGroup
 	frames     map[frameKey]Frame // envelopes of the change being delivered
 
-	replayed []Frame            // replay only: the frames for only, in order
-	perTopic map[topicRef]int64 // live only: frames queued per topic
-	taps     map[tapKey]int     // live only, while a tap is installed
+	replayed []Frame        // replay only: the frames for only, in order
+	taps     map[tapKey]int // live only, while a tap is installed
 	tapping  bool
+	touched  int64 // live only: activity time stamped on topics, unix ns; 0 until the first frame
 	stats    DeliveryStats
 }
 
@@ -109,12 +113,6 @@ type rlsGroup struct {
 	err     error
 }
 
-// topicRef names a topic for the per-batch counters.
-type topicRef struct {
-	topic   string
-	private bool
-}
-
 // tapKey identifies one live-tail event: a topic and a batch index.
 type tapKey struct {
 	topic  string
@@ -140,7 +138,6 @@ var batchPool = sync.Pool{New: func() any {
 		privs:      make(map[privKey]map[string]bool),
 		groups:     make(map[groupKey]*rlsGroup),
 		frames:     make(map[frameKey]Frame),
-		perTopic:   make(map[topicRef]int64),
 	}
 }}
 
@@ -169,9 +166,8 @@ func (b *pgBatch) release() {
 	clear(b.privs)
 	clear(b.groups)
 	clear(b.frames)
-	clear(b.perTopic)
 	b.p, b.changes, b.cursors, b.only, b.onlyClass = nil, nil, nil, nil, nil
-	b.replayed, b.taps, b.tapping, b.stats = nil, nil, false, DeliveryStats{}
+	b.replayed, b.taps, b.tapping, b.touched, b.stats = nil, nil, false, 0, DeliveryStats{}
 	batchPool.Put(b)
 }
 
@@ -465,10 +461,25 @@ func (b *pgBatch) frame(s *Subscription, d *delivery, idsKey string) Frame {
 	return fr
 }
 
-// queued counts a frame of change ci queued to s.
+// queued counts a frame of change ci queued to s, on the batch and on s's
+// topic, and notes it for the tap while one is installed.
 func (b *pgBatch) queued(s *Subscription, ci int) {
 	b.stats.Frames++
-	b.perTopic[topicRef{s.Topic, s.Private}]++
+	t := s.topic.Load()
+	if t == nil {
+		// Bindings activated before Hub.Subscribe (SSE) can see a change
+		// first; count it on the topic if one exists.
+		t = b.p.hub.lookup(TopicKey(s.Topic, s.Private))
+	}
+	if t != nil {
+		t.msgsOut.Add(1)
+		if b.touched == 0 {
+			b.touched = time.Now().UnixNano()
+		}
+		if t.lastActive.Load() != b.touched {
+			t.lastActive.Store(b.touched)
+		}
+	}
 	if b.tapping {
 		if b.taps == nil {
 			b.taps = make(map[tapKey]int)
@@ -477,18 +488,8 @@ func (b *pgBatch) queued(s *Subscription, ci int) {
 	}
 }
 
-// countTopics adds the batch's queued frames to the topics' counters.
-func (b *pgBatch) countTopics() {
-	for ref, n := range b.perTopic {
-		if t := b.p.hub.lookup(TopicKey(ref.topic, ref.private)); t != nil {
-			t.msgsOut.Add(n)
-			t.touch()
-		}
-	}
-}
-
-// emitTaps reports the batch to the live tail, one event per (topic,
-// change).
+// emitTaps reports the batch to the tap, one event per (topic, change);
+// b.taps is nil, and nothing is built, while no tap is installed.
 func (b *pgBatch) emitTaps() {
 	for k, n := range b.taps {
 		ch := &b.changes[k.change]

@@ -55,7 +55,8 @@ type Subscription struct {
 	// when s joined it.
 	class     *subscriberClass
 	classBase [numDropReasons]int64
-	hub       *Hub // set by Hub.Subscribe
+	hub       *Hub                  // set by Hub.Subscribe
+	topic     atomic.Pointer[topic] // set by Hub.Subscribe; nil before
 
 	sent  atomic.Int64
 	drops [numDropReasons]atomic.Int64
