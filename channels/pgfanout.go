@@ -43,9 +43,9 @@ func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
 // class with a matching binding, or a replay to the one subscriber `only`.
 // Its phases run in order, each filling in what the next one reads:
 //
-//	match      facts, deliveries (one per matching change × class)
+//	match      facts, deliveries (one per matching change × class); filter drops
 //	authorize  privs, groups (one RLS query per table × identity)
-//	encode     deliveries[i].data, and the drops
+//	encode     deliveries[i].data; privilege and RLS drops
 //	deliver    frames queued in batch order (live) or collected in replayed
 //
 // An error from match or authorize ends the batch with nothing delivered.
