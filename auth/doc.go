@@ -1,6 +1,6 @@
 // Package auth verifies the JWTs that clients present (the connection apikey, a join's
-// access_token, later access_token pushes) and turns them into [Claims]; it also holds the
-// RLS authorization used by channels.
+// access_token, later access_token pushes) and turns them into [Claims]. Row level security
+// checks against the database live in package auth/rls.
 //
 // A [Verifier] is built once per tenant from a [Config] (shared secret and/or JWKS) and is
 // immutable, so it can be shared by all connections. [Verifier.Verify] follows the real
@@ -10,7 +10,7 @@
 // Errors are sentinels (ErrMalformed, ErrSignature, ...) or typed values ([*ExpiredError],
 // [*SignerKidError]) tested with errors.Is/As. Their Error texts are for logs; the texts sent
 // to clients come only from [ConnectMessage], [JoinReason] and [SystemMessage], which
-// reproduce protocol.md §1.2, §7.1 and §7.5 exactly. No error or log value ever contains a
+// reproduce docs/protocol.md §1.2, §7.1 and §7.5 exactly. No error or log value ever contains a
 // token.
 //
 // This package imports nothing else from the module.

@@ -66,7 +66,7 @@ func (e *SignerKidError) Error() string {
 // Unwrap returns ErrSigner.
 func (e *SignerKidError) Unwrap() error { return ErrSigner }
 
-// Client-facing texts (protocol.md §1.2, §7.1, §7.5).
+// Client-facing texts (docs/protocol.md §1.2, §7.1, §7.5).
 const (
 	msgMissingKey    = "API key is missing"
 	msgExpiredShort  = "Token has expired"
@@ -97,7 +97,7 @@ func expiredMessage(seconds int64) string {
 }
 
 // ConnectMessage returns the `error` text of the HTTP rejection of a WebSocket upgrade
-// (protocol.md §1.2) for an error returned by [Verifier.Verify]. Unknown errors (and
+// (docs/protocol.md §1.2) for an error returned by [Verifier.Verify]. Unknown errors (and
 // ErrExpInvalid, ErrIatInvalid, as in the real server) give "Error connecting to Realtime".
 func ConnectMessage(err error) string {
 	var kidErr *SignerKidError
@@ -130,7 +130,7 @@ func ConnectStatus(err error) int {
 	return http.StatusUnauthorized
 }
 
-// JoinReason returns the `response.reason` of a phx_join error reply (protocol.md §7.5) for
+// JoinReason returns the `response.reason` of a phx_join error reply (docs/protocol.md §7.5) for
 // an error returned by [Verifier.Verify], e.g. "InvalidJWTToken: Token has expired 10 seconds
 // ago". An empty token reads as malformed, as an empty access_token does on the real server.
 // Unknown errors give "Unknown Error on Channel".
@@ -160,7 +160,7 @@ func JoinReason(err error) string {
 }
 
 // SystemMessage returns the `message` of the channel `system` error sent before phx_close
-// when an access_token push fails or the channel's token expires (protocol.md §7.1), e.g.
+// when an access_token push fails or the channel's token expires (docs/protocol.md §7.1), e.g.
 // "Token has expired 0 seconds ago". It is the join reason without its code prefix; unknown
 // errors give "Unknown Error on Channel".
 func SystemMessage(err error) string {

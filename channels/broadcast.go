@@ -51,9 +51,11 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 			continue
 		}
 		if s.deliver(f) {
-			t.msgsOut.Add(1)
 			delivered++
 		}
+	}
+	if delivered > 0 {
+		t.msgsOut.Add(int64(delivered))
 	}
 	return delivered
 }

@@ -28,7 +28,11 @@ type Hub struct {
 	ids    atomic.Uint64
 	refs   refSource
 	pg     *pgIndex // postgres_changes bindings of every topic
-	tap    atomic.Pointer[func(TapEvent)]
+	// tap observes fan-outs for the live tail; nil (the usual case) means
+	// no TapEvent is built at all.
+	tap atomic.Pointer[func(TapEvent)]
+	// out counts frames queued by fan-out since NewHub, by kind.
+	out struct{ broadcast, presence, postgresChanges atomic.Int64 }
 }
 
 type shard struct {
@@ -106,6 +110,7 @@ func (h *Hub) Subscribe(s *Subscription) {
 		t.subs.Store(&empty)
 		sh.topics[key] = t
 	}
+	s.topic.Store(t)
 	t.mu.Lock()
 	// Append in place when there is room: readers hold headers of a shorter
 	// length and never look past them, and removals build a new array, so
@@ -166,6 +171,9 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 	switch e.Kind {
 	case EnvelopeBroadcast:
 		n := t.fanOutBroadcast(e.Broadcast, e.Origin)
+		if n > 0 {
+			h.out.broadcast.Add(int64(n))
+		}
 		if h.tap.Load() != nil {
 			p := e.Broadcast.Payload
 			if e.Broadcast.Binary {
@@ -175,7 +183,12 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 		}
 	case EnvelopePresenceDiff:
 		n := t.fanOutPresenceDiff(e.PresenceDiff)
-		h.emitTap(t.wire, "presence", "presence_diff", e.PresenceDiff, n)
+		if n > 0 {
+			h.out.presence.Add(int64(n))
+		}
+		if h.tap.Load() != nil {
+			h.emitTap(t.wire, "presence", "presence_diff", e.PresenceDiff, n)
+		}
 	}
 }
 

@@ -178,7 +178,7 @@ func BenchmarkPGCandidates(b *testing.B) {
 				s, _ := newSub(h, "realtime:i", user(fmt.Sprint("u", i)))
 				ix.add(s, &pgState{active: []*activeBinding{{schema: "public", table: "todos"}}})
 			}
-			var buf []*pgClass
+			var buf []*subscriberClass
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				buf = ix.candidates("public", "todos", buf[:0])

@@ -173,8 +173,33 @@ type TapEvent struct {
 	Payload   string    `json:"payload,omitempty"` // at most 2 KiB
 }
 
+// OutTotals counts the frames fan-out queued to subscribers, by kind.
+type OutTotals struct {
+	// Broadcast counts broadcast frames.
+	Broadcast int64
+	// Presence counts presence_diff frames.
+	Presence int64
+	// PostgresChanges counts postgres_changes frames of live fan-out
+	// (replays to a resuming subscriber are not counted).
+	PostgresChanges int64
+}
+
+// MessagesOut returns the frames queued by fan-out since the hub was
+// created, by kind. The counters are kept whether or not a tap is
+// installed. Safe for concurrent use.
+func (h *Hub) MessagesOut() OutTotals {
+	return OutTotals{
+		Broadcast:       h.out.broadcast.Load(),
+		Presence:        h.out.presence.Load(),
+		PostgresChanges: h.out.postgresChanges.Load(),
+	}
+}
+
 // SetTap installs fn to observe every fan-out (nil removes it). fn runs on
-// the fan-out goroutine and must not block.
+// the fan-out goroutine and must not block. While no tap is installed,
+// fan-out builds no TapEvent (nor the payload text it carries), so install
+// one only while something watches. Safe for concurrent use; a fan-out
+// already running may still call the previous tap.
 func (h *Hub) SetTap(fn func(TapEvent)) {
 	if fn == nil {
 		h.tap.Store(nil)

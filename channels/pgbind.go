@@ -92,13 +92,12 @@ func NewPGChanges(cfg PGConfig) *PGChanges {
 
 // bindingSpec is what Bind parsed from one postgres_changes element.
 type bindingSpec struct {
-	conds  []filter.Condition
-	err    string // parse error, reported at Activate
-	wild   bool
-	selRaw json.RawMessage
+	conds []filter.Condition
+	err   string // parse error, reported at Activate
+	wild  bool
 }
 
-// Bind parses the join's postgres_changes array (protocol.md §4.6). It does
+// Bind parses the join's postgres_changes array (docs/protocol.md §4.6). It does
 // no IO and never fails: parse errors are kept on the binding and reported
 // by Activate, after the join reply (the channel stays joined).
 func (p *PGChanges) Bind(raw []json.RawMessage) []*Binding {
@@ -197,7 +196,7 @@ type activeBinding struct {
 }
 
 // Activate validates bindings against the database under sub's identity
-// and starts delivery (protocol.md §4.6–4.8). The returned error's text is
+// and starts delivery (docs/protocol.md §4.6–4.8). The returned error's text is
 // the client-facing system message.
 func (p *PGChanges) Activate(sub *Subscription, bindings []*Binding) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ActivateTimeout)
@@ -371,7 +370,7 @@ func (p *PGChanges) Deactivate(sub *Subscription) { p.hub.setPG(sub, nil) }
 
 // SourceState tells subscribers when changes stop or flow again: a system
 // error when the source goes down, "Subscribed to PostgreSQL" when it is
-// back (protocol.md §3.5). The channels stay joined.
+// back (docs/protocol.md §3.5). The channels stay joined.
 func (p *PGChanges) SourceState(up bool) {
 	p.mu.Lock()
 	was := p.up

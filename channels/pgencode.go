@@ -98,13 +98,13 @@ func sortStrings(s []string) {
 	}
 }
 
-// CommitTimestamp formats a commit time as protocol.md §4.1 requires:
+// CommitTimestamp formats a commit time as docs/protocol.md §4.1 requires:
 // UTC, millisecond precision, Z suffix.
 func CommitTimestamp(b []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
 }
 
-// encodeChange builds the data object (protocol.md §4.1, §4.4, §4.5) with
+// encodeChange builds the data object (docs/protocol.md §4.1, §4.4, §4.5) with
 // the given visible columns.
 func encodeChange(ch *decoder.Change, visible []int, info *TableInfo, maxBytes int) []byte {
 	rel := ch.Rel

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,13 +11,76 @@ import (
 	"github.com/openrealtime/realtime/decoder"
 )
 
+// Process fans a batch of changes out to matching subscriptions. It is a
+// decoder.Sink: it returns once every frame has been queued (queues never
+// block), so the source may then confirm the batch. Database errors for one
+// identity group deny that group only; a transient database error
+// ([ErrTransient]) fails the batch before anything is queued, so that it is
+// redelivered; Process otherwise fails only when ctx ends. The batch is also
+// kept in the replay window for SSE resume.
+func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	cursors := cursorsOf(batch)
+	p.replay.add(batch, cursors)
+	b := p.newBatch(batch, cursors, nil)
+	defer b.release()
+	err := b.run(ctx)
+	if b.stats.Frames > 0 {
+		p.hub.out.postgresChanges.Add(int64(b.stats.Frames))
+	}
+	if b.taps != nil {
+		b.emitTaps()
+	}
+	if err == nil && p.cfg.OnDelivery != nil {
+		p.cfg.OnDelivery(b.stats)
+	}
+	return err
+}
+
+// pgBatch is one fan-out of a batch of changes: live, to every subscriber
+// class with a matching binding, or a replay to the one subscriber `only`.
+// Its phases run in order, each filling in what the next one reads:
+//
+//	match      facts, deliveries (one per matching change × class); filter drops
+//	authorize  privs, groups (one RLS query per table × identity)
+//	encode     deliveries[i].data; privilege and RLS drops
+//	deliver    frames queued in batch order (live) or collected in replayed
+//
+// An error from match or authorize ends the batch with nothing delivered.
+// A pgBatch belongs to the goroutine that got it from newBatch until
+// release puts it back in batchPool, maps and lists emptied but kept.
+type pgBatch struct {
+	p       *PGChanges
+	changes []decoder.Change
+	cursors []Cursor // by batch index
+	// only, when set, is the subscriber a replay is for: only its class is
+	// matched, frames go to replayed, and drops are not counted (the live
+	// fan-out counted them already). onlyClass is its class at the start.
+	only      *Subscription
+	onlyClass *subscriberClass
+
+	facts      map[*decoder.Relation]*tableFacts
+	deliveries []delivery
+	privs      map[privKey]map[string]bool // nil entry: lookup failed
+	groups     map[groupKey]*rlsGroup
+	frames     map[frameKey]Frame // envelopes of the change being delivered
+
+	replayed []Frame        // replay only: the frames for only, in order
+	taps     map[tapKey]int // live only, while a tap is installed
+	tapping  bool
+	touched  int64 // live only: activity time stamped on topics, unix ns; 0 until the first frame
+	stats    DeliveryStats
+}
+
 // delivery is one (change, class) pair that matched a binding.
 type delivery struct {
 	change int
-	class  *pgClass
+	class  *subscriberClass
 	ids    []int64
 	sel    map[string]bool // select restriction of the first matching binding with one; nil for all
-	only   *Subscription   // deliver to this member only (replay)
+	data   []byte          // the data object, set by encode; nil: nothing to send
 }
 
 // tableFacts are the per-batch facts about one table.
@@ -28,12 +90,20 @@ type tableFacts struct {
 	key  string // schema.table
 }
 
+// privKey identifies one column-privilege lookup: a role and a table.
+type privKey struct {
+	role string
+	rel  *decoder.Relation
+}
+
 // groupKey identifies one RLS query: a table and an identity.
 type groupKey struct {
 	table string // schema.table
 	id    string // Identity.Key
 }
 
+// rlsGroup is one RLS query: the changes of one table to check for one
+// identity, and the answer.
 type rlsGroup struct {
 	id      *Identity
 	schema  string
@@ -43,285 +113,236 @@ type rlsGroup struct {
 	err     error
 }
 
-// Process fans a batch of changes out to matching subscriptions. It is a
-// decoder.Sink: it returns once every frame has been queued (queues never
-// block), so the source may then confirm the batch. Database errors for one
-// identity group deny that group only; Process itself fails only when ctx
-// ends. The batch is also kept in the replay window for SSE resume.
-func (p *PGChanges) Process(ctx context.Context, batch []decoder.Change) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	cursors := cursorsOf(batch)
-	p.replay.add(batch, cursors)
-	type tapKey struct {
-		topic  string
-		change int
-	}
-	var taps map[tapKey]int
-	tapping := p.hub.tap.Load() != nil
-	type topicRef struct {
-		topic   string
-		private bool
-	}
-	perTopic := make(map[topicRef]int64)
-	cur := 0
-	stats, err := p.fanOut(ctx, batch, cursors, nil, func(s *Subscription, f Frame) bool {
-		if !s.deliver(f) {
-			return false
-		}
-		perTopic[topicRef{s.Topic, s.Private}]++
-		if tapping {
-			if taps == nil {
-				taps = make(map[tapKey]int)
-			}
-			taps[tapKey{s.Topic, cur}]++
-		}
-		return true
-	}, &cur)
-	for ref, n := range perTopic {
-		if t := p.hub.lookup(TopicKey(ref.topic, ref.private)); t != nil {
-			t.msgsOut.Add(n)
-			t.touch()
-		}
-	}
-	for k, n := range taps {
-		ch := &batch[k.change]
-		p.hub.emitTap(k.topic, "postgres_changes", ch.Kind.String()+" "+ch.Rel.Schema+"."+ch.Rel.Table, rowJSON(ch), n)
-	}
-	if err == nil && p.cfg.OnDelivery != nil {
-		p.cfg.OnDelivery(stats)
-	}
-	return err
+// tapKey identifies one live-tail event: a topic and a batch index.
+type tapKey struct {
+	topic  string
+	change int
 }
 
-// fanOut matches, checks and encodes batch for the candidate classes
-// (every indexed one, or only the class of `only`, delivering to `only`
-// alone) and emits frames in batch order. current, when set, is updated to
-// the batch index of the frame being emitted.
-func (p *PGChanges) fanOut(ctx context.Context, batch []decoder.Change, cursors []Cursor, only *Subscription, emit func(*Subscription, Frame) bool, current *int) (DeliveryStats, error) {
-	stats := DeliveryStats{Changes: len(batch), Oldest: batch[0].CommitTime}
-	facts := make(map[*decoder.Relation]*tableFacts)
-	dp := deliveryPool.Get().(*[]delivery)
-	deliveries := (*dp)[:0]
-	defer func() {
-		clear(deliveries) // drop references before pooling
-		*dp = deliveries[:0]
-		deliveryPool.Put(dp)
-	}()
-	var cands []*pgClass
-	var onlyClass *pgClass
+// frameKey identifies one envelope of a change: the data object framed for
+// a topic by an encoder with a set of binding ids.
+type frameKey struct {
+	topic   string
+	encoder Encoder
+	data    *byte
+	ids     string
+}
+
+// batchPool recycles pgBatch values with their maps and delivery list,
+// which holds one entry per (change, class) pair and would otherwise
+// dominate garbage.
+var batchPool = sync.Pool{New: func() any {
+	return &pgBatch{
+		facts:      make(map[*decoder.Relation]*tableFacts),
+		deliveries: make([]delivery, 0, 1024),
+		privs:      make(map[privKey]map[string]bool),
+		groups:     make(map[groupKey]*rlsGroup),
+		frames:     make(map[frameKey]Frame),
+	}
+}}
+
+// newBatch prepares the fan-out of batch, to every class or (only set) to
+// only's class alone. The caller must release it.
+func (p *PGChanges) newBatch(batch []decoder.Change, cursors []Cursor, only *Subscription) *pgBatch {
+	b := batchPool.Get().(*pgBatch)
+	b.p, b.changes, b.cursors, b.only = p, batch, cursors, only
+	b.stats = DeliveryStats{Changes: len(batch), Oldest: batch[0].CommitTime}
 	if only != nil {
 		p.hub.pg.mu.RLock()
-		onlyClass = only.class
+		b.onlyClass = only.class
 		p.hub.pg.mu.RUnlock()
-		if onlyClass == nil {
-			return stats, nil
-		}
+	} else {
+		b.tapping = p.hub.tap.Load() != nil
 	}
-	for ci := range batch {
-		ch := &batch[ci]
-		if onlyClass != nil {
-			cands = append(cands[:0], onlyClass)
+	return b
+}
+
+// release empties b, dropping every reference it holds, and puts it back
+// in batchPool. b must not be used afterwards.
+func (b *pgBatch) release() {
+	clear(b.deliveries)
+	b.deliveries = b.deliveries[:0]
+	clear(b.facts)
+	clear(b.privs)
+	clear(b.groups)
+	clear(b.frames)
+	b.p, b.changes, b.cursors, b.only, b.onlyClass = nil, nil, nil, nil, nil
+	b.replayed, b.taps, b.tapping, b.touched, b.stats = nil, nil, false, 0, DeliveryStats{}
+	batchPool.Put(b)
+}
+
+// run executes the phases in order.
+func (b *pgBatch) run(ctx context.Context) error {
+	if b.only != nil && b.onlyClass == nil {
+		return nil // only has no bindings
+	}
+	if err := b.match(ctx); err != nil {
+		return err
+	}
+	if len(b.deliveries) == 0 {
+		return ctx.Err()
+	}
+	if err := b.authorize(ctx); err != nil {
+		return err
+	}
+	b.encode()
+	b.deliver()
+	return nil
+}
+
+// match records, in batch order, one delivery per (change, candidate class)
+// whose bindings match the change, looking each table up once. A transient
+// lookup error fails the batch.
+func (b *pgBatch) match(ctx context.Context) error {
+	var cands []*subscriberClass
+	for ci := range b.changes {
+		ch := &b.changes[ci]
+		if b.only != nil {
+			cands = append(cands[:0], b.onlyClass)
 		} else {
-			cands = p.hub.pg.candidates(ch.Rel.Schema, ch.Rel.Table, cands[:0])
+			cands = b.p.hub.pg.candidates(ch.Rel.Schema, ch.Rel.Table, cands[:0])
 		}
 		if len(cands) == 0 {
 			continue
 		}
-		if facts[ch.Rel] == nil {
-			info, err := p.cfg.Auth.Table(ctx, ch.Rel.Schema, ch.Rel.Table)
-			if errors.Is(err, ErrTransient) {
-				return stats, err // redeliver the batch later; nothing was sent
-			}
-			facts[ch.Rel] = &tableFacts{info: info, err: err, key: ch.Rel.Schema + "." + ch.Rel.Table}
+		if err := b.lookupTable(ctx, ch.Rel); err != nil {
+			return err
 		}
 		row := rowView{rel: ch.Rel, vals: ch.New}
 		if ch.Kind == decoder.Delete {
 			row.vals = ch.Old
 		}
 		for _, c := range cands {
-			var ids []int64
-			var sel map[string]bool
-			filtered := false
-			for _, b := range c.active {
-				if b.events&(1<<ch.Kind) == 0 || !tableMatch(b, ch.Rel) {
-					continue
-				}
-				if b.filter != nil && !b.filter.Match(row) {
-					filtered = true
-					continue
-				}
-				switch {
-				case ids == nil:
-					ids = b.ids // shared one-element slice, never modified
-				case !containsID(ids, b.id):
-					ids = append(ids[:len(ids):len(ids)], b.id)
-				}
-				if b.sel != nil && sel == nil {
-					sel = b.sel
-				}
+			if d, ok := b.matchClass(ci, c, row); ok {
+				b.deliveries = append(b.deliveries, d)
 			}
-			if len(ids) == 0 {
-				if filtered && only == nil {
-					c.drop(DropFilter)
-				}
-				continue
-			}
-			deliveries = append(deliveries, delivery{change: ci, class: c, ids: ids, sel: sel, only: only})
 		}
 	}
-	if len(deliveries) == 0 {
-		return stats, ctx.Err()
-	}
+	return nil
+}
 
-	// Column privileges once per (role, table); RLS rows grouped by
-	// (table, identity).
-	type privKey struct {
-		role string
-		rel  *decoder.Relation
+// lookupTable records the facts about rel once per batch. Only a transient
+// error is returned; others are kept in the facts (the table's deliveries
+// are then skipped).
+func (b *pgBatch) lookupTable(ctx context.Context, rel *decoder.Relation) error {
+	if b.facts[rel] != nil {
+		return nil
 	}
-	privs := make(map[privKey]map[string]bool) // nil entry: lookup failed
-	groups := make(map[groupKey]*rlsGroup)
-	for _, d := range deliveries {
-		ch := &batch[d.change]
-		f := facts[ch.Rel]
+	info, err := b.p.cfg.Auth.Table(ctx, rel.Schema, rel.Table)
+	if errors.Is(err, ErrTransient) {
+		return err // redeliver the batch later; nothing was sent
+	}
+	b.facts[rel] = &tableFacts{info: info, err: err, key: rel.Schema + "." + rel.Table}
+	return nil
+}
+
+// matchClass reports whether a binding of class c matches change ci, and
+// the delivery with every matching binding id. A change that only filters
+// rejected counts as a filter drop for the class (live fan-out only).
+func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView) (delivery, bool) {
+	ch := &b.changes[ci]
+	var ids []int64
+	var sel map[string]bool
+	filtered := false
+	for _, ab := range c.active {
+		if ab.events&(1<<ch.Kind) == 0 || !tableMatch(ab, ch.Rel) {
+			continue
+		}
+		if ab.filter != nil && !ab.filter.Match(row) {
+			filtered = true
+			continue
+		}
+		switch {
+		case ids == nil:
+			ids = ab.ids // shared one-element slice, never modified
+		case !containsID(ids, ab.id):
+			ids = append(ids[:len(ids):len(ids)], ab.id)
+		}
+		if ab.sel != nil && sel == nil {
+			sel = ab.sel
+		}
+	}
+	if len(ids) == 0 {
+		if filtered && b.only == nil {
+			c.drop(DropFilter)
+		}
+		return delivery{}, false
+	}
+	return delivery{change: ci, class: c, ids: ids, sel: sel}, true
+}
+
+// authorize looks up column privileges once per (role, table), groups the
+// changes that need a row check by (table, identity) and runs one RLS query
+// per group. A transient error fails the batch.
+func (b *pgBatch) authorize(ctx context.Context) error {
+	for i := range b.deliveries {
+		d := &b.deliveries[i]
+		ch := &b.changes[d.change]
+		f := b.facts[ch.Rel]
 		if f.err != nil {
 			continue
 		}
-		id := d.class.id
-		pk := privKey{id.Role, ch.Rel}
-		if _, ok := privs[pk]; !ok {
-			cols, err := p.cfg.Auth.SelectableColumns(ctx, id.Role, ch.Rel.Schema, ch.Rel.Table)
-			if errors.Is(err, ErrTransient) {
-				return stats, err
-			}
-			if err != nil {
-				p.log.Info("postgres_changes: privilege lookup failed", "role", id.Role, "table", f.key, "err", err)
-			}
-			privs[pk] = cols
+		if err := b.lookupPrivileges(ctx, d.class.id.Role, ch.Rel, f); err != nil {
+			return err
 		}
 		if ch.Kind == decoder.Delete || !f.info.RLS || len(f.info.PrimaryKey) == 0 {
 			continue
 		}
-		gk := groupKey{table: f.key, id: id.Key}
-		g := groups[gk]
+		gk := groupKey{table: f.key, id: d.class.id.Key}
+		g := b.groups[gk]
 		if g == nil {
-			g = &rlsGroup{id: id, schema: ch.Rel.Schema, table: ch.Rel.Table}
-			groups[gk] = g
+			g = &rlsGroup{id: d.class.id, schema: ch.Rel.Schema, table: ch.Rel.Table}
+			b.groups[gk] = g
 		}
 		if n := len(g.changes); n == 0 || g.changes[n-1] != d.change {
 			g.changes = append(g.changes, d.change)
 		}
 	}
-	if len(groups) > 0 {
+	if len(b.groups) > 0 {
 		start := time.Now()
-		if err := p.checkGroups(ctx, batch, facts, groups); err != nil {
-			return stats, err
+		if err := b.checkGroups(ctx); err != nil {
+			return err
 		}
-		stats.RLSQueries = len(groups)
-		stats.RLSDuration = time.Since(start)
+		b.stats.RLSQueries = len(b.groups)
+		b.stats.RLSDuration = time.Since(start)
 	}
-	if err := ctx.Err(); err != nil {
-		return stats, err
-	}
-
-	// Encode the data once per (change, role, select), the envelope once
-	// per (topic, encoder, ids), and queue in batch order.
-	enc := newPayloadCache(p.cfg.MaxRecordBytes)
-	type frameKey struct {
-		topic   string
-		encoder Encoder
-		data    *byte
-		ids     string
-	}
-	frames := make(map[frameKey]Frame)
-	framesFor := -1 // batch index the frame cache holds
-	for _, d := range deliveries {
-		ch := &batch[d.change]
-		f := facts[ch.Rel]
-		if f.err != nil {
-			p.log.Warn("postgres_changes: table lookup failed", "table", f.key, "err", f.err)
-			continue
-		}
-		id := d.class.id
-		cols := privs[privKey{id.Role, ch.Rel}]
-		if cols == nil {
-			d.dropFor(DropColumnPrivilege)
-			continue
-		}
-		var data []byte
-		switch {
-		case ch.Kind != decoder.Delete && len(f.info.PrimaryKey) == 0:
-			data = enc.errorEvent(ch, errNoPrimaryKey)
-		case ch.Kind != decoder.Delete && !allSelectable(f.info.PrimaryKey, cols):
-			d.dropFor(DropColumnPrivilege)
-			data = enc.errorEvent(ch, errUnauthorized)
-		default:
-			if ch.Kind != decoder.Delete && f.info.RLS {
-				g := groups[groupKey{table: f.key, id: id.Key}]
-				if g == nil || g.err != nil || g.visible == nil || !g.visible[d.change] {
-					d.dropFor(DropRLS)
-					continue
-				}
-			}
-			data = enc.change(ch, d.change, id.Role, cols, d.sel, f.info)
-		}
-		if framesFor != d.change {
-			clear(frames)
-			framesFor = d.change
-		}
-		idsKey := idsString(d.ids)
-		members := *d.class.members.Load()
-		if d.only != nil {
-			members = []*Subscription{d.only}
-		}
-		if current != nil {
-			*current = d.change
-		}
-		for _, s := range members {
-			fk := frameKey{s.Topic, s.Encoder, &data[0], idsKey}
-			fr, ok := frames[fk]
-			if !ok {
-				fr = s.Encoder.EncodePostgresChange(s.Topic, d.ids, data, cursors[d.change])
-				fr.Cursor = cursors[d.change]
-				frames[fk] = fr
-			}
-			if emit(s, fr) {
-				stats.Frames++
-			}
-		}
-	}
-	return stats, nil
+	return ctx.Err()
 }
 
-// deliveryPool recycles the per-batch delivery lists, which hold one entry
-// per (change, class) pair and would otherwise dominate garbage.
-var deliveryPool = sync.Pool{New: func() any { s := make([]delivery, 0, 1024); return &s }}
-
-// dropFor records a drop for the delivery's class, or for the one member
-// it is restricted to.
-func (d *delivery) dropFor(r DropReason) {
-	if d.only != nil {
-		return // replays do not count: the live path already did
+// lookupPrivileges records the columns role may select in rel once per
+// batch; a failed lookup is logged and recorded as nil. Only a transient
+// error is returned.
+func (b *pgBatch) lookupPrivileges(ctx context.Context, role string, rel *decoder.Relation, f *tableFacts) error {
+	pk := privKey{role, rel}
+	if _, ok := b.privs[pk]; ok {
+		return nil
 	}
-	d.class.drop(r)
+	cols, err := b.p.cfg.Auth.SelectableColumns(ctx, role, rel.Schema, rel.Table)
+	if errors.Is(err, ErrTransient) {
+		return err
+	}
+	if err != nil {
+		b.p.log.Info("postgres_changes: privilege lookup failed", "role", role, "table", f.key, "err", err)
+	}
+	b.privs[pk] = cols
+	return nil
 }
 
 // checkGroups runs one Visible query per group, a bounded number at a time.
 // A group whose query fails is denied; a transient failure of any group
 // fails the whole batch so that it is redelivered.
-func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, facts map[*decoder.Relation]*tableFacts, groups map[groupKey]*rlsGroup) error {
+func (b *pgBatch) checkGroups(ctx context.Context) error {
+	p, n := b.p, len(b.changes)
 	sem := make(chan struct{}, p.cfg.Parallelism)
 	var wg sync.WaitGroup
 	pkText := make(map[int][]string) // batch index → key text, shared by every group
-	for _, g := range groups {
-		info := facts[batch[g.changes[0]].Rel].info
+	for _, g := range b.groups {
+		info := b.facts[b.changes[g.changes[0]].Rel].info
 		keys := make([][]string, len(g.changes))
 		for i, ci := range g.changes {
 			k, ok := pkText[ci]
 			if !ok {
-				k = primaryKeyText(&batch[ci], info.PrimaryKey)
+				k = primaryKeyText(&b.changes[ci], info.PrimaryKey)
 				pkText[ci] = k
 			}
 			keys[i] = k
@@ -336,7 +357,7 @@ func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, fac
 				p.log.Warn("postgres_changes: RLS check failed; group denied", "table", g.schema+"."+g.table, "role", g.id.Role, "err", err)
 				return
 			}
-			g.visible = make([]bool, len(batch))
+			g.visible = make([]bool, n)
 			for i, ok := range vis {
 				if ok && i < len(g.changes) {
 					g.visible[g.changes[i]] = true
@@ -345,12 +366,135 @@ func (p *PGChanges) checkGroups(ctx context.Context, batch []decoder.Change, fac
 		}(g, keys)
 	}
 	wg.Wait()
-	for _, g := range groups {
+	for _, g := range b.groups {
 		if errors.Is(g.err, ErrTransient) {
 			return g.err
 		}
 	}
 	return nil
+}
+
+// encode sets each delivery's data object, in batch order: the row as its
+// class may see it (encoded once per change, role and select set), an
+// error event, or nil when the class may not see the change (a drop).
+func (b *pgBatch) encode() {
+	enc := newPayloadCache(b.p.cfg.MaxRecordBytes)
+	for i := range b.deliveries {
+		b.deliveries[i].data = b.payload(enc, &b.deliveries[i])
+	}
+}
+
+// payload decides what d's class gets for its change; see encode.
+func (b *pgBatch) payload(enc *payloadCache, d *delivery) []byte {
+	ch := &b.changes[d.change]
+	f := b.facts[ch.Rel]
+	if f.err != nil {
+		b.p.log.Warn("postgres_changes: table lookup failed", "table", f.key, "err", f.err)
+		return nil
+	}
+	id := d.class.id
+	cols := b.privs[privKey{id.Role, ch.Rel}]
+	if cols == nil {
+		b.drop(d, DropColumnPrivilege)
+		return nil
+	}
+	switch {
+	case ch.Kind != decoder.Delete && len(f.info.PrimaryKey) == 0:
+		return enc.errorEvent(ch, errNoPrimaryKey)
+	case ch.Kind != decoder.Delete && !allSelectable(f.info.PrimaryKey, cols):
+		b.drop(d, DropColumnPrivilege)
+		return enc.errorEvent(ch, errUnauthorized)
+	case ch.Kind != decoder.Delete && f.info.RLS:
+		g := b.groups[groupKey{table: f.key, id: id.Key}]
+		if g == nil || g.err != nil || g.visible == nil || !g.visible[d.change] {
+			b.drop(d, DropRLS)
+			return nil
+		}
+	}
+	return enc.change(ch, d.change, id.Role, cols, d.sel, f.info)
+}
+
+// drop records a drop for d's class; replays do not count, as the live
+// fan-out already did.
+func (b *pgBatch) drop(d *delivery, r DropReason) {
+	if b.only == nil {
+		d.class.drop(r)
+	}
+}
+
+// deliver frames each delivery's data for the members of its class (or for
+// only) and queues the frames in batch order (replays collect them in
+// replayed). Envelopes are built once per (topic, encoder, ids) of a change.
+func (b *pgBatch) deliver() {
+	framesFor := -1 // batch index b.frames holds
+	for i := range b.deliveries {
+		d := &b.deliveries[i]
+		if d.data == nil {
+			continue
+		}
+		if framesFor != d.change {
+			clear(b.frames)
+			framesFor = d.change
+		}
+		idsKey := idsString(d.ids)
+		if b.only != nil {
+			b.replayed = append(b.replayed, b.frame(b.only, d, idsKey))
+			continue
+		}
+		for _, s := range *d.class.members.Load() {
+			if s.deliver(b.frame(s, d, idsKey)) {
+				b.queued(s, d.change)
+			}
+		}
+	}
+}
+
+// frame returns d's frame for s from b.frames, building it on a miss.
+func (b *pgBatch) frame(s *Subscription, d *delivery, idsKey string) Frame {
+	fk := frameKey{s.Topic, s.Encoder, &d.data[0], idsKey}
+	fr, ok := b.frames[fk]
+	if !ok {
+		fr = s.Encoder.EncodePostgresChange(s.Topic, d.ids, d.data, b.cursors[d.change])
+		fr.Cursor = b.cursors[d.change]
+		b.frames[fk] = fr
+	}
+	return fr
+}
+
+// queued counts a frame of change ci queued to s, on the batch and on s's
+// topic, and notes it for the tap while one is installed.
+func (b *pgBatch) queued(s *Subscription, ci int) {
+	b.stats.Frames++
+	t := s.topic.Load()
+	if t == nil {
+		// Bindings activated before Hub.Subscribe (SSE) can see a change
+		// first; count it on the topic if one exists.
+		t = b.p.hub.lookup(TopicKey(s.Topic, s.Private))
+	}
+	if t != nil {
+		t.msgsOut.Add(1)
+		if b.touched == 0 {
+			b.touched = time.Now().UnixNano()
+		}
+		if t.lastActive.Load() != b.touched {
+			t.lastActive.Store(b.touched)
+		}
+	}
+	if b.tapping {
+		if b.taps == nil {
+			b.taps = make(map[tapKey]int)
+		}
+		b.taps[tapKey{s.Topic, ci}]++
+	}
+}
+
+// emitTaps reports the batch to the tap, one event per (topic, change);
+// b.taps is nil, and nothing is built, while no tap is installed.
+func (b *pgBatch) emitTaps() {
+	for k, n := range b.taps {
+		ch := &b.changes[k.change]
+		b.p.hub.emitTap(k.topic, "postgres_changes", ch.Kind.String()+" "+ch.Rel.Schema+"."+ch.Rel.Table, rowJSON(ch), n)
+	}
 }
 
 // primaryKeyText returns the text of the key columns from the new image.
@@ -414,9 +558,6 @@ func (r rowView) Lookup(column string) (filter.Value, bool) {
 	v := r.vals[i]
 	return filter.Value{Null: v.Null, Text: v.Text}, true
 }
-
-// schemaTable formats a table name for logs.
-func schemaTable(schema, table string) string { return strings.Join([]string{schema, table}, ".") }
 
 // rowJSON renders a change's row compactly for the live tail.
 func rowJSON(ch *decoder.Change) []byte {

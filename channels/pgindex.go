@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // pgState is a subscription's active postgres_changes bindings.
@@ -14,38 +13,17 @@ type pgState struct {
 	active   []*activeBinding // validated, one or more per binding
 }
 
-// pgClass is a set of subscriptions with the same identity (claims) and
-// the same active bindings. Everything about a change except the final
-// envelope is the same for all of them, so the fan-out matches filters,
-// checks RLS and encodes once per class, then only copies frames to the
-// members. With many subscribers per user this turns the per-change work
-// from O(subscribers) into O(classes + deliveries).
-type pgClass struct {
-	key    string
-	id     *Identity
-	active []*activeBinding // of the first member; identical for all by key
-
-	members atomic.Pointer[[]*Subscription] // copy-on-write; written under pgIndex.mu
-	drops   [numDropReasons]atomic.Int64    // per-member drops counted once for the class
-}
-
-// drop records that one message was not sent to any member for reason r.
-func (c *pgClass) drop(r DropReason) {
-	c.drops[r].Add(1)
-	dropTotals[r].Add(int64(len(*c.members.Load())))
-}
-
-// pgIndex finds the classes whose bindings may match a change: schema →
+// pgIndex finds the subscriber classes whose bindings may match a change: schema →
 // table → classes, with "*" buckets at both levels, so a change reads at
 // most four buckets however many bindings exist.
 type pgIndex struct {
 	mu      sync.RWMutex // guards byTable, classes and every Subscription.class
-	byTable map[string]map[string]map[*pgClass]struct{}
-	classes map[string]*pgClass
+	byTable map[string]map[string]map[*subscriberClass]struct{}
+	classes map[string]*subscriberClass
 }
 
 func newPGIndex() *pgIndex {
-	return &pgIndex{byTable: make(map[string]map[string]map[*pgClass]struct{}), classes: make(map[string]*pgClass)}
+	return &pgIndex{byTable: make(map[string]map[string]map[*subscriberClass]struct{}), classes: make(map[string]*subscriberClass)}
 }
 
 // setPG replaces sub's bindings (nil removes them) and re-indexes it.
@@ -81,19 +59,19 @@ func (ix *pgIndex) add(s *Subscription, st *pgState) {
 	defer ix.mu.Unlock()
 	c := ix.classes[key]
 	if c == nil {
-		c = &pgClass{key: key, id: id, active: st.active}
+		c = &subscriberClass{key: key, id: id, active: st.active}
 		empty := []*Subscription{}
 		c.members.Store(&empty)
 		ix.classes[key] = c
 		for _, b := range st.active {
 			tables := ix.byTable[b.schema]
 			if tables == nil {
-				tables = make(map[string]map[*pgClass]struct{})
+				tables = make(map[string]map[*subscriberClass]struct{})
 				ix.byTable[b.schema] = tables
 			}
 			classes := tables[b.table]
 			if classes == nil {
-				classes = make(map[*pgClass]struct{})
+				classes = make(map[*subscriberClass]struct{})
 				tables[b.table] = classes
 			}
 			classes[c] = struct{}{}
@@ -162,7 +140,7 @@ func (ix *pgIndex) classDrops(s *Subscription, r DropReason) int64 {
 
 // candidates appends to dst each class with a binding on schema.table
 // (exact or wildcard), once each.
-func (ix *pgIndex) candidates(schema, table string, dst []*pgClass) []*pgClass {
+func (ix *pgIndex) candidates(schema, table string, dst []*subscriberClass) []*subscriberClass {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	start := len(dst)

@@ -160,9 +160,11 @@ func (t *topic) fanOutPresenceDiff(diff []byte) (delivered int) {
 		}
 		f, _ := cache.get(s.Encoder, build)
 		if s.deliver(f) {
-			t.msgsOut.Add(1)
 			delivered++
 		}
+	}
+	if delivered > 0 {
+		t.msgsOut.Add(int64(delivered))
 	}
 	return delivered
 }

@@ -104,9 +104,10 @@ func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor)
 	if len(batch) == 0 {
 		return nil, gap, nil
 	}
-	_, err = p.fanOut(ctx, batch, cursors, sub, func(_ *Subscription, f Frame) bool {
-		frames = append(frames, f)
-		return true
-	}, nil)
-	return frames, gap, err
+	b := p.newBatch(batch, cursors, sub)
+	defer b.release()
+	if err := b.run(ctx); err != nil {
+		return nil, gap, err
+	}
+	return b.replayed, gap, nil
 }

@@ -51,11 +51,12 @@ type Subscription struct {
 	meta *presenceMeta
 
 	// class and classBase are guarded by the hub's pgIndex.mu: the
-	// postgres_changes class s belongs to, and the class's drop counters
+	// subscriber class s belongs to, and the class's drop counters
 	// when s joined it.
-	class     *pgClass
+	class     *subscriberClass
 	classBase [numDropReasons]int64
-	hub       *Hub // set by Hub.Subscribe
+	hub       *Hub                  // set by Hub.Subscribe
+	topic     atomic.Pointer[topic] // set by Hub.Subscribe; nil before
 
 	sent  atomic.Int64
 	drops [numDropReasons]atomic.Int64

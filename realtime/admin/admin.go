@@ -43,8 +43,8 @@ type Config struct {
 }
 
 // Inspector serves the admin API and page and collects pipeline metrics.
-// Create it with New (one per Hub: it installs the hub's tap). It is safe
-// for concurrent use.
+// Create it with New (one per Hub: it installs the hub's tap while a live
+// tail is open). It is safe for concurrent use.
 type Inspector struct {
 	cfg      Config
 	hub      *channels.Hub
@@ -64,9 +64,9 @@ type Inspector struct {
 	closeOnce sync.Once
 }
 
-// New returns an Inspector for cfg and installs its tap on cfg.Hub (the
-// tap counts fanned-out messages by kind and feeds live tails). It panics
-// if cfg.Hub or cfg.Verifier is nil.
+// New returns an Inspector for cfg. It installs a tap on cfg.Hub only while
+// a live tail (/admin/api/events) is open; message counts come from the
+// hub's own counters. It panics if cfg.Hub or cfg.Verifier is nil.
 func New(cfg Config) *Inspector {
 	if cfg.Hub == nil || cfg.Verifier == nil {
 		panic("admin: Config.Hub and Config.Verifier are required")
@@ -94,8 +94,8 @@ func New(cfg Config) *Inspector {
 		i.tokenSum, i.hasToken = sha256.Sum256([]byte(cfg.Token)), true
 	}
 	i.stats.init()
+	i.tail.hub = cfg.Hub
 	i.handler = i.routes()
-	i.hub.SetTap(i.onTap)
 	return i
 }
 
@@ -117,12 +117,6 @@ func (i *Inspector) Handler() http.Handler { return i.handler }
 // Close ends every live tail so that an HTTP server shutdown need not wait
 // for them. The API keeps answering. It is idempotent and does not block.
 func (i *Inspector) Close() { i.closeOnce.Do(func() { close(i.done) }) }
-
-// onTap is the hub's tap: it runs on fan-out goroutines and never blocks.
-func (i *Inspector) onTap(ev channels.TapEvent) {
-	i.stats.out[kindIndex(ev.Kind)].Add(int64(ev.Delivered))
-	i.tail.publish(ev)
-}
 
 func (i *Inspector) routes() http.Handler {
 	api := http.NewServeMux()

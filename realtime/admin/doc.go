@@ -14,9 +14,11 @@
 // data until the operator enters a token.
 //
 // Invariants: the inspector only reads hub snapshots ([channels.Hub.Topics],
-// [channels.Hub.Subscribers]) and installs the hub's tap, whose callback does
-// atomic adds and non-blocking channel sends only, so fan-out never waits on
-// an operator. Each live-tail stream is written by its own handler
+// [channels.Hub.Subscribers], [channels.Hub.MessagesOut]). It installs the
+// hub's tap only while at least one live tail is open (on the first, removed
+// with the last), so fan-out builds no tap events otherwise; the callback
+// does non-blocking channel sends only, so fan-out never waits on an
+// operator. Each live-tail stream is written by its own handler
 // goroutine; a tail that cannot keep up loses events (and is told how many)
 // instead of slowing the hub.
 package admin

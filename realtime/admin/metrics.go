@@ -9,25 +9,9 @@ import (
 	"github.com/openrealtime/realtime/channels"
 )
 
-// Tap kinds, the closed label set of realtime_channel_messages_out_total.
-var outKinds = [...]string{"broadcast", "presence", "postgres_changes", "other"}
-
-func kindIndex(kind string) int {
-	switch kind {
-	case "broadcast":
-		return 0
-	case "presence":
-		return 1
-	case "postgres_changes":
-		return 2
-	}
-	return 3
-}
-
-// pipelineStats are the counters fed by the tap and OnDelivery.
+// pipelineStats are the figures fed by OnDelivery.
 type pipelineStats struct {
-	out        [len(outKinds)]atomic.Int64 // frames queued to subscribers, by kind
-	lastFanout atomic.Int64                // commit→fan-out latency of the newest batch, ns
+	lastFanout atomic.Int64 // commit→fan-out latency of the newest batch, ns
 
 	rlsQueries prometheus.Counter
 	rlsWait    prometheus.Histogram
@@ -138,8 +122,13 @@ func (c *inspectorCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.topics, gauge, float64(len(topics)))
 	ch <- prometheus.MustNewConstMetric(c.subs, gauge, float64(nsubs))
-	for k, name := range outKinds {
-		ch <- prometheus.MustNewConstMetric(c.out, counter, float64(i.stats.out[k].Load()), name)
+	// The label set stays closed: "other" has no source today and is 0.
+	out := i.hub.MessagesOut()
+	for _, m := range []struct {
+		kind string
+		n    int64
+	}{{"broadcast", out.Broadcast}, {"presence", out.Presence}, {"postgres_changes", out.PostgresChanges}, {"other", 0}} {
+		ch <- prometheus.MustNewConstMetric(c.out, counter, float64(m.n), m.kind)
 	}
 	totals := i.sweepDrops(topics)
 	for r, reason := range channels.DropReasons() {

@@ -31,10 +31,13 @@ func (w *watcher) matches(topic string) bool {
 	return false
 }
 
-// tail fans tap events out to live-tail streams. publish reads the watcher
-// list without a lock; add and remove replace it (copy on write).
+// tail fans tap events out to live-tail streams. It keeps its publish
+// installed as the hub's tap exactly while it has a watcher, so that
+// fan-out builds no tap events when nobody watches. publish reads the
+// watcher list without a lock; add and remove replace it (copy on write).
 type tail struct {
-	mu       sync.Mutex                 // serializes add and remove
+	hub      *channels.Hub              // set once by New
+	mu       sync.Mutex                 // serializes add and remove, and with them hub.SetTap
 	watchers atomic.Pointer[[]*watcher] // never mutated once stored
 }
 
@@ -65,6 +68,9 @@ func (t *tail) add(w *watcher) {
 	}
 	next = append(next, w)
 	t.watchers.Store(&next)
+	if len(next) == 1 {
+		t.hub.SetTap(t.publish)
+	}
 }
 
 func (t *tail) remove(w *watcher) {
@@ -81,6 +87,9 @@ func (t *tail) remove(w *watcher) {
 		}
 	}
 	t.watchers.Store(&next)
+	if len(next) == 0 && len(*p) > 0 {
+		t.hub.SetTap(nil)
+	}
 }
 
 // tailTopics turns the ?channel= value into the wire topics it matches:

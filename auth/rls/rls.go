@@ -1,4 +1,4 @@
-package auth
+package rls
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openrealtime/realtime/channels"
 )
 
 // visibleChunk is the most rows one SELECT of a [Checker.Visible] batch looks
@@ -23,11 +25,11 @@ const visibleChunk = 1000
 // when the caller's context has ended.
 const rollbackTimeout = 5 * time.Second
 
-// Visible reports which rows of schema.table the role named by claims.Role, with
+// Visible reports which rows of schema.table the role named by id.Role, with
 // request.jwt.claims (and request.jwt.claim.sub, request.jwt.claim.role) set
-// from claims, may SELECT. keys[i] holds the text forms of row i's primary-key
-// values in [TableInfo.PrimaryKey] order; the result has one bool per key, owned
-// by the caller.
+// from id (id.Claims, id.Sub, id.Role), may SELECT. keys[i] holds the text
+// forms of row i's primary-key values in [channels.TableInfo.PrimaryKey]
+// order; the result has one bool per key, owned by the caller.
 //
 // Each row is looked up by primary key in the table as it is now, under the
 // table's policies (callers skip DELETEs, which cannot be checked). All keys
@@ -36,19 +38,25 @@ const rollbackTimeout = 5 * time.Second
 // switches role and claims with SET LOCAL/set_config(..., true), runs one
 // SELECT per 1000 keys and commits, so nothing outlives it on the session
 // (PGlite shares one session between all sockets). Call it once per distinct
-// claims ([Claims.Key]) and table, not once per subscriber.
+// identity ([channels.Identity.Key]) and table, not once per subscriber.
 //
 // A table without row level security is not queried: every row is visible (as
 // in the real server; column privileges are the caller's business, see
-// [Checker.SelectableColumns]). Errors: [ErrNoTable], [ErrNoPrimaryKey], a key
-// of the wrong length or holding NUL or invalid UTF-8, or the batch failing (a
-// policy raising, a missing role, no SELECT privilege on a key column, ...). A
-// failed batch is rolled back on its connection (or the connection is
-// discarded), and the caller should treat the whole group as denied. Blocks for
-// a pool connection and one round trip; safe for concurrent use.
-func (c *Checker) Visible(ctx context.Context, claims *Claims, schema, table string, keys [][]string) ([]bool, error) {
+// [Checker.SelectableColumns]). Errors, classified as described at [Checker]:
+// [channels.ErrNoTable], [channels.ErrNoRole], [ErrNoPrimaryKey], a key of
+// the wrong length or holding NUL or invalid UTF-8, or the batch failing (a
+// policy raising, a missing role, no SELECT privilege on a key column, ...).
+// A failed batch is rolled back on its connection (or the connection is
+// discarded), and the caller should treat the whole group as denied. Blocks
+// for a pool connection and one round trip; safe for concurrent use.
+func (c *Checker) Visible(ctx context.Context, id *channels.Identity, schema, table string, keys [][]string) ([]bool, error) {
+	vis, err := c.visible(ctx, id, schema, table, keys)
+	return vis, classify(err)
+}
+
+func (c *Checker) visible(ctx context.Context, claims *channels.Identity, schema, table string, keys [][]string) ([]bool, error) {
 	if claims == nil {
-		return nil, fmt.Errorf("auth: visible %q.%q: nil claims", schema, table)
+		return nil, fmt.Errorf("rls: visible %q.%q: nil identity", schema, table)
 	}
 	e, err := c.table(ctx, schema, table)
 	if err != nil {
@@ -56,11 +64,11 @@ func (c *Checker) Visible(ctx context.Context, claims *Claims, schema, table str
 	}
 	pk := e.info.PrimaryKey
 	if len(pk) == 0 {
-		return nil, fmt.Errorf("auth: visible %q.%q: %w", schema, table, ErrNoPrimaryKey)
+		return nil, fmt.Errorf("rls: visible %q.%q: %w", schema, table, ErrNoPrimaryKey)
 	}
 	for i, k := range keys {
 		if len(k) != len(pk) {
-			return nil, fmt.Errorf("auth: visible %q.%q: key %d has %d values, primary key has %d columns", schema, table, i, len(k), len(pk))
+			return nil, fmt.Errorf("rls: visible %q.%q: key %d has %d values, primary key has %d columns", schema, table, i, len(k), len(pk))
 		}
 	}
 	visible := make([]bool, len(keys))
@@ -74,32 +82,32 @@ func (c *Checker) Visible(ctx context.Context, claims *Claims, schema, table str
 		return visible, nil
 	}
 	if !validName(claims.Role) {
-		return nil, fmt.Errorf("auth: visible %q.%q as role %q: %w", schema, table, claims.Role, ErrNoRole)
+		return nil, fmt.Errorf("rls: visible %q.%q as role %q: %w", schema, table, claims.Role, channels.ErrNoRole)
 	}
 	sql, err := visibleSQL(claims, e, keys)
 	if err != nil {
-		return nil, fmt.Errorf("auth: visible %q.%q as role %q: %w", schema, table, claims.Role, err)
+		return nil, fmt.Errorf("rls: visible %q.%q as role %q: %w", schema, table, claims.Role, err)
 	}
 	results, err := c.runBatch(ctx, sql)
 	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "rls check failed",
 			slog.String("schema", schema), slog.String("table", table),
 			slog.String("role", claims.Role), slog.Any("err", err))
-		return nil, fmt.Errorf("auth: visible %q.%q as role %q: %w", schema, table, claims.Role, err)
+		return nil, fmt.Errorf("rls: visible %q.%q as role %q: %w", schema, table, claims.Role, err)
 	}
 	chunks := (len(keys) + visibleChunk - 1) / visibleChunk
 	// BEGIN, SET LOCAL ROLE, set_config, the chunks, COMMIT.
 	if len(results) != chunks+4 {
-		return nil, fmt.Errorf("auth: visible %q.%q as role %q: got %d results, want %d", schema, table, claims.Role, len(results), chunks+4)
+		return nil, fmt.Errorf("rls: visible %q.%q as role %q: got %d results, want %d", schema, table, claims.Role, len(results), chunks+4)
 	}
 	for _, r := range results[3 : 3+chunks] {
 		for _, row := range r.Rows {
 			if len(row) != 1 {
-				return nil, fmt.Errorf("auth: visible %q.%q: row with %d columns", schema, table, len(row))
+				return nil, fmt.Errorf("rls: visible %q.%q: row with %d columns", schema, table, len(row))
 			}
 			i, err := strconv.Atoi(string(row[0]))
 			if err != nil || i < 0 || i >= len(visible) {
-				return nil, fmt.Errorf("auth: visible %q.%q: bad row index %q", schema, table, row[0])
+				return nil, fmt.Errorf("rls: visible %q.%q: bad row index %q", schema, table, row[0])
 			}
 			visible[i] = true
 		}
@@ -163,13 +171,13 @@ func (c *Checker) resetConn(ctx context.Context, conn *pgxpool.Conn) {
 
 // visibleSQL builds the whole Visible batch for keys (already checked to have
 // one value per primary-key column).
-func visibleSQL(claims *Claims, e *tableEntry, keys [][]string) (string, error) {
+func visibleSQL(claims *channels.Identity, e *tableEntry, keys [][]string) (string, error) {
 	var b strings.Builder
-	b.Grow(256 + len(claims.Raw) + len(keys)*(16+24*len(e.pkCast)))
+	b.Grow(256 + len(claims.Claims) + len(keys)*(16+24*len(e.pkCast)))
 	b.WriteString("BEGIN;SET LOCAL ROLE ")
 	b.WriteString(pgx.Identifier{claims.Role}.Sanitize())
 	b.WriteString(";SELECT pg_catalog.set_config('request.jwt.claims',")
-	if err := writeLiteral(&b, string(claims.Raw)); err != nil {
+	if err := writeLiteral(&b, string(claims.Claims)); err != nil {
 		return "", fmt.Errorf("claims: %w", err)
 	}
 	b.WriteString(",true),pg_catalog.set_config('request.jwt.claim.sub',")

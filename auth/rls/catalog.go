@@ -1,4 +1,4 @@
-package auth
+package rls
 
 import (
 	"context"
@@ -12,49 +12,26 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openrealtime/realtime/channels"
 )
 
-// Sentinel errors of the [Checker], returned wrapped with context. Test with errors.Is.
-var (
-	// ErrNoTable means no ordinary or partitioned table has that schema and name.
-	ErrNoTable = errors.New("auth: no such table")
-	// ErrNoPrimaryKey means the table has no primary key, so rows cannot be looked up.
-	ErrNoPrimaryKey = errors.New("auth: table has no primary key")
-	// ErrNoRole means the PostgreSQL role does not exist.
-	ErrNoRole = errors.New("auth: no such role")
-)
+// ErrNoPrimaryKey means the table has no primary key, so rows cannot be
+// looked up; [Checker.Visible] returns it wrapped. A missing table or role
+// is reported with [channels.ErrNoTable] or [channels.ErrNoRole].
+var ErrNoPrimaryKey = errors.New("rls: table has no primary key")
 
 // DefaultCacheTTL is how long a [Checker] keeps catalog answers when
 // [CheckerConfig.CacheTTL] is zero.
 const DefaultCacheTTL = 10 * time.Second
 
+// publishedTTL is how long [Checker.PublishedTables] reuses its answer, so
+// that a burst of joins costs one query.
+const publishedTTL = time.Second
+
 // maxIdentLen is NAMEDATALEN-1: PostgreSQL silently truncates longer names, so a
 // longer name must never reach SQL (it could name a different object).
 const maxIdentLen = 63
-
-// TableInfo describes a table as the catalog saw it when it was cached. A
-// *TableInfo returned by [Checker.Table] is shared by all callers: treat it and
-// its slices as read-only.
-type TableInfo struct {
-	// Schema and Table name the table (unquoted).
-	Schema, Table string
-	// RLS is pg_class.relrowsecurity: row level security is enabled.
-	RLS bool
-	// PrimaryKey lists the primary-key column names in key order; nil when the
-	// table has no primary key.
-	PrimaryKey []string
-	// Columns lists the live (not dropped) columns in attnum order.
-	Columns []TableColumn
-}
-
-// TableColumn is one column of a [TableInfo].
-type TableColumn struct {
-	// Name is the column name (unquoted).
-	Name string
-	// Type is pg_type.typname of the column type: "int8", "_text" for text[],
-	// the domain's own name for a domain, the enum's name for an enum.
-	Type string
-}
 
 // CheckerConfig configures [NewChecker].
 type CheckerConfig struct {
@@ -65,27 +42,46 @@ type CheckerConfig struct {
 	// standard_conforming_strings must be on and client_encoding UTF8 (the
 	// defaults).
 	Pool *pgxpool.Pool
+	// Publication is the publication whose tables [Checker.PublishedTables]
+	// lists.
+	Publication string
 	// Logger receives debug and warning logs; nil discards them.
 	Logger *slog.Logger
-	// CacheTTL is how long catalog answers (tables, column privileges, role
-	// existence) are reused. Zero means [DefaultCacheTTL]; negative disables
+	// CacheTTL is how long catalog answers (tables, column privileges) are
+	// reused. Zero means [DefaultCacheTTL]; negative disables
 	// caching.
 	CacheTTL time.Duration
 }
 
-// Checker answers row level security and column privilege questions against
-// one database, caching catalog lookups. It is safe for concurrent use. See
-// [Checker.Visible] for the row check.
+// Checker answers the database questions of postgres_changes delivery
+// against one database: it implements [channels.Authorizer] (table facts,
+// column privileges, row level security, the publication's tables), caching
+// catalog lookups. It is safe for concurrent use. See [Checker.Visible] for
+// the row check.
+//
+// Errors of Table, SelectableColumns and Visible are classified for the
+// pipeline: a missing table or role matches [channels.ErrNoTable] or
+// [channels.ErrNoRole]; a lost connection, a server shutting down or out of
+// resources (SQLSTATE classes 08, 57, 53) and any other failure that is not
+// a PostgreSQL error match [channels.ErrTransient]; other PostgreSQL errors
+// (a policy raising, a missing privilege) and context errors are returned
+// as they are, and deny.
 type Checker struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	ttl  time.Duration
-	now  func() time.Time // replaced by tests
+	pool        *pgxpool.Pool
+	publication string
+	log         *slog.Logger
+	ttl         time.Duration
+	now         func() time.Time // replaced by tests
 
 	tables *ttlCache[tableKey, *tableEntry]
 	cols   *ttlCache[colsKey, map[string]bool]
-	roles  *ttlCache[string, bool]
+
+	pubMu     sync.Mutex          // guards published, pubLoaded
+	published []channels.TableRef // nil: not loaded or invalidated
+	pubLoaded time.Time
 }
+
+var _ channels.Authorizer = (*Checker)(nil)
 
 // NewChecker returns a Checker for cfg.Pool. The Checker does not own the pool
 // and never closes it.
@@ -99,13 +95,13 @@ func NewChecker(cfg CheckerConfig) *Checker {
 		ttl = DefaultCacheTTL
 	}
 	return &Checker{
-		pool:   cfg.Pool,
-		log:    log,
-		ttl:    ttl,
-		now:    time.Now,
-		tables: newTTLCache[tableKey, *tableEntry](),
-		cols:   newTTLCache[colsKey, map[string]bool](),
-		roles:  newTTLCache[string, bool](),
+		pool:        cfg.Pool,
+		publication: cfg.Publication,
+		log:         log,
+		ttl:         ttl,
+		now:         time.Now,
+		tables:      newTTLCache[tableKey, *tableEntry](),
+		cols:        newTTLCache[colsKey, map[string]bool](),
 	}
 }
 
@@ -119,7 +115,7 @@ type colsKey struct {
 // tableEntry is a cached table: the public info plus what Visible needs to
 // build its SQL.
 type tableEntry struct {
-	info *TableInfo
+	info *channels.TableInfo
 	// pkCast[i] is the schema-qualified, quoted type of PrimaryKey[i], for
 	// casting key literals.
 	pkCast []string
@@ -131,19 +127,20 @@ type tableEntry struct {
 
 // Table returns the catalog description of schema.table, from the cache when
 // fresh, otherwise with one catalog query. A missing table gives an error
-// matching [ErrNoTable]. Safe for concurrent use; the result is shared and
-// read-only.
-func (c *Checker) Table(ctx context.Context, schema, table string) (*TableInfo, error) {
+// matching [channels.ErrNoTable]; see [Checker] for the other errors. Safe
+// for concurrent use; the result is shared by all callers: treat it and its
+// slices as read-only.
+func (c *Checker) Table(ctx context.Context, schema, table string) (*channels.TableInfo, error) {
 	e, err := c.table(ctx, schema, table)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	return e.info, nil
 }
 
 func (c *Checker) table(ctx context.Context, schema, table string) (*tableEntry, error) {
 	if !validName(schema) || !validName(table) {
-		return nil, fmt.Errorf("auth: table %q.%q: %w", schema, table, ErrNoTable)
+		return nil, fmt.Errorf("rls: table %q.%q: %w", schema, table, channels.ErrNoTable)
 	}
 	k := tableKey{schema, table}
 	return c.tables.get(ctx, k, c.now, c.ttl, func(ctx context.Context) (*tableEntry, error) {
@@ -180,10 +177,10 @@ ORDER BY a.attnum`
 func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error) {
 	rows, err := c.pool.Query(ctx, tableSQL, pgx.QueryExecModeSimpleProtocol, k.schema, k.table)
 	if err != nil {
-		return nil, fmt.Errorf("auth: table %q.%q: %w", k.schema, k.table, err)
+		return nil, fmt.Errorf("rls: table %q.%q: %w", k.schema, k.table, err)
 	}
 	defer rows.Close()
-	info := &TableInfo{Schema: k.schema, Table: k.table}
+	info := &channels.TableInfo{Schema: k.schema, Table: k.table}
 	type pkCol struct {
 		name, cast string
 		leakproof  bool
@@ -197,17 +194,17 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 			leakproof       *bool
 		)
 		if err := rows.Scan(&info.RLS, &name, &typ, &cast, &pos, &leakproof); err != nil {
-			return nil, fmt.Errorf("auth: table %q.%q: scan: %w", k.schema, k.table, err)
+			return nil, fmt.Errorf("rls: table %q.%q: scan: %w", k.schema, k.table, err)
 		}
 		found = true
 		if name == nil {
 			continue // table without columns
 		}
-		info.Columns = append(info.Columns, TableColumn{Name: *name, Type: *typ})
+		info.Columns = append(info.Columns, channels.TableColumn{Name: *name, Type: *typ})
 		if pos != nil {
 			p := int(*pos)
 			if p < 1 || p > 32 { // INDEX_MAX_KEYS
-				return nil, fmt.Errorf("auth: table %q.%q: primary key position %d out of range", k.schema, k.table, p)
+				return nil, fmt.Errorf("rls: table %q.%q: primary key position %d out of range", k.schema, k.table, p)
 			}
 			for len(pk) < p {
 				pk = append(pk, pkCol{})
@@ -216,16 +213,16 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("auth: table %q.%q: %w", k.schema, k.table, err)
+		return nil, fmt.Errorf("rls: table %q.%q: %w", k.schema, k.table, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("auth: table %q.%q: %w", k.schema, k.table, ErrNoTable)
+		return nil, fmt.Errorf("rls: table %q.%q: %w", k.schema, k.table, channels.ErrNoTable)
 	}
 	e := &tableEntry{info: info, indexProbe: len(pk) > 0}
 	for i, col := range pk {
 		if col.name == "" {
 			// An expression in the key: cannot happen for a primary key.
-			return nil, fmt.Errorf("auth: table %q.%q: primary key column %d is not a plain column", k.schema, k.table, i+1)
+			return nil, fmt.Errorf("rls: table %q.%q: primary key column %d is not a plain column", k.schema, k.table, i+1)
 		}
 		info.PrimaryKey = append(info.PrimaryKey, col.name)
 		e.pkCast = append(e.pkCast, col.cast)
@@ -237,19 +234,21 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 // SelectableColumns returns the set of columns of schema.table that role may
 // SELECT (has_column_privilege; a table-level grant covers every column). Only
 // selectable columns are keys, all mapped to true. Answers are cached per
-// (role, table). Errors match [ErrNoTable] or [ErrNoRole] when those are
-// missing. Safe for concurrent use; the map is shared: do not modify it.
+// (role, table). Errors match [channels.ErrNoTable] or [channels.ErrNoRole]
+// when those are missing; see [Checker] for the others. Safe for concurrent
+// use; the map is shared: do not modify it.
 func (c *Checker) SelectableColumns(ctx context.Context, role, schema, table string) (map[string]bool, error) {
 	if !validName(schema) || !validName(table) {
-		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", role, schema, table, ErrNoTable)
+		return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: %w", role, schema, table, channels.ErrNoTable)
 	}
 	if !validName(role) {
-		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", role, schema, table, ErrNoRole)
+		return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: %w", role, schema, table, channels.ErrNoRole)
 	}
 	k := colsKey{tableKey{schema, table}, role}
-	return c.cols.get(ctx, k, c.now, c.ttl, func(ctx context.Context) (map[string]bool, error) {
+	cols, err := c.cols.get(ctx, k, c.now, c.ttl, func(ctx context.Context) (map[string]bool, error) {
 		return c.loadColumns(ctx, k)
 	})
+	return cols, classify(err)
 }
 
 // columnsSQL reports, for every live column, whether the role may select it,
@@ -265,7 +264,7 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`
 func (c *Checker) loadColumns(ctx context.Context, k colsKey) (map[string]bool, error) {
 	rows, err := c.pool.Query(ctx, columnsSQL, pgx.QueryExecModeSimpleProtocol, k.schema, k.table, k.role)
 	if err != nil {
-		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, err)
+		return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, err)
 	}
 	defer rows.Close()
 	cols := make(map[string]bool)
@@ -276,7 +275,7 @@ func (c *Checker) loadColumns(ctx context.Context, k colsKey) (map[string]bool, 
 			ok   bool
 		)
 		if err := rows.Scan(&roleOK, &name, &ok); err != nil {
-			return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: scan: %w", k.role, k.schema, k.table, err)
+			return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: scan: %w", k.role, k.schema, k.table, err)
 		}
 		found = true
 		if name != nil && ok {
@@ -284,42 +283,62 @@ func (c *Checker) loadColumns(ctx context.Context, k colsKey) (map[string]bool, 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, err)
+		return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, err)
 	}
 	switch {
 	case !found:
-		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, ErrNoTable)
+		return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, channels.ErrNoTable)
 	case !roleOK:
-		return nil, fmt.Errorf("auth: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, ErrNoRole)
+		return nil, fmt.Errorf("rls: column privileges of %q on %q.%q: %w", k.role, k.schema, k.table, channels.ErrNoRole)
 	}
 	return cols, nil
 }
 
-// RoleExists reports whether a PostgreSQL role of that name exists. Both
-// answers are cached. Safe for concurrent use.
-func (c *Checker) RoleExists(ctx context.Context, role string) (bool, error) {
-	if !validName(role) {
-		return false, nil
-	}
-	return c.roles.get(ctx, role, c.now, c.ttl, func(ctx context.Context) (bool, error) {
-		var ok bool
-		err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)`,
-			pgx.QueryExecModeSimpleProtocol, role).Scan(&ok)
-		if err != nil {
-			return false, fmt.Errorf("auth: role %q exists: %w", role, err)
-		}
-		return ok, nil
-	})
-}
-
 // Invalidate drops the cached description and column privileges of
-// schema.table, so the next call reads the catalog again; call it after DDL or
-// GRANT/REVOKE on the table. A lookup already in flight is not reused by later
-// callers and does not refill the cache. Safe for concurrent use; idempotent.
+// schema.table and the cached list of published tables, so the next call
+// reads the catalog again; call it after DDL or GRANT/REVOKE on the table. A
+// lookup already in flight is not reused by later callers and does not
+// refill the cache. Safe for concurrent use; idempotent.
 func (c *Checker) Invalidate(schema, table string) {
 	k := tableKey{schema, table}
 	c.tables.deleteIf(func(t tableKey) bool { return t == k })
 	c.cols.deleteIf(func(ck colsKey) bool { return ck.tableKey == k })
+	c.pubMu.Lock()
+	c.published = nil
+	c.pubMu.Unlock()
+}
+
+// PublishedTables lists the tables of the configured publication, reusing
+// the answer for a second so that a burst of joins costs one query. Errors
+// are returned wrapped, unclassified. Blocks for one query on a miss; safe
+// for concurrent use; the slice is shared: do not modify it.
+func (c *Checker) PublishedTables(ctx context.Context) ([]channels.TableRef, error) {
+	c.pubMu.Lock()
+	if c.published != nil && c.now().Sub(c.pubLoaded) < publishedTTL {
+		t := c.published
+		c.pubMu.Unlock()
+		return t, nil
+	}
+	c.pubMu.Unlock()
+	rows, err := c.pool.Query(ctx, "SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1", c.publication)
+	if err != nil {
+		return nil, fmt.Errorf("list publication tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (channels.TableRef, error) {
+		var t channels.TableRef
+		err := r.Scan(&t.Schema, &t.Table)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list publication tables: %w", err)
+	}
+	if tables == nil {
+		tables = []channels.TableRef{}
+	}
+	c.pubMu.Lock()
+	c.published, c.pubLoaded = tables, c.now()
+	c.pubMu.Unlock()
+	return tables, nil
 }
 
 // validName reports whether s can be the name of a PostgreSQL object: not

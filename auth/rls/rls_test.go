@@ -1,4 +1,4 @@
-package auth
+package rls
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/internal/pgcluster"
 )
 
@@ -145,8 +146,9 @@ func newPool(tb testing.TB, cl *pgcluster.Cluster, maxConns int32) *pgxpool.Pool
 	return pool
 }
 
-// mkClaims builds claims the way the verifier does: canonical JSON with sorted keys.
-func mkClaims(tb testing.TB, role, sub string, extra map[string]any) *Claims {
+// mkClaims builds an identity the way the transports do from verified
+// claims: canonical JSON with sorted keys.
+func mkClaims(tb testing.TB, role, sub string, extra map[string]any) *channels.Identity {
 	tb.Helper()
 	m := map[string]any{"role": role, "exp": 4102444800}
 	if sub != "" {
@@ -159,7 +161,7 @@ func mkClaims(tb testing.TB, role, sub string, extra map[string]any) *Claims {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Claims{Role: role, Sub: sub, Raw: raw, Map: m}
+	return &channels.Identity{Role: role, Sub: sub, Claims: raw, Key: string(raw)}
 }
 
 func keysOf(ids ...string) [][]string {
@@ -207,7 +209,7 @@ func TestChecker(t *testing.T) {
 		keys := keysOf("1", "2", "3", "4", "5", "999")
 		cases := []struct {
 			name   string
-			claims *Claims
+			claims *channels.Identity
 			want   []bool
 		}{
 			{"alice", mkClaims(t, "authenticated", alice, nil), []bool{true, false, true, false, false, false}},
@@ -280,10 +282,10 @@ func TestChecker(t *testing.T) {
 				t.Errorf("%s: SelectableColumns = %v, want %v", tc.role, got, tc.want)
 			}
 		}
-		if _, err := c.SelectableColumns(ctx, "no_such_role", "public", "todos"); !errors.Is(err, ErrNoRole) {
+		if _, err := c.SelectableColumns(ctx, "no_such_role", "public", "todos"); !errors.Is(err, channels.ErrNoRole) {
 			t.Errorf("missing role: err = %v, want ErrNoRole", err)
 		}
-		if _, err := c.SelectableColumns(ctx, "authenticated", "public", "no_such_table"); !errors.Is(err, ErrNoTable) {
+		if _, err := c.SelectableColumns(ctx, "authenticated", "public", "no_such_table"); !errors.Is(err, channels.ErrNoTable) {
 			t.Errorf("missing table: err = %v, want ErrNoTable", err)
 		}
 	})
@@ -293,8 +295,8 @@ func TestChecker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &TableInfo{Schema: "public", Table: "todos", RLS: true, PrimaryKey: []string{"id"},
-			Columns: []TableColumn{{"id", "int8"}, {"user_id", "uuid"}, {"title", "text"}, {"secret", "text"}}}
+		want := &channels.TableInfo{Schema: "public", Table: "todos", RLS: true, PrimaryKey: []string{"id"},
+			Columns: []channels.TableColumn{{Name: "id", Type: "int8"}, {Name: "user_id", Type: "uuid"}, {Name: "title", Type: "text"}, {Name: "secret", Type: "text"}}}
 		if !tableInfoEqual(info, want) {
 			t.Fatalf("Table = %+v, want %+v", info, want)
 		}
@@ -305,9 +307,9 @@ func TestChecker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &TableInfo{Schema: "public", Table: "typed", RLS: true, PrimaryKey: []string{"id"},
-			Columns: []TableColumn{{"id", "posint"}, {"tags", "_text"}, {"nums", "_int4"},
-				{"v", "varchar"}, {"m", "mood"}, {"at", "timestamptz"}}}
+		want := &channels.TableInfo{Schema: "public", Table: "typed", RLS: true, PrimaryKey: []string{"id"},
+			Columns: []channels.TableColumn{{Name: "id", Type: "posint"}, {Name: "tags", Type: "_text"}, {Name: "nums", Type: "_int4"},
+				{Name: "v", Type: "varchar"}, {Name: "m", Type: "mood"}, {Name: "at", Type: "timestamptz"}}}
 		if !tableInfoEqual(info, want) {
 			t.Fatalf("Table = %+v, want %+v", info, want)
 		}
@@ -343,11 +345,11 @@ func TestChecker(t *testing.T) {
 
 	t.Run("TableMissing", func(t *testing.T) {
 		for _, name := range []string{"no_such_table", strings.Repeat("x", 64), "a\x00b", ""} {
-			if info, err := c.Table(ctx, "public", name); !errors.Is(err, ErrNoTable) || info != nil {
+			if info, err := c.Table(ctx, "public", name); !errors.Is(err, channels.ErrNoTable) || info != nil {
 				t.Errorf("Table(%q) = %v, %v; want nil, ErrNoTable", name, info, err)
 			}
 		}
-		if _, err := c.Visible(ctx, mkClaims(t, "authenticated", alice, nil), "public", "no_such_table", keysOf("1")); !errors.Is(err, ErrNoTable) {
+		if _, err := c.Visible(ctx, mkClaims(t, "authenticated", alice, nil), "public", "no_such_table", keysOf("1")); !errors.Is(err, channels.ErrNoTable) {
 			t.Errorf("Visible on missing table: err = %v, want ErrNoTable", err)
 		}
 	})
@@ -447,14 +449,8 @@ func TestChecker(t *testing.T) {
 			t.Fatalf("err = %v, want an error naming the role", err)
 		}
 		_, err = c.Visible(ctx, mkClaims(t, strings.Repeat("r", 64), alice, nil), "public", "todos", keysOf("1"))
-		if !errors.Is(err, ErrNoRole) {
+		if !errors.Is(err, channels.ErrNoRole) {
 			t.Fatalf("long role: err = %v, want ErrNoRole", err)
-		}
-		for role, want := range map[string]bool{"authenticated": true, "no_such_role": false, `we"ird role`: true, "": false} {
-			got, err := c.RoleExists(ctx, role)
-			if err != nil || got != want {
-				t.Errorf("RoleExists(%q) = %v, %v; want %v", role, got, err, want)
-			}
 		}
 	})
 
@@ -594,7 +590,7 @@ func TestChecker(t *testing.T) {
 	t.Run("CheckerConcurrent", func(t *testing.T) {
 		c3 := NewChecker(CheckerConfig{Pool: pool})
 		groups := []struct {
-			claims *Claims
+			claims *channels.Identity
 			want   []bool
 		}{
 			{mkClaims(t, "authenticated", alice, nil), []bool{true, false, true, false, false}},
@@ -645,7 +641,7 @@ func TestChecker(t *testing.T) {
 	}
 }
 
-func tableInfoEqual(a, b *TableInfo) bool {
+func tableInfoEqual(a, b *channels.TableInfo) bool {
 	return a.Schema == b.Schema && a.Table == b.Table && a.RLS == b.RLS &&
 		slices.Equal(a.PrimaryKey, b.PrimaryKey) && slices.Equal(a.Columns, b.Columns)
 }
@@ -664,10 +660,10 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestRLSVisibleSQL(t *testing.T) {
 	e := &tableEntry{
-		info:   &TableInfo{Schema: "s", Table: `t"x`, RLS: true, PrimaryKey: []string{"a", `b"c`}},
+		info:   &channels.TableInfo{Schema: "s", Table: `t"x`, RLS: true, PrimaryKey: []string{"a", `b"c`}},
 		pkCast: []string{"pg_catalog.int8", "pg_catalog.text"},
 	}
-	claims := &Claims{Role: `r"o`, Sub: `it's`, Raw: json.RawMessage(`{"role":"r\"o","sub":"it's"}`)}
+	claims := &channels.Identity{Role: `r"o`, Sub: `it's`, Claims: json.RawMessage(`{"role":"r\"o","sub":"it's"}`)}
 	got, err := visibleSQL(claims, e, [][]string{{"1", `x'y\`}, {"2", ""}})
 	if err != nil {
 		t.Fatal(err)
@@ -690,10 +686,10 @@ func TestRLSVisibleSQL(t *testing.T) {
 	if got != want {
 		t.Fatalf("visibleSQL with index probe:\n got %s\nwant %s", got, want)
 	}
-	if _, err := visibleSQL(&Claims{Role: "r", Raw: json.RawMessage("{\"a\":\"\x00\"}")}, e, [][]string{{"1", "2"}}); err == nil {
+	if _, err := visibleSQL(&channels.Identity{Role: "r", Claims: json.RawMessage("{\"a\":\"\x00\"}")}, e, [][]string{{"1", "2"}}); err == nil {
 		t.Error("NUL in claims accepted")
 	}
-	if _, err := visibleSQL(&Claims{Role: "r", Sub: "\xfe"}, e, [][]string{{"1", "2"}}); err == nil {
+	if _, err := visibleSQL(&channels.Identity{Role: "r", Sub: "\xfe"}, e, [][]string{{"1", "2"}}); err == nil {
 		t.Error("invalid UTF-8 sub accepted")
 	}
 }
