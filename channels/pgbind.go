@@ -207,6 +207,7 @@ func (p *PGChanges) Activate(sub *Subscription, bindings []*Binding) error {
 	}
 	published, err := p.cfg.Auth.PublishedTables(ctx)
 	if err != nil {
+		//lint:ignore ST1005 the text is the client-facing system message (docs/protocol.md §4.8)
 		return fmt.Errorf("Realtime was unable to connect to the project database: %w", err)
 	}
 	st := &pgState{}
@@ -319,7 +320,7 @@ func hasColumn(info *TableInfo, name string) bool {
 	return false
 }
 
-// unableMessage is the §4.8 insert-failure text; with a cause it is the
+// unableMessage is the docs/protocol.md §4.8 insert-failure text; with a cause it is the
 // "exception" variant.
 func unableMessage(b *Binding, cause string) string {
 	sel := "nil"

@@ -1,7 +1,6 @@
 package channels
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +10,8 @@ import (
 )
 
 var (
-	errNoPrimaryKey = errors.New("Error 400: Bad Request, no primary key")
-	errUnauthorized = errors.New("Error 401: Unauthorized")
+	errNoPrimaryKey = "Error 400: Bad Request, no primary key"
+	errUnauthorized = "Error 401: Unauthorized"
 	errTooLarge     = "Error 413: Payload Too Large"
 )
 
@@ -26,7 +25,7 @@ type payloadCache struct {
 
 type errKey struct {
 	change *decoder.Change
-	err    error
+	text   string
 }
 
 func newPayloadCache(maxBytes int) *payloadCache {
@@ -51,12 +50,13 @@ func (c *payloadCache) change(ch *decoder.Change, ci int, role string, pk map[st
 	return b
 }
 
-// errorEvent returns the §4.5 error event for ch (400 or 401).
-func (c *payloadCache) errorEvent(ch *decoder.Change, err error) []byte {
+// errorEvent returns the docs/protocol.md §4.5 error event for ch (400 or
+// 401) with the error text.
+func (c *payloadCache) errorEvent(ch *decoder.Change, text string) []byte {
 	if c.errs == nil {
 		c.errs = make(map[errKey][]byte)
 	}
-	k := errKey{ch, err}
+	k := errKey{ch, text}
 	if b, ok := c.errs[k]; ok {
 		return b
 	}
@@ -71,7 +71,7 @@ func (c *payloadCache) errorEvent(ch *decoder.Change, err error) []byte {
 		b = append(b, `,"old_record":{}`...)
 	}
 	b = append(b, `,"errors":[`...)
-	b = jsonw.AppendString(b, err.Error())
+	b = jsonw.AppendString(b, text)
 	b = append(b, "]}"...)
 	c.errs[k] = b
 	return b
@@ -177,7 +177,7 @@ func appendRecord(b []byte, ch *decoder.Change, visible []int, limit int) []byte
 	return append(b, '}')
 }
 
-// appendOldRecord writes old_record per replica identity (§4.4): the old
+// appendOldRecord writes old_record per replica identity (docs/protocol.md §4.4): the old
 // image when there is one (only key columns for a DELETE on an RLS table),
 // else the key columns of the new image, else {}.
 func appendOldRecord(b []byte, ch *decoder.Change, visible []int, info *TableInfo, limit int) []byte {

@@ -18,7 +18,10 @@ type presenceMeta struct {
 	payload []byte // compact JSON object
 }
 
-// ErrPresencePayload is returned by Track when the payload is not a JSON object.
+// ErrPresencePayload is returned by Track when the payload is not a JSON
+// object. Its text is the client-facing reply (docs/protocol.md §6.1).
+//
+//lint:ignore ST1005 the text is shown to clients as is
 var ErrPresencePayload = errors.New("Presence track payload must be a map")
 
 // refSource makes unique presence refs: 12 bytes (4 random per process, 8

@@ -299,7 +299,7 @@ func slotConfirmed(t *testing.T, conn *pgx.Conn, slot string) LSN {
 // TestLogicalRendersEveryType streams one row holding every type of
 // docs/protocol.md §4.3 and compares each rendering with a hand-written
 // expectation, with the reference server's cast (to_jsonb('<text>'::<regtype>))
-// and, where §4.3 says they agree, with to_jsonb(column). The database
+// and, where docs/protocol.md §4.3 says they agree, with to_jsonb(column). The database
 // defaults to a non-UTC zone and non-ISO styles: the source's connection
 // settings must win.
 func TestLogicalRendersEveryType(t *testing.T) {

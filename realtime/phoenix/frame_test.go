@@ -82,7 +82,7 @@ func TestAppendText(t *testing.T) {
 }
 
 func TestBinaryPushProbeBytes(t *testing.T) {
-	// Bytes captured from realtime-js 2.119.0 (protocol.md §1.3).
+	// Bytes captured from realtime-js 2.119.0 (docs/protocol.md §1.3).
 	frame := append([]byte{3, 1, 1, 14, 3, 0, 1}, []byte("69realtime:room1msg{\"hello\":\"world\"}")...)
 	p, err := DecodeBroadcastPush(frame)
 	if err != nil {
