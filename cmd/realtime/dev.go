@@ -22,8 +22,10 @@ import (
 	"github.com/openrealtime/realtime/realtime"
 )
 
-// runDev starts a throwaway PostgreSQL with the demo schema and serves on
-// it until Ctrl-C, then removes the cluster.
+// runDev starts a throwaway PostgreSQL (or, with --source notify, a
+// pglite-server) with the demo schema and serves on it until SIGINT or
+// SIGTERM, then stops the database and removes its data. A signal during
+// start-up cancels ctx, which ends the start and runs the same cleanup.
 func runDev(args []string) error {
 	var o options
 	fs := flag.NewFlagSet("realtime dev", flag.ContinueOnError)
@@ -35,6 +37,10 @@ func runDev(args []string) error {
 	}
 	if o.JWTSecret == "" {
 		o.JWTSecret = demo.NewSecret()
+	}
+	if o.AdminToken == "" {
+		// The banner prints it: the inspector at /admin/ needs a token.
+		o.AdminToken = demo.NewSecret()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -91,9 +97,9 @@ func runDev(args []string) error {
 		},
 		listening: func(addr string) {
 			if *asJSON {
-				printDevJSON(addr, dbURL, keys)
+				printDevJSON(addr, dbURL, o.AdminToken, keys)
 			} else {
-				printDevBanner(addr, dbURL, keys)
+				printDevBanner(os.Stdout, addr, dbURL, o.AdminToken, keys)
 			}
 		},
 	})
@@ -172,38 +178,61 @@ func writeDevError(w http.ResponseWriter, status int, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-func printDevJSON(addr, dbURL string, k demo.Keys) {
+func printDevJSON(addr, dbURL, adminToken string, k demo.Keys) {
 	json.NewEncoder(os.Stdout).Encode(map[string]string{
 		"url": "http://" + addr, "websocket": "ws://" + addr + "/realtime/v1/websocket",
+		"admin_url": "http://" + addr + "/admin/", "admin_token": adminToken,
 		"db_url": dbURL, "jwt_secret": k.Secret,
 		"anon_key": k.Anon, "service_key": k.Service,
 		"user_key": k.User, "user_id": k.UserID, "user2_key": k.User2, "user2_id": k.User2ID,
 	})
 }
 
-func printDevBanner(addr, dbURL string, k demo.Keys) {
-	fmt.Printf(`
+// printDevBanner prints what a newcomer needs to try the service: the
+// keys, one export line that sets the shell variables the README's curl
+// lines use (ANON_KEY, USER_KEY, SERVICE_KEY, ADMIN_TOKEN), those curl
+// lines, where the inspector is, and a supabase-js script reading the same
+// variables.
+func printDevBanner(w io.Writer, addr, dbURL, adminToken string, k demo.Keys) {
+	fmt.Fprintf(w, `
 realtime dev is running (Ctrl-C stops it and removes the database)
 
   URL            http://%[1]s   (WebSocket: ws://%[1]s/realtime/v1/websocket)
+  Inspector      http://%[1]s/admin/   (paste the admin token)
   Database       %[2]s
   JWT secret     %[3]s
   anon key       %[4]s
   user key       %[5]s   (sub %[6]s)
   service key    %[7]s
+  admin token    %[8]s
 
-supabase-js:
+in another shell, set the keys the commands below (and the README's) use:
+
+  export ANON_KEY=%[4]s USER_KEY=%[5]s SERVICE_KEY=%[7]s ADMIN_TOKEN=%[8]s
+
+watch the user's changes as Server-Sent Events:
+
+  curl -N "http://%[1]s/realtime/v1/sse?apikey=$ANON_KEY&schema=public&table=todos" -H "Authorization: Bearer $USER_KEY"
+
+insert a row as that user (the demo table is owner-only under RLS):
+
+  curl -X POST http://%[1]s/dev/v1/todos -H "Authorization: Bearer $USER_KEY" -d '{"title":"hello"}'
+
+ask the inspector's API which channels exist:
+
+  curl http://%[1]s/admin/api/channels -H "Authorization: Bearer $ADMIN_TOKEN"
+
+supabase-js needs Node 22+ (for its global WebSocket; on Node 20, npm install ws and pass
+{ realtime: { transport: WebSocket } } with import WebSocket from 'ws') and ESM. In an empty
+folder run npm install @supabase/supabase-js, save this as demo.mjs and run node demo.mjs in
+the shell with the exports:
 
   import { createClient } from '@supabase/supabase-js'
-  const supabase = createClient('http://%[1]s', '%[4]s', { accessToken: async () => '%[5]s' })
-  await supabase.realtime.setAuth('%[5]s') // join as the user, so RLS shows their rows
+  const supabase = createClient('http://%[1]s', process.env.ANON_KEY, { accessToken: async () => process.env.USER_KEY })
+  await supabase.realtime.setAuth(process.env.USER_KEY) // join as the user, so RLS shows their rows
   supabase.channel('todos')
     .on('postgres_changes', { event: '*', schema: 'public', table: 'todos' }, (p) => console.log(p))
     .subscribe((status) => console.log(status))
 
-insert a row as that user (the demo table is owner-only under RLS):
-
-  curl -X POST http://%[1]s/dev/v1/todos -H 'Authorization: Bearer %[5]s' -d '{"title":"hello"}'
-
-`, addr, dbURL, k.Secret, k.Anon, k.User, k.UserID, k.Service)
+`, addr, dbURL, k.Secret, k.Anon, k.User, k.UserID, k.Service, adminToken)
 }

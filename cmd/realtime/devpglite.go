@@ -42,7 +42,7 @@ func pgliteCommand() (string, []string, error) {
 	if npx, err := exec.LookPath("npx"); err == nil {
 		return npx, []string{"--yes", "--package=" + pgliteVersion, "pglite-server"}, nil
 	}
-	return "", nil, errors.New("dev: --source notify needs pglite-server: run npm ci in internal/pglitetest/node, install Node.js for npx, or set PGLITE_SERVER")
+	return "", nil, errors.New("dev: --source notify needs pglite-server: run scripts/setup (or npm ci in internal/pglitetest/node), install Node.js for npx, or set PGLITE_SERVER")
 }
 
 // startPGlite starts pglite-server on a fresh data directory with the demo
@@ -85,6 +85,9 @@ func startPGlite(ctx context.Context, port int) (*devPGlite, string, error) {
 		case <-p.done:
 			p.stop()
 			return nil, "", errors.New("dev: pglite-server exited")
+		case <-ctx.Done():
+			p.stop()
+			return nil, "", fmt.Errorf("dev: pglite-server start interrupted: %w", ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -1,7 +1,7 @@
 // `realtime dev` servers for postgres_changes / SSE tests: the binary starts a throwaway
-// PostgreSQL 15 with the demo schema (internal/demo/schema.sql) and serves on it; it prints one
-// JSON line with the URLs, the database URL and ready-made keys once it is ready. SIGTERM stops it
-// and removes the cluster.
+// PostgreSQL with the demo schema (internal/demo/schema.sql) and serves on it; it prints one
+// JSON line with the URLs, the database URL, ready-made keys and the inspector's admin token
+// once it is ready. SIGTERM stops it and removes the cluster.
 //
 //   import { describe } from 'node:test'
 //   import { useDevServer } from '../lib/dev.mjs'
@@ -23,7 +23,8 @@ const MAX_LOG_CHARS = 200_000
 /**
  * A running `realtime dev` process. Same surface as ServerProcess (port, httpUrl, wsBase,
  * anonKey, wsUrl(), logTail(), stop()) plus the dev details: dbUrl, secret, serviceKey,
- * userKey/userId, user2Key/user2Id, and `pool` (a pg.Pool on the database, closed by stop()).
+ * userKey/userId, user2Key/user2Id, adminUrl/adminToken (given with --admin-token or generated),
+ * and `pool` (a pg.Pool on the database, closed by stop()).
  */
 export class DevServer {
   constructor(proc, args, opts = {}) {
@@ -85,6 +86,8 @@ export class DevServer {
     this.userId = info.user_id
     this.user2Key = info.user2_key
     this.user2Id = info.user2_id
+    this.adminUrl = info.admin_url
+    this.adminToken = info.admin_token
     this.pool = new pg.Pool({ connectionString: info.db_url, max: this.poolMax })
     this.pool.on('error', () => {}) // the cluster goes away at stop(); idle clients then error
   }

@@ -378,3 +378,19 @@ describe('admin inspector API', () => {
     }
   })
 })
+
+describe('realtime dev without --admin-token', () => {
+  const h = useDevServer()
+
+  h.test('generates an admin token, reports it with the inspector URL, and the token opens the API', async () => {
+    assert.equal(h.srv.adminUrl, `${h.srv.httpUrl}/admin/`)
+    assert.ok(h.srv.adminToken && h.srv.adminToken.length >= 32, `admin_token ${h.srv.adminToken}`)
+    const ok = await adminFetch(h.srv, '/channels', {}, h.srv.adminToken)
+    assert.equal(ok.status, 200, await ok.text())
+    const page = await fetch(h.srv.adminUrl)
+    assert.equal(page.status, 200)
+    await page.text()
+    const wrong = await adminFetch(h.srv, '/channels', {}, `${h.srv.adminToken}x`)
+    assert.equal(wrong.status, 401, await wrong.text())
+  })
+})

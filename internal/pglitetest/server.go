@@ -66,15 +66,16 @@ func NodeDir() string {
 	return filepath.Join(filepath.Dir(file), "node")
 }
 
-// binary returns the pglite-server executable, or an error telling how to
-// install it.
-func binary() (string, error) {
+// Binary returns the pglite-server executable, or an error that says what
+// to run to install it.
+func Binary() (string, error) {
 	bin := filepath.Join(NodeDir(), "node_modules", ".bin", "pglite-server")
 	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("pglitetest: %s is missing: run npm ci in internal/pglitetest/node (scripts/setup does it)", bin)
+		return "", fmt.Errorf("pglitetest: the npm packages of %s are not installed (%s is missing): "+
+			"run scripts/setup in the repository root, or npm ci in internal/pglitetest/node", NodeDir(), bin)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		return "", errors.New("pglitetest: node is not installed (scripts/setup installs it)")
+		return "", errors.New("pglitetest: node is not on PATH: run scripts/setup in the repository root (it installs Node.js and the npm packages)")
 	}
 	return bin, nil
 }
@@ -135,7 +136,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	bin, err := binary()
+	bin, err := Binary()
 	if err != nil {
 		return err
 	}
@@ -275,7 +276,7 @@ func Template() (string, error) {
 }
 
 func makeTemplate() (string, error) {
-	if _, err := binary(); err != nil {
+	if _, err := Binary(); err != nil {
 		return "", err
 	}
 	lock, err := os.ReadFile(filepath.Join(NodeDir(), "package-lock.json"))

@@ -145,7 +145,7 @@ func TestProxyHop(t *testing.T) {
 	t.Run("supabase-js", func(t *testing.T) {
 		node := repoPath(t, "e2e/node_modules/.bin/node")
 		if _, err := os.Stat(node); err != nil {
-			t.Fatalf("Node 22 not found at %s: run `npm ci` in e2e/: %v", node, err)
+			t.Fatalf("Node 22 not found at %s (the npm packages of e2e/ are not installed): run scripts/setup in the repository root, or npm ci in e2e/: %v", node, err)
 		}
 		before := g.IdleClosed()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
