@@ -22,6 +22,8 @@ type replayWindow struct {
 	seen      bool
 	base      uint64 // source position delivered before this process started
 	hasBase   bool
+
+	based chan struct{} // closed once base is known
 }
 
 type replayEntry struct {
@@ -31,7 +33,7 @@ type replayEntry struct {
 }
 
 func newReplayWindow(max int, maxAge time.Duration) *replayWindow {
-	return &replayWindow{max: max, maxAge: maxAge}
+	return &replayWindow{max: max, maxAge: maxAge, based: make(chan struct{})}
 }
 
 func (w *replayWindow) add(batch []decoder.Change, cursors []Cursor) {
@@ -91,15 +93,31 @@ func (p *PGChanges) SetReplayBase(pos uint64) {
 	w.mu.Lock()
 	if !w.hasBase {
 		w.base, w.hasBase = pos, true
+		close(w.based)
 	}
 	w.mu.Unlock()
 }
+
+// replayBaseWait bounds how long a resume waits for the change source to
+// start streaming when the process has just started.
+const replayBaseWait = 15 * time.Second
 
 // Replay returns the frames sub would have received for the changes after
 // `after` that are still in the replay window, RLS-checked for sub, and
 // whether the window could not cover the whole gap (the client must then
 // refetch). It does not queue anything.
+//
+// A resume that arrives before the source streams for the first time (the
+// process has just started) waits for it, up to replayBaseWait: until then
+// the window cannot tell what the previous process delivered.
 func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor) (frames []Frame, gap bool, err error) {
+	t := time.NewTimer(replayBaseWait)
+	select {
+	case <-p.replay.based:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
 	batch, cursors, gap := p.replay.since(after)
 	if len(batch) == 0 {
 		return nil, gap, nil
