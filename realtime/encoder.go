@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/internal/jsonw"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
@@ -58,19 +59,27 @@ func (e *encoder) EncodeBroadcast(topic string, b *channels.Broadcast) (channels
 // broadcastObject is the JSON form {"type":"broadcast","event":…,"payload":…[,"meta":…]}.
 func broadcastObject(b *channels.Broadcast) []byte {
 	buf := make([]byte, 0, len(b.Payload)+len(b.Event)+64)
-	buf = append(buf, `{"type":"broadcast","event":`...)
-	buf = phoenix.AppendJSONString(buf, b.Event)
-	buf = append(buf, `,"payload":`...)
+	buf = append(buf, `{"type":"broadcast",`...)
+	return append(appendBroadcastFields(buf, b), '}')
+}
+
+// appendBroadcastFields appends the members every broadcast object has,
+// whatever the transport: "event":…,"payload":…[,"meta":…]. An empty
+// payload is written as {}.
+func appendBroadcastFields(dst []byte, b *channels.Broadcast) []byte {
+	dst = append(dst, `"event":`...)
+	dst = jsonw.AppendString(dst, b.Event)
+	dst = append(dst, `,"payload":`...)
 	if len(b.Payload) == 0 {
-		buf = append(buf, "{}"...)
+		dst = append(dst, "{}"...)
 	} else {
-		buf = append(buf, b.Payload...)
+		dst = append(dst, b.Payload...)
 	}
 	if len(b.Meta) > 0 {
-		buf = append(buf, `,"meta":`...)
-		buf = append(buf, b.Meta...)
+		dst = append(dst, `,"meta":`...)
+		dst = append(dst, b.Meta...)
 	}
-	return append(buf, '}')
+	return dst
 }
 
 // EncodePresenceDiff implements channels.Encoder.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 
 	"github.com/openrealtime/realtime/channels"
-	"github.com/openrealtime/realtime/internal/jsonw"
 )
 
 // sseEncoder frames hub messages as Server-Sent Events (docs/sse.md).
@@ -48,18 +47,7 @@ func (sseEncoder) EncodeBroadcast(_ string, b *channels.Broadcast) (channels.Fra
 		return channels.Frame{}, false
 	}
 	d := make([]byte, 0, len(b.Payload)+len(b.Event)+32)
-	d = append(d, `{"event":`...)
-	d = jsonw.AppendString(d, b.Event)
-	d = append(d, `,"payload":`...)
-	if len(b.Payload) == 0 {
-		d = append(d, "{}"...)
-	} else {
-		d = append(d, b.Payload...)
-	}
-	if len(b.Meta) > 0 {
-		d = append(d, `,"meta":`...)
-		d = append(d, b.Meta...)
-	}
+	d = appendBroadcastFields(append(d, '{'), b)
 	return sseEvent("", "broadcast", append(d, '}')), true
 }
 
