@@ -62,8 +62,6 @@ var (
 	// ErrPresenceTooLarge is returned by Track when one payload is over
 	// PresenceLimits.MetaBytes. The real server's text; the caller closes
 	// the channel with it.
-	//
-	//lint:ignore ST1005 the text is shown to clients as is
 	ErrPresenceTooLarge = errors.New("Track message size exceeded")
 	// ErrPresenceMembers is returned by Track when the channel already has
 	// PresenceLimits.Members presences. The caller answers the track with

@@ -57,10 +57,12 @@
 // like/ilike implement SQL LIKE (% and _, backslash escapes the next
 // character); ilike lower-cases both sides rune by rune. Matching never
 // backtracks: the value is read once, left to right, in O(len(value) +
-// len(pattern)) steps when no `_` sits between two literals, and in
-// O(len(value)·⌈len(piece)/64⌉) otherwise (see like.go). A pattern ending in
-// an unpaired escape is refused at Compile, where PostgreSQL complains only
-// if matching reaches it. Checked against PostgreSQL 15 on 4 000 random
+// len(pattern)) steps when no `_` sits between two literals of one
+// %-separated piece, and in at most 4 steps per value character otherwise:
+// such a piece may be at most [MaxLikeWildPiece] characters long (see
+// like.go). A longer one, and a pattern ending in an unpaired escape, are
+// refused at Compile (PostgreSQL would accept the first, and complains about
+// the second only if matching reaches it). Checked against PostgreSQL 15 on 4 000 random
 // LIKE/ILIKE cases (testdata/pg15_like.jsonl).
 //
 // Values are capped at [MaxValueBytes] (each `in` element too) and filters at

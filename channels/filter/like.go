@@ -2,6 +2,7 @@ package filter
 
 import (
 	"errors"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -18,15 +19,28 @@ import (
 // A piece of literals only is found with Knuth–Morris–Pratt, so a whole match
 // costs O(len(value) + len(pattern)) steps. A piece with `_` inside is found
 // with the bit-parallel Shift-And algorithm, O(len(value)·⌈len(piece)/64⌉)
-// steps; filter values are at most MaxValueBytes long, which bounds that
-// factor at 64. The worst case of the obvious backtracking matcher,
+// steps; `_` at the ends of a piece are mere skips, and a piece with `_`
+// between literals may be at most MaxLikeWildPiece characters, which bounds
+// that factor at 4. The worst case of the obvious backtracking matcher,
 // `%aaa…ab` against `aaa…a` (len(value)·len(pattern) steps), cannot occur.
+
+// MaxLikeWildPiece is the longest %-free piece of a LIKE pattern that has a
+// `_` between two literals (counted from its first to its last literal).
+// Such a piece costs ⌈length/64⌉ steps per value character, so the cap keeps
+// that at 4; longer ones are refused at Compile.
+const MaxLikeWildPiece = 256
+
+var errLikeWildPiece = errors.New("LIKE pattern too complex: a part between % signs with _ inside may be at most 256 characters long")
 
 // likeSeg is one %-free piece of a LIKE pattern: runes where wild[i] means
 // `_` (any one character).
 type likeSeg struct {
-	runes []rune
-	wild  []bool // nil when the piece has no `_`
+	// skipBefore and skipAfter are the `_` a middle piece starts and ends
+	// with, taken out of runes: the leftmost occurrence of `__abc` at or
+	// after pos is the leftmost `abc` at or after pos+2 characters.
+	skipBefore, skipAfter int
+	runes                 []rune
+	wild                  []bool // nil when runes have no `_`
 	// fail is the KMP failure function (literal pieces only): fail[i] is
 	// the length of the longest proper border of runes[:i+1].
 	fail []int
@@ -34,6 +48,7 @@ type likeSeg struct {
 	// runes[i] is r or `_`; anyMask has the bits of the `_` positions.
 	masks   map[rune][]uint64
 	anyMask []uint64
+	ascii   [][]uint64 // masks of runes < 128, indexed by rune (fast path)
 }
 
 // likePattern is a compiled LIKE pattern.
@@ -93,16 +108,37 @@ func compileLike(pat string, fold bool) (*likePattern, error) {
 			if len(s.runes) == 0 {
 				continue // %% is %
 			}
-			s.prepare()
+			if err := s.prepare(); err != nil {
+				return nil, err
+			}
 			p.mids = append(p.mids, s)
 		}
 	}
 	return p, nil
 }
 
-// prepare builds the search tables of a middle piece.
-func (s *likeSeg) prepare() {
+// prepare moves a middle piece's leading and trailing `_` into skip counts
+// and builds its search tables.
+func (s *likeSeg) prepare() error {
+	if s.wild != nil {
+		for len(s.runes) > 0 && s.wild[0] {
+			s.skipBefore++
+			s.runes, s.wild = s.runes[1:], s.wild[1:]
+		}
+		for n := len(s.runes); n > 0 && s.wild[n-1]; n-- {
+			s.skipAfter++
+			s.runes, s.wild = s.runes[:n-1], s.wild[:n-1]
+		}
+		if !slices.Contains(s.wild, true) {
+			s.wild = nil
+		} else if len(s.runes) > MaxLikeWildPiece {
+			return errLikeWildPiece
+		}
+	}
 	m := len(s.runes)
+	if m == 0 {
+		return nil // only `_`: the skips are the whole piece
+	}
 	if s.wild == nil {
 		s.fail = make([]int, m)
 		k := 0
@@ -115,7 +151,7 @@ func (s *likeSeg) prepare() {
 			}
 			s.fail[i] = k
 		}
-		return
+		return nil
 	}
 	words := (m + 63) / 64
 	s.anyMask = make([]uint64, words)
@@ -136,6 +172,15 @@ func (s *likeSeg) prepare() {
 		}
 		mk[i/64] |= 1 << (i % 64)
 	}
+	s.ascii = make([][]uint64, utf8.RuneSelf)
+	for r := range s.ascii {
+		if mk, ok := s.masks[rune(r)]; ok {
+			s.ascii[r] = mk
+		} else {
+			s.ascii[r] = s.anyMask
+		}
+	}
+	return nil
 }
 
 // matchAt reports whether the piece matches s at byte offset i, and the
@@ -188,10 +233,35 @@ func (g *likeSeg) matchEnd(s string, from int, fold bool, steps *int) (int, bool
 // find returns the byte offset just after the leftmost occurrence of the
 // piece in s[from:], or false.
 func (g *likeSeg) find(s string, from int, fold bool, steps *int) (int, bool) {
-	if g.wild == nil {
-		return g.findKMP(s, from, fold, steps)
+	from, ok := skipRunes(s, from, g.skipBefore, steps)
+	if !ok {
+		return 0, false
 	}
-	return g.findShiftAnd(s, from, fold, steps)
+	switch {
+	case len(g.runes) == 0:
+	case g.wild == nil:
+		from, ok = g.findKMP(s, from, fold, steps)
+	default:
+		from, ok = g.findShiftAnd(s, from, fold, steps)
+	}
+	if !ok {
+		return 0, false
+	}
+	return skipRunes(s, from, g.skipAfter, steps)
+}
+
+// skipRunes returns the offset n characters after i in s, or false when s
+// is shorter.
+func skipRunes(s string, i, n int, steps *int) (int, bool) {
+	for range n {
+		*steps++
+		if i >= len(s) {
+			return 0, false
+		}
+		_, w := utf8.DecodeRuneInString(s[i:])
+		i += w
+	}
+	return i, true
 }
 
 func (g *likeSeg) findKMP(s string, i int, fold bool, steps *int) (int, bool) {
@@ -231,8 +301,12 @@ func (g *likeSeg) findShiftAnd(s string, i int, fold bool, steps *int) (int, boo
 		if fold {
 			r = unicode.ToLower(r)
 		}
-		mk, ok := g.masks[r]
-		if !ok {
+		var mk []uint64
+		if r >= 0 && r < utf8.RuneSelf {
+			mk = g.ascii[r]
+		} else if m, ok := g.masks[r]; ok {
+			mk = m
+		} else {
 			mk = g.anyMask
 		}
 		// d = ((d << 1) | 1) & mk, over the whole bit vector.

@@ -112,8 +112,10 @@ func TestLikeLinearWork(t *testing.T) {
 		{"many short pieces", strings.Repeat("%ab", m/3) + "%", strings.Repeat("ab", n/2), true, 3},
 		{"ilike long literal searched in the middle", "%" + strings.Repeat("A", m) + "B%", value, false, 3},
 		// With `_` inside a piece the cost is per 64-rune word of the piece;
-		// MaxValueBytes bounds the piece, and so the factor, at 64.
-		{"piece with _ at the value cap", "%" + strings.Repeat("a_", MaxValueBytes/2-1) + "b%", value, false, MaxValueBytes / 64},
+		// MaxLikeWildPiece bounds the piece, and so the factor, at 4.
+		{"piece with _ inside at its cap", "%" + strings.Repeat("a_", MaxLikeWildPiece/2-1) + "b%", value, false, MaxLikeWildPiece/64 + 1},
+		{"pieces with _ inside at their cap", strings.Repeat("%"+strings.Repeat("a_", MaxLikeWildPiece/2-1)+"b", 10) + "%", value, false, MaxLikeWildPiece/64 + 1},
+		{"_ at the ends of a long literal piece", "%__" + strings.Repeat("a", 3000) + "b__%", value, false, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := compileLike(tc.pat, strings.HasPrefix(tc.name, "ilike"))
@@ -129,5 +131,27 @@ func TestLikeLinearWork(t *testing.T) {
 			}
 			t.Logf("%d steps", steps)
 		})
+	}
+}
+
+func TestLikeWildPieceCap(t *testing.T) {
+	at := "%" + strings.Repeat("a_", MaxLikeWildPiece/2-1) + "b%"
+	if _, err := compileLike(at, false); err != nil {
+		t.Fatalf("piece at the cap: %v", err)
+	}
+	over := "%" + strings.Repeat("a_", MaxLikeWildPiece/2) + "b%"
+	if _, err := compileLike(over, false); err != errLikeWildPiece {
+		t.Fatalf("piece over the cap: %v", err)
+	}
+	// `_` at the ends of pieces, and in the anchored first and last pieces,
+	// do not count.
+	for _, p := range []string{
+		"%" + strings.Repeat("_", 1000) + "a%",
+		strings.Repeat("a_", 1000) + "%" + strings.Repeat("_b", 1000),
+		strings.Repeat("a_", 1000),
+	} {
+		if _, err := compileLike(p, false); err != nil {
+			t.Fatalf("%.20q…: %v", p, err)
+		}
 	}
 }
