@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -80,6 +81,9 @@ func decodeObject(data []byte) (map[string]any, error) {
 
 // validateClaims checks the claims of a token whose signature has been verified, in the
 // real server's order: exp and iat types and expiry first, then presence of role and exp.
+// Added to the real server's checks: `nbf` must be a number, `iat` and `nbf` may not be more
+// than ClockLeeway in the future (ErrNotYetValid), and no claim string may contain NUL
+// (ErrMalformed).
 func validateClaims(m map[string]any, now time.Time) (*Claims, error) {
 	var exp float64
 	expRaw, hasExp := m["exp"]
@@ -96,16 +100,30 @@ func validateClaims(m map[string]any, now time.Time) (*Claims, error) {
 		exp = f
 		m["exp"] = roundNumericDate(n, f)
 	}
+	var iatAt time.Time
 	if iat, ok := m["iat"]; ok {
 		n, ok := iat.(json.Number)
 		if !ok {
 			return nil, ErrIatInvalid
 		}
 		f, err := strconv.ParseFloat(string(n), 64)
-		if err != nil {
+		if err != nil || math.IsInf(f, 0) {
 			return nil, ErrIatInvalid
 		}
 		m["iat"] = roundNumericDate(n, f)
+		iatAt = unixFloat(f)
+	}
+	var nbfAt time.Time
+	if nbf, ok := m["nbf"]; ok && nbf != nil {
+		n, ok := nbf.(json.Number)
+		if !ok {
+			return nil, ErrNbfInvalid
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil || math.IsInf(f, 0) {
+			return nil, ErrNbfInvalid
+		}
+		nbfAt = unixFloat(f)
 	}
 	var expAt time.Time
 	if hasExp {
@@ -114,9 +132,19 @@ func validateClaims(m map[string]any, now time.Time) (*Claims, error) {
 			return nil, &ExpiredError{Seconds: int64(now.Sub(expAt) / time.Second)}
 		}
 	}
+	// A token issued, or valid only from, further in the future than the clock
+	// skew allowance is refused (docs/protocol.md §7.5).
+	if limit := now.Add(ClockLeeway); iatAt.After(limit) || nbfAt.After(limit) {
+		return nil, ErrNotYetValid
+	}
 	role, _ := m["role"].(string)
 	if role == "" || !hasExp {
 		return nil, ErrClaimsMissing
+	}
+	// PostgreSQL text and jsonb cannot hold NUL: such claims could never be
+	// used for RLS checks, so the token is refused as malformed.
+	if path, bad := findNUL(m, ""); bad {
+		return nil, fmt.Errorf("%w (NUL character in claim %q)", ErrMalformed, path)
 	}
 	sub, _ := m["sub"].(string)
 	raw, err := canonicalJSON(m)
@@ -124,6 +152,40 @@ func validateClaims(m map[string]any, now time.Time) (*Claims, error) {
 		return nil, fmt.Errorf("%w (claims: %v)", ErrMalformed, err)
 	}
 	return &Claims{Role: role, Sub: sub, Exp: expAt, Raw: raw, Map: m}, nil
+}
+
+// ClockLeeway is how far in the future a token's `iat` or `nbf` may be before
+// it is refused with ErrNotYetValid: the clock skew allowed between the
+// issuer and this service.
+const ClockLeeway = 30 * time.Second
+
+// findNUL reports whether a string anywhere in v (object keys included)
+// contains a NUL character, and the claim path where it was found.
+func findNUL(v any, path string) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return path, strings.IndexByte(x, 0) >= 0
+	case map[string]any:
+		for k, e := range x {
+			p := path + "." + k
+			if path == "" {
+				p = k
+			}
+			if strings.IndexByte(k, 0) >= 0 {
+				return p, true
+			}
+			if p, bad := findNUL(e, p); bad {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p, bad := findNUL(e, path+"["+strconv.Itoa(i)+"]"); bad {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // roundNumericDate renders an exp/iat value as an integer when it fits int64, rounding

@@ -26,6 +26,10 @@ var (
 	ErrExpInvalid = errors.New("auth: invalid exp claim")
 	// ErrIatInvalid means `iat` is present but not a number.
 	ErrIatInvalid = errors.New("auth: invalid iat claim")
+	// ErrNbfInvalid means `nbf` is present but not a number.
+	ErrNbfInvalid = errors.New("auth: invalid nbf claim")
+	// ErrNotYetValid means `iat` or `nbf` is later than now plus [ClockLeeway].
+	ErrNotYetValid = errors.New("auth: token not valid yet")
 	// ErrTokenExpired matches every [*ExpiredError].
 	ErrTokenExpired = errors.New("auth: token expired")
 )
@@ -76,6 +80,8 @@ const (
 	msgSigner        = "Failed to generate JWT signer, check your JWT secret or JWKS configuration"
 	msgExpInvalid    = "Token expiration time is invalid"
 	msgIatInvalid    = "Token issued at time (iat) is invalid"
+	msgNbfInvalid    = "Token not before time (nbf) is invalid"
+	msgNotYetValid   = "Token is not valid yet"
 	msgConnectOther  = "Error connecting to Realtime"
 	msgJoinOther     = "Unknown Error on Channel"
 
@@ -97,8 +103,9 @@ func expiredMessage(seconds int64) string {
 }
 
 // ConnectMessage returns the `error` text of the HTTP rejection of a WebSocket upgrade
-// (docs/protocol.md §1.2) for an error returned by [Verifier.Verify]. Unknown errors (and
-// ErrExpInvalid, ErrIatInvalid, as in the real server) give "Error connecting to Realtime".
+// (docs/protocol.md §1.2) for an error returned by [Verifier.Verify]. Unknown errors give
+// "Error connecting to Realtime". Unlike the real server (which answers 500 "Error connecting
+// to Realtime"), a bad `exp`, `iat` or `nbf` gets its own text and a 401.
 func ConnectMessage(err error) string {
 	var kidErr *SignerKidError
 	switch {
@@ -116,6 +123,14 @@ func ConnectMessage(err error) string {
 		return signerKidMessage(kidErr.Kid)
 	case errors.Is(err, ErrSigner):
 		return msgSigner
+	case errors.Is(err, ErrExpInvalid):
+		return msgExpInvalid
+	case errors.Is(err, ErrIatInvalid):
+		return msgIatInvalid
+	case errors.Is(err, ErrNbfInvalid):
+		return msgNbfInvalid
+	case errors.Is(err, ErrNotYetValid):
+		return msgNotYetValid
 	default:
 		return msgConnectOther
 	}
@@ -146,6 +161,10 @@ func JoinReason(err error) string {
 		return codeInvalidToken + msgClaimsMissing
 	case errors.Is(err, ErrExpInvalid):
 		return codeInvalidToken + msgExpInvalid
+	case errors.Is(err, ErrNbfInvalid):
+		return codeInvalidToken + msgNbfInvalid
+	case errors.Is(err, ErrNotYetValid):
+		return codeInvalidToken + msgNotYetValid
 	case errors.Is(err, ErrMalformed), errors.Is(err, ErrMissingToken):
 		return codeMalformed + msgMalformed
 	case errors.Is(err, ErrSignature):
@@ -177,6 +196,10 @@ func SystemMessage(err error) string {
 		return msgExpInvalid
 	case errors.Is(err, ErrIatInvalid):
 		return msgIatInvalid
+	case errors.Is(err, ErrNbfInvalid):
+		return msgNbfInvalid
+	case errors.Is(err, ErrNotYetValid):
+		return msgNotYetValid
 	case errors.Is(err, ErrMalformed), errors.Is(err, ErrMissingToken):
 		return msgMalformed
 	case errors.Is(err, ErrSignature):

@@ -37,10 +37,14 @@ func TestErrorMapping(t *testing.T) {
 		{"signer", auth.ErrSigner, signer, 401, "JwtSignerError: " + signer, signer},
 		{"signer kid", kid, kidText, 401, "JwtSignerError: " + kidText, kidText},
 		{"signer kid wrapped", fmt.Errorf("x: %w", kid), kidText, 401, "JwtSignerError: " + kidText, kidText},
-		{"exp invalid", auth.ErrExpInvalid, "Error connecting to Realtime", 500,
+		{"exp invalid", auth.ErrExpInvalid, "Token expiration time is invalid", 401,
 			"InvalidJWTToken: Token expiration time is invalid", "Token expiration time is invalid"},
-		{"iat invalid", auth.ErrIatInvalid, "Error connecting to Realtime", 500,
+		{"iat invalid", auth.ErrIatInvalid, "Token issued at time (iat) is invalid", 401,
 			"Unknown Error on Channel", "Token issued at time (iat) is invalid"},
+		{"nbf invalid", auth.ErrNbfInvalid, "Token not before time (nbf) is invalid", 401,
+			"InvalidJWTToken: Token not before time (nbf) is invalid", "Token not before time (nbf) is invalid"},
+		{"not yet valid", fmt.Errorf("x: %w", auth.ErrNotYetValid), "Token is not valid yet", 401,
+			"InvalidJWTToken: Token is not valid yet", "Token is not valid yet"},
 		{"unknown", io.EOF, "Error connecting to Realtime", 500, "Unknown Error on Channel", "Unknown Error on Channel"},
 		{"nil", nil, "Error connecting to Realtime", 500, "Unknown Error on Channel", "Unknown Error on Channel"},
 	}
@@ -80,7 +84,7 @@ func TestErrorIdentity(t *testing.T) {
 		t.Errorf("SignerKidError text %q lacks the kid", kid.Error())
 	}
 	sentinels := []error{auth.ErrMissingToken, auth.ErrMalformed, auth.ErrSignature, auth.ErrSigner,
-		auth.ErrClaimsMissing, auth.ErrExpInvalid, auth.ErrIatInvalid, auth.ErrTokenExpired}
+		auth.ErrClaimsMissing, auth.ErrExpInvalid, auth.ErrIatInvalid, auth.ErrNbfInvalid, auth.ErrNotYetValid, auth.ErrTokenExpired}
 	for i, a := range sentinels {
 		for j, b := range sentinels {
 			if (i == j) != errors.Is(a, b) {

@@ -59,9 +59,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 // ErrMalformed); a supported alg (HS*, RS*, PS*, ES*, EdDSA; never "none") with a usable key
 // (else ErrSigner or [*SignerKidError]); the signature (else ErrSignature); `exp`, if present,
 // a number > 0 (else ErrExpInvalid) strictly after now (else [*ExpiredError]); `iat`, if
-// present, a number (else ErrIatInvalid); finally a non-empty string `role` and an `exp`
-// (else ErrClaimsMissing). An empty token gives ErrMissingToken. Errors never contain the
-// token.
+// present, a number (else ErrIatInvalid); `nbf`, if present, a number (else ErrNbfInvalid);
+// `iat` and `nbf` no later than now plus [ClockLeeway] (else ErrNotYetValid); a non-empty
+// string `role` and an `exp` (else ErrClaimsMissing); finally no NUL character in any claim
+// string or name (else ErrMalformed). An empty token gives ErrMissingToken. Errors never
+// contain the token.
 func (v *Verifier) VerifyAt(token string, now time.Time) (*Claims, error) {
 	tok, err := cleanToken(token)
 	if err != nil {

@@ -267,14 +267,25 @@ func TestVerify(t *testing.T) {
 		{name: "empty claims", cfg: secretOnly, token: hs(map[string]any{}),
 			want: want{auth.ErrClaimsMissing, claimsText, "InvalidJWTToken: " + claimsText, claimsText}},
 
-		{name: "exp zero", cfg: secretOnly, token: hs(with("exp", 0)),
-			want: want{auth.ErrExpInvalid, "Error connecting to Realtime", "InvalidJWTToken: Token expiration time is invalid", "Token expiration time is invalid"}},
-		{name: "exp negative", cfg: secretOnly, token: hs(with("exp", -5)),
-			want: want{auth.ErrExpInvalid, "Error connecting to Realtime", "InvalidJWTToken: Token expiration time is invalid", "Token expiration time is invalid"}},
-		{name: "exp a string", cfg: secretOnly, token: hs(with("exp", "1900000000")),
-			want: want{auth.ErrExpInvalid, "Error connecting to Realtime", "InvalidJWTToken: Token expiration time is invalid", "Token expiration time is invalid"}},
+		{name: "exp zero", cfg: secretOnly, token: hs(with("exp", 0)), want: wantExpInvalid},
+		{name: "exp negative", cfg: secretOnly, token: hs(with("exp", -5)), want: wantExpInvalid},
+		{name: "exp a string", cfg: secretOnly, token: hs(with("exp", "1900000000")), want: wantExpInvalid},
+		{name: "exp an object", cfg: secretOnly, token: hs(with("exp", map[string]any{"n": 1})), want: wantExpInvalid},
+		{name: "exp a boolean", cfg: secretOnly, token: hs(with("exp", true)), want: wantExpInvalid},
+		{name: "exp out of float range", cfg: secretOnly, token: hsRaw(t, `{"role":"anon","exp":1e999}`), want: wantExpInvalid},
 		{name: "iat not numeric", cfg: secretOnly, token: hs(with("iat", "yesterday")),
-			want: want{auth.ErrIatInvalid, "Error connecting to Realtime", "Unknown Error on Channel", "Token issued at time (iat) is invalid"}},
+			want: want{auth.ErrIatInvalid, "Token issued at time (iat) is invalid", "Unknown Error on Channel", "Token issued at time (iat) is invalid"}},
+		{name: "nbf not numeric", cfg: secretOnly, token: hs(with("nbf", "soon")),
+			want: want{auth.ErrNbfInvalid, "Token not before time (nbf) is invalid", "InvalidJWTToken: Token not before time (nbf) is invalid", "Token not before time (nbf) is invalid"}},
+		{name: "iat in the future beyond the leeway", cfg: secretOnly, token: hs(with("iat", testNow.Unix()+31)), want: wantNotYet},
+		{name: "nbf in the future beyond the leeway", cfg: secretOnly, token: hs(with("nbf", testNow.Unix()+3600)), want: wantNotYet},
+		{name: "iat within the leeway", cfg: secretOnly, token: hs(with("iat", testNow.Unix()+29))},
+		{name: "nbf within the leeway", cfg: secretOnly, token: hs(with("nbf", testNow.Unix()+30))},
+		{name: "nbf and iat in the past", cfg: secretOnly, token: hs(with("nbf", testNow.Unix()-60, "iat", testNow.Unix()-60))},
+		{name: "NUL in role", cfg: secretOnly, token: hs(with("role", "anon\x00")), want: wantMalformed},
+		{name: "NUL in sub", cfg: secretOnly, token: hs(with("sub", "user\x00-1")), want: wantMalformed},
+		{name: "NUL in a nested claim", cfg: secretOnly, token: hs(with("app_metadata", map[string]any{"tags": []any{"ok", "b\x00d"}})), want: wantMalformed},
+		{name: "NUL in a claim name", cfg: secretOnly, token: hs(with("x\x00y", 1)), want: wantMalformed},
 
 		{name: "not a JWT", cfg: secretOnly, token: "not-a-jwt", want: wantMalformed},
 		{name: "two segments", cfg: secretOnly, token: "eyJhbGciOiJIUzI1NiJ9.e30", want: wantMalformed},
@@ -341,6 +352,10 @@ type want struct {
 }
 
 var wantMalformed = want{auth.ErrMalformed, malformedText, "MalformedJWT: " + malformedText, malformedText}
+
+var wantExpInvalid = want{auth.ErrExpInvalid, "Token expiration time is invalid", "InvalidJWTToken: Token expiration time is invalid", "Token expiration time is invalid"}
+
+var wantNotYet = want{auth.ErrNotYetValid, "Token is not valid yet", "InvalidJWTToken: Token is not valid yet", "Token is not valid yet"}
 
 func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()

@@ -7,8 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"github.com/openrealtime/realtime/internal/jsonw"
+	"sync"
 	"sync/atomic"
+
+	"github.com/openrealtime/realtime/internal/jsonw"
 )
 
 // presenceMeta is one tracked presence of one subscription.
@@ -16,6 +18,90 @@ type presenceMeta struct {
 	key     string
 	ref     string
 	payload []byte // compact JSON object
+	cost    int    // bytes it adds to a presence_state (see metaCost)
+}
+
+// Presence limits (docs/protocol.md §6.1). The defaults keep a channel's whole
+// presence_state at about 1 MiB, far below the 8 MiB default outgoing budget of
+// a connection, so that sending it can never make a joiner a slow consumer.
+const (
+	// DefaultPresenceMetaBytes is the default cap on one tracked payload
+	// (compact JSON).
+	DefaultPresenceMetaBytes = 64 << 10
+	// DefaultPresenceChannelBytes is the default cap on the presence of one
+	// channel, counted as presence_state encodes it.
+	DefaultPresenceChannelBytes = 1 << 20
+	// DefaultPresenceMembers is the default cap on tracked presences (metas)
+	// per channel.
+	DefaultPresenceMembers = 10_000
+)
+
+// PresenceLimits bounds presence per member and per channel. A zero field
+// means its default.
+type PresenceLimits struct {
+	MetaBytes    int // one tracked payload, compact JSON
+	ChannelBytes int // every meta of the channel, as presence_state encodes it
+	Members      int // metas of the channel
+}
+
+func (l PresenceLimits) withDefaults() PresenceLimits {
+	if l.MetaBytes <= 0 {
+		l.MetaBytes = DefaultPresenceMetaBytes
+	}
+	if l.ChannelBytes <= 0 {
+		l.ChannelBytes = DefaultPresenceChannelBytes
+	}
+	if l.Members <= 0 {
+		l.Members = DefaultPresenceMembers
+	}
+	return l
+}
+
+// Presence limit errors; their texts are what the client sees.
+var (
+	// ErrPresenceTooLarge is returned by Track when one payload is over
+	// PresenceLimits.MetaBytes. The real server's text; the caller closes
+	// the channel with it.
+	ErrPresenceTooLarge = errors.New("Track message size exceeded")
+	// ErrPresenceMembers is returned by Track when the channel already has
+	// PresenceLimits.Members presences. The caller answers the track with
+	// an error reply; the channel stays open.
+	//
+	//lint:ignore ST1005 the text is shown to clients as is
+	ErrPresenceMembers = errors.New("Too many presence members in this channel")
+	// ErrPresenceChannelBytes is returned by Track when the payload would
+	// take the channel's presence over PresenceLimits.ChannelBytes. The
+	// caller answers the track with an error reply; the channel stays open.
+	//
+	//lint:ignore ST1005 the text is shown to clients as is
+	ErrPresenceChannelBytes = errors.New("Presence state size exceeded for this channel")
+)
+
+// presenceUsage is what the presence of one topic holds, kept beside the
+// topic so that Track checks the caps in constant time.
+type presenceUsage struct {
+	members int
+	bytes   int
+}
+
+// presenceTotals maps *topic to its *presenceUsage while the topic has at
+// least one meta. Entries are read and written under the topic's mu.
+var presenceTotals sync.Map
+
+// usageLocked returns t's usage record, creating it. t.mu must be held.
+func (t *topic) usageLocked() *presenceUsage {
+	if u, ok := presenceTotals.Load(t); ok {
+		return u.(*presenceUsage)
+	}
+	u := &presenceUsage{}
+	presenceTotals.Store(t, u)
+	return u
+}
+
+// metaCost is how many bytes m adds to a presence_state at most: its meta
+// object plus its key entry (counted for every meta, so an upper bound).
+func metaCost(key, ref string, payload []byte) int {
+	return len(appendJSONString(nil, key)) + len(`:{"metas":[{"phx_ref":"","phx_ref_prev":""},]},`) + 2*len(ref) + len(payload)
 }
 
 // ErrPresencePayload is returned by Track when the payload is not a JSON
@@ -40,29 +126,69 @@ func (r *refSource) next() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// Track records s's presence with payload (a JSON object; empty means {}).
-// The same payload as the current one is a no-op (changed false). A new
+// Track records s's presence with payload (a JSON object; empty means {})
+// within the default PresenceLimits. See TrackWithin.
+func (h *Hub) Track(s *Subscription, payload []byte) (changed bool, err error) {
+	return h.TrackWithin(s, payload, PresenceLimits{}, nil)
+}
+
+// TrackWithin records s's presence with payload (a JSON object; empty means
+// {}). The same payload as the current one is a no-op (changed false). A new
 // payload replaces the old meta and publishes one diff with the new meta in
 // joins (carrying phx_ref_prev) and the old one in leaves. Tracking enables
 // presence delivery for s.
-func (h *Hub) Track(s *Subscription, payload []byte) (changed bool, err error) {
+//
+// The payload must fit lim (zero fields are defaults): over MetaBytes gives
+// ErrPresenceTooLarge; a new member beyond Members gives ErrPresenceMembers;
+// a channel total beyond ChannelBytes gives ErrPresenceChannelBytes. On an
+// error s's presence is unchanged. When the track is accepted (also as a
+// no-op), accepted, if not nil, is called before the diff is published, so
+// that the caller's reply precedes it.
+func (h *Hub) TrackWithin(s *Subscription, payload []byte, lim PresenceLimits, accepted func()) (changed bool, err error) {
+	lim = lim.withDefaults()
 	obj, err := compactObject(payload)
 	if err != nil {
 		return false, err
+	}
+	if len(obj) > lim.MetaBytes {
+		return false, ErrPresenceTooLarge
 	}
 	key := TopicKey(s.Topic, s.Private)
 	t := h.lookup(key)
 	if t == nil {
 		return false, errors.New("channels: track on a subscription that is not joined")
 	}
-	s.SetPresence(true)
 	t.mu.Lock()
 	old := s.meta
 	if old != nil && bytes.Equal(old.payload, obj) {
 		t.mu.Unlock()
+		s.SetPresence(true)
+		if accepted != nil {
+			accepted()
+		}
 		return false, nil
 	}
-	m := &presenceMeta{key: s.PresenceKey, ref: h.refs.next(), payload: obj}
+	ref := h.refs.next()
+	m := &presenceMeta{key: s.PresenceKey, ref: ref, payload: obj, cost: metaCost(s.PresenceKey, ref, obj)}
+	u := t.usageLocked()
+	members, total := u.members+1, u.bytes+m.cost
+	if old != nil {
+		members, total = members-1, total-old.cost
+	}
+	switch {
+	case members > lim.Members:
+		err = ErrPresenceMembers
+	case total > lim.ChannelBytes:
+		err = ErrPresenceChannelBytes
+	}
+	if err != nil {
+		if u.members == 0 {
+			presenceTotals.Delete(t)
+		}
+		t.mu.Unlock()
+		return false, err
+	}
+	u.members, u.bytes = members, total
 	metas := t.presence[m.key]
 	if old != nil {
 		metas = removeMeta(metas, old)
@@ -70,6 +196,10 @@ func (h *Hub) Track(s *Subscription, payload []byte) (changed bool, err error) {
 	t.presence[m.key] = append(metas, m)
 	s.meta = m
 	t.mu.Unlock()
+	s.SetPresence(true)
+	if accepted != nil {
+		accepted()
+	}
 
 	var diff []byte
 	if old != nil {
@@ -105,6 +235,12 @@ func (t *topic) untrackLocked(s *Subscription) []byte {
 		return nil
 	}
 	s.meta = nil
+	if u := t.usageLocked(); u.members <= 1 {
+		presenceTotals.Delete(t)
+	} else {
+		u.members--
+		u.bytes -= m.cost
+	}
 	metas := removeMeta(t.presence[m.key], m)
 	if len(metas) == 0 {
 		delete(t.presence, m.key)

@@ -111,10 +111,29 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, append(r, '}'))
 			return
 		}
-		// Reply first, so the client sees its ok before its own diff.
-		c.reply(ch.joinRef, m.Ref, m.Topic, true, nil)
-		if _, err := c.srv.hub.Track(ch.sub, p.Payload); err != nil {
+		// Presence caps (docs/protocol.md §6.1): one member within the payload
+		// limit and 64 KiB; the whole channel within 1 MiB and an eighth of
+		// the outgoing budget, so its presence_state never trips a joiner's
+		// slow-consumer limit.
+		lim := channels.PresenceLimits{
+			MetaBytes:    min(c.srv.cfg.MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
+			ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
+		}
+		// The ok reply is queued before the track's own diff is published.
+		_, err := c.srv.hub.TrackWithin(ch.sub, p.Payload, lim, func() { c.reply(ch.joinRef, m.Ref, m.Topic, true, nil) })
+		switch {
+		case err == channels.ErrPresenceTooLarge: // sentinels, returned unwrapped
+			c.logger().Info("presence track over the member limit; closing channel", "topic", m.Topic, "bytes", len(p.Payload), "limit", lim.MetaBytes)
+			ch.sub.Drop(channels.DropPayloadTooLarge)
+			c.closeChannel(ch, channels.ErrPresenceTooLarge.Error(), channels.ReasonProtocol)
+			return
+		case err == channels.ErrPresenceMembers, err == channels.ErrPresenceChannelBytes:
+			c.logger().Info("presence track refused: channel presence full", "topic", m.Topic, "err", err)
+			c.replyError(ch.joinRef, m.Ref, m.Topic, err.Error())
+			return
+		case err != nil:
 			c.logger().Debug("track failed", "topic", m.Topic, "err", err)
+			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 			return
 		}
 		c.srv.metrics.presence()

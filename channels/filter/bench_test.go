@@ -46,3 +46,25 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLikeHostile runs LIKE patterns at the value cap that make a
+// backtracking matcher quadratic against a 200 KB value (issue #13).
+func BenchmarkLikeHostile(b *testing.B) {
+	value := strings.Repeat("a", 200_000)
+	for _, bb := range []struct{ name, pat string }{
+		{"literal_4k", "%" + strings.Repeat("a", MaxValueBytes-3) + "b%"},
+		{"underscores_256", "%" + strings.Repeat("a_", MaxLikeWildPiece/2-1) + "b%"},
+		{"many_pieces", strings.Repeat("%ab", MaxValueBytes/3-1) + "%"},
+	} {
+		p, err := compileLike(bb.pat, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(len(value)))
+			for b.Loop() {
+				p.match(value)
+			}
+		})
+	}
+}

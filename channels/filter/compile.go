@@ -165,7 +165,7 @@ func compileIs(c Condition, typname string, t colType) (pred, error) {
 }
 
 func compileLikeCond(c Condition, t colType, pat string, fold bool) (pred, error) {
-	toks, err := compileLike(pat, fold)
+	lp, err := compileLike(pat, fold)
 	if err != nil {
 		return nil, unsupportedOp(c, t, err.Error())
 	}
@@ -173,7 +173,7 @@ func compileLikeCond(c Condition, t colType, pat string, fold bool) (pred, error
 		if v.Null {
 			return triUnknown
 		}
-		return triOf(likeMatch(toks, v.Text, fold))
+		return triOf(lp.match(v.Text))
 	}, nil
 }
 

@@ -119,6 +119,7 @@ func TestCompileErrors(t *testing.T) {
 		{name: "match needs a text-like column", filter: "uid=match.^a", want: "operator match is not supported on column uid of type uuid: it needs a text-like column (text, varchar, char, name or citext)"},
 		{name: "imatch needs a text-like column", filter: "mood=imatch.^a", want: "operator imatch is not supported on column mood of type mood: it needs a text-like column (text, varchar, char, name or citext)"},
 		{name: "like pattern ending in escape", filter: `name=like.abc\`, want: "operator like is not supported on column name of type text: LIKE pattern must not end with escape character"},
+		{name: "like piece with _ inside over its cap", filter: "name=ilike.%" + strings.Repeat("a_", MaxLikeWildPiece/2) + "b%", want: "operator ilike is not supported on column name of type text: LIKE pattern too complex: a part between % signs with _ inside may be at most 256 characters long"},
 		{name: "invalid regular expression", filter: "name=match.(a", want: "invalid regular expression for match filter: error parsing regexp: missing closing ): `(a`"},
 		{name: "back-references are not supported", filter: `name=imatch.(a)\1`, want: "invalid regular expression for imatch filter: ", prefix: true},
 		{name: "lookahead is not supported", filter: `name=match.a(?=b)`, want: "invalid regular expression for match filter: ", prefix: true},

@@ -55,7 +55,19 @@
 //     only; ordering operators are rejected because the order is unknown here.
 //
 // like/ilike implement SQL LIKE (% and _, backslash escapes the next
-// character); ilike lower-cases both sides rune by rune. match/imatch use Go's
+// character); ilike lower-cases both sides rune by rune. Matching never
+// backtracks: the value is read once, left to right, in O(len(value) +
+// len(pattern)) steps when no `_` sits between two literals of one
+// %-separated piece, and in at most 4 steps per value character otherwise:
+// such a piece may be at most [MaxLikeWildPiece] characters long (see
+// like.go). A longer one, and a pattern ending in an unpaired escape, are
+// refused at Compile (PostgreSQL would accept the first, and complains about
+// the second only if matching reaches it). Checked against PostgreSQL 15 on 4 000 random
+// LIKE/ILIKE cases (testdata/pg15_like.jsonl).
+//
+// Values are capped at [MaxValueBytes] (each `in` element too) and filters at
+// [MaxConditions] conditions, so that the work of one filter on one row is
+// bounded whatever the subscriber sends. match/imatch use Go's
 // regexp (RE2) instead of PostgreSQL's POSIX ARE engine: back-references,
 // lookahead/lookbehind and ARE-only escapes such as \m \M \y are rejected at
 // Compile, and RE2 is leftmost-first rather than POSIX leftmost-longest, which

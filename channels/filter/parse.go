@@ -11,6 +11,14 @@ import (
 // MaxInValues is the largest number of elements an `in` list may have.
 const MaxInValues = 100
 
+// MaxValueBytes is the longest filter value, in bytes as written (for `in`,
+// each element as decoded). It bounds the work of one condition on one row
+// (docs/protocol.md §4.7); the real server has no such limit.
+const MaxValueBytes = 4096
+
+// MaxConditions is the largest number of conditions one filter may AND.
+const MaxConditions = 100
+
 // parsePrefix starts every Parse error, as in the real server.
 const parsePrefix = "Error parsing `filter` params: "
 
@@ -58,7 +66,9 @@ type Condition struct {
 //     literal "{…}", which is read with PostgreSQL array literal rules
 //     (internal/pgtext: double quotes, backslash escapes, unquoted NULL is
 //     SQL NULL, surrounding whitespace ignored); nested arrays are rejected, and
-//     at most MaxInValues elements (NULLs included) are allowed.
+//     at most MaxInValues elements (NULLs included) are allowed;
+//   - a value (each `in` element) longer than MaxValueBytes, or more than
+//     MaxConditions conditions, is refused (a limit of this service).
 //
 // Errors are *Error values with the real server's texts, for example
 // "Error parsing `filter` params: [\"foo\", \"hey\"]". Parse does not know
@@ -69,6 +79,9 @@ func Parse(s string) ([]Condition, error) {
 		return nil, nil
 	}
 	segs := splitTopLevel(t)
+	if len(segs) > MaxConditions {
+		return nil, parseErr(tooManyConditions)
+	}
 	conds := make([]Condition, 0, len(segs))
 	for _, seg := range segs {
 		c, err := parseSegment(seg)
@@ -149,6 +162,9 @@ func parseSegment(seg string) (Condition, error) {
 	}
 	c.Op = op
 	if op != OpIn {
+		if len(value) > MaxValueBytes {
+			return Condition{}, parseErr(valueTooLong)
+		}
 		c.Value = unquoteValue(value)
 		return c, nil
 	}
@@ -163,11 +179,20 @@ func parseSegment(seg string) (Condition, error) {
 	if n > MaxInValues {
 		return Condition{}, parseErr(tooManyValues)
 	}
+	for _, el := range list {
+		if len(el) > MaxValueBytes {
+			return Condition{}, parseErr(valueTooLong)
+		}
+	}
 	c.List, c.NullInList = list, hasNull
 	return c, nil
 }
 
-const tooManyValues = "too many values for `in` filter. Maximum 100"
+const (
+	tooManyValues     = "too many values for `in` filter. Maximum 100"
+	valueTooLong      = "filter value too long. Maximum 4096 bytes"
+	tooManyConditions = "too many conditions in filter. Maximum 100"
+)
 
 // unquoteValue strips one level of double quotes from a value that starts
 // with '"' and ends with the matching unescaped '"'; inside, a backslash makes

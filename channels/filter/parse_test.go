@@ -3,6 +3,7 @@ package filter
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +120,12 @@ func TestParse(t *testing.T) {
 		{name: "in list of 100", in: "id=in.(" + list100 + ")", want: []Condition{inCond("id", "{"+list100+"}", elems100, false)}},
 		{name: "in list of 101", in: "id=in.(" + list101 + ")", error: "Error parsing `filter` params: too many values for `in` filter. Maximum 100"},
 		{name: "in list NULLs count toward the limit", in: "id=in.(" + list100 + ",NULL)", error: "Error parsing `filter` params: too many values for `in` filter. Maximum 100"},
+		{name: "value at the length cap", in: "name=like.%" + strings.Repeat("a", MaxValueBytes-1), want: []Condition{{Column: "name", Op: OpLike, Value: "%" + strings.Repeat("a", MaxValueBytes-1)}}},
+		{name: "value over the length cap", in: "name=like.%" + strings.Repeat("a", MaxValueBytes) + "b", error: "Error parsing `filter` params: filter value too long. Maximum 4096 bytes"},
+		{name: "the reported 100 KB pattern", in: "body=like.%" + strings.Repeat("a", 100<<10) + "b", error: "Error parsing `filter` params: filter value too long. Maximum 4096 bytes"},
+		{name: "in element over the length cap", in: "name=in.(a," + strings.Repeat("x", MaxValueBytes+1) + ")", error: "Error parsing `filter` params: filter value too long. Maximum 4096 bytes"},
+		{name: "100 conditions", in: strings.Repeat("id=eq.1,", 99) + "id=eq.1", want: slices.Repeat([]Condition{{Column: "id", Op: OpEq, Value: "1"}}, 100)},
+		{name: "101 conditions", in: strings.Repeat("id=eq.1,", 100) + "id=eq.1", error: "Error parsing `filter` params: too many conditions in filter. Maximum 100"},
 		{name: "in without parentheses", in: "id=in.1,2", error: "Error parsing `filter` params: `in` filter value must be wrapped by parentheses"},
 		{name: "in with only an opening parenthesis", in: "id=in.(", error: "Error parsing `filter` params: `in` filter value must be wrapped by parentheses"},
 		{name: "in with braces", in: "id=in.{1,2}", error: "Error parsing `filter` params: `in` filter value must be wrapped by parentheses"},
