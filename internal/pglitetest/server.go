@@ -62,7 +62,7 @@ type Server struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser // the bridge's standard input, never written: it ends when we do
 	done  chan struct{}  // closed when the process has exited
-	logs *tailBuffer
+	logs  *tailBuffer
 }
 
 // startTimeout bounds the start of a server on an existing data directory;
