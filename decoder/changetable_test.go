@@ -939,17 +939,23 @@ func BenchmarkChangeTablePGlite(b *testing.B) {
 		rate    float64
 		poll    time.Duration
 	}{
-		{"rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
-		{"rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
-		{"rows=1/rate=500/poll=100ms", 1, 500, 100 * time.Millisecond},
-		{"rows=1/rate=500/poll=20ms", 1, 500, 20 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
+		{"bridge=stock/rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=500/poll=100ms", 1, 500, 100 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=500/poll=20ms", 1, 500, 20 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=200/poll=100ms", 1, 200, 100 * time.Millisecond},
+		{"bridge=relay/rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
+		{"bridge=relay/rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
+		{"bridge=relay/rows=1/rate=200/poll=100ms", 1, 200, 100 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchNotify(b, bc.perStmt, bc.rate, bc.poll) })
 	}
 }
 
 func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
-	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 4})
+	// bridge=stock is pglite-server (the source polls); bridge=relay is
+	// cmd/pglite-bridge (it wakes on each commit).
+	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 4, Stock: strings.Contains(b.Name(), "bridge=stock/")})
 	db := nConnect(b, srv.URL())
 	nExec(b, db, `CREATE TABLE bench (id bigint PRIMARY KEY, body text NOT NULL)`)
 	nExec(b, db, `CREATE PUBLICATION supabase_realtime FOR TABLE bench`)
