@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,8 +131,8 @@ func nValue(c Change, col string) Value {
 
 func nText(c Change, col string) string { return nValue(c, col).Text }
 
-// pgliteEnv is a pglite-server plus a writer connection, standing for the
-// application's own client of the bridge.
+// pgliteEnv is a PGlite bridge (cmd/pglite-bridge, or stock pglite-server)
+// plus a writer connection, standing for the application's own client.
 type pgliteEnv struct {
 	srv *pglitetest.Server
 	db  *pgx.Conn
@@ -139,7 +140,12 @@ type pgliteEnv struct {
 
 func newPGlite(t *testing.T) *pgliteEnv {
 	t.Helper()
-	srv := pglitetest.Start(t, pglitetest.Options{MaxConnections: 6})
+	return newPGliteOpts(t, pglitetest.Options{MaxConnections: 6})
+}
+
+func newPGliteOpts(t *testing.T, o pglitetest.Options) *pgliteEnv {
+	t.Helper()
+	srv := pglitetest.Start(t, o)
 	return &pgliteEnv{srv: srv, db: nConnect(t, srv.URL())}
 }
 
@@ -731,7 +737,7 @@ func TestChangeTableColumnList(t *testing.T) {
 // stops listening; no prepared statements, role or settings remain, and
 // the publication's actions are honoured.
 func TestChangeTableSharedSessionHygiene(t *testing.T) {
-	e := newPGlite(t)
+	e := newPGliteOpts(t, pglitetest.Options{MaxConnections: 6, Stock: true})
 	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY)`)
 	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev WITH (publish = 'insert, delete')`)
 	rec := newNoteSink()
@@ -817,6 +823,40 @@ func TestChangeTableWakesOnNotification(t *testing.T) {
 	}
 }
 
+// Through cmd/pglite-bridge, which relays notifications to listening
+// sockets, the probe succeeds and the source wakes on each commit: with an
+// hour-long poll interval every change, from any writer, still arrives.
+func TestChangeTableBridgeWakesWithoutPolling(t *testing.T) {
+	e := newPGlite(t)
+	nExec(t, e.db, `CREATE TABLE ev (id int PRIMARY KEY, body text)`)
+	nExec(t, e.db, `CREATE PUBLICATION supabase_realtime FOR TABLE ev`)
+	rec := newNoteSink()
+	r := startChangeTable(t, ChangeTableConfig{DBURL: e.srv.URL(), PollInterval: time.Hour, SyncInterval: time.Hour}, rec)
+	deadline := time.Now().Add(60 * time.Second)
+	for r.n.probed.Load() == probePending {
+		if time.Now().After(deadline) {
+			t.Fatal("probe never concluded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := r.n.probed.Load(); p != probeDelivered {
+		t.Fatalf("probe outcome %d through cmd/pglite-bridge: notifications do not reach the source", p)
+	}
+	other := nConnect(t, e.srv.URL())
+	for i := 1; i <= 20; i++ {
+		w := e.db
+		if i%2 == 0 {
+			w = other
+		}
+		nExec(t, w, `INSERT INTO ev VALUES ($1, 'row')`, i)
+		// Each commit alone must wake the source: wait for it before the next.
+		got := rec.waitN(t, i)
+		if n := nText(got[i-1], "id"); n != strconv.Itoa(i) {
+			t.Fatalf("change %d has id %s", i, n)
+		}
+	}
+}
+
 // ---- unit tests ----
 
 func TestChangeTableJSONBValue(t *testing.T) {
@@ -899,17 +939,23 @@ func BenchmarkChangeTablePGlite(b *testing.B) {
 		rate    float64
 		poll    time.Duration
 	}{
-		{"rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
-		{"rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
-		{"rows=1/rate=500/poll=100ms", 1, 500, 100 * time.Millisecond},
-		{"rows=1/rate=500/poll=20ms", 1, 500, 20 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
+		{"bridge=stock/rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=500/poll=100ms", 1, 500, 100 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=500/poll=20ms", 1, 500, 20 * time.Millisecond},
+		{"bridge=stock/rows=1/rate=200/poll=100ms", 1, 200, 100 * time.Millisecond},
+		{"bridge=relay/rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
+		{"bridge=relay/rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
+		{"bridge=relay/rows=1/rate=200/poll=100ms", 1, 200, 100 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchNotify(b, bc.perStmt, bc.rate, bc.poll) })
 	}
 }
 
 func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
-	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 4})
+	// bridge=stock is pglite-server (the source polls); bridge=relay is
+	// cmd/pglite-bridge (it wakes on each commit).
+	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 4, Stock: strings.Contains(b.Name(), "bridge=stock/")})
 	db := nConnect(b, srv.URL())
 	nExec(b, db, `CREATE TABLE bench (id bigint PRIMARY KEY, body text NOT NULL)`)
 	nExec(b, db, `CREATE PUBLICATION supabase_realtime FOR TABLE bench`)

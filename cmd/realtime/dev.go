@@ -22,8 +22,8 @@ import (
 	"github.com/openrealtime/realtime/realtime"
 )
 
-// runDev starts a throwaway PostgreSQL (or, with --source notify, a
-// pglite-server) with the demo schema and serves on it until SIGINT or
+// runDev starts a throwaway PostgreSQL (or, with --source notify, PGlite
+// behind cmd/pglite-bridge) with the demo schema and serves on it until SIGINT or
 // SIGTERM, then stops the database and removes its data. A signal during
 // start-up cancels ctx, which ends the start and runs the same cleanup.
 func runDev(args []string) error {
@@ -48,7 +48,7 @@ func runDev(args []string) error {
 	var dbURL string
 	switch o.Source {
 	case "notify":
-		fmt.Fprintln(os.Stderr, "starting a throwaway PGlite (pglite-server) ...")
+		fmt.Fprintln(os.Stderr, "starting a throwaway PGlite (cmd/pglite-bridge) ...")
 		lite, url, err := startPGlite(ctx, *pgPort)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,9 +23,10 @@ import (
 )
 
 // A signal to `realtime dev` stops its database and removes the data: the
-// PostgreSQL postmaster (or the pglite-server child with --source notify)
+// PostgreSQL postmaster (or the PGlite bridge child with --source notify)
 // is gone and no data directory is left behind. The child's TMPDIR is a
-// directory of the test's own, so "left behind" is any entry in it.
+// directory of the test's own, so "left behind" is any entry in it. The
+// signal goes to the service's pid alone, as a process manager sends it.
 func TestDevStopsItsDatabaseOnSignal(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -34,17 +36,14 @@ func TestDevStopsItsDatabaseOnSignal(t *testing.T) {
 		{"logical/SIGTERM", "logical", syscall.SIGTERM},
 		{"logical/SIGINT", "logical", syscall.SIGINT},
 		{"notify/SIGTERM", "notify", syscall.SIGTERM},
+		{"notify/SIGINT", "notify", syscall.SIGINT},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tmp := t.TempDir()
 			env := []string{"TMPDIR=" + tmp}
 			if c.source == "notify" {
-				bin, err := pglitetest.Binary()
-				if err != nil {
-					t.Fatal(err)
-				}
-				env = append(env, "PGLITE_SERVER="+bin)
+				env = append(env, bridgeEnv(t))
 			}
 			d := startDevChild(t, env, "--source", c.source)
 
@@ -59,8 +58,8 @@ func TestDevStopsItsDatabaseOnSignal(t *testing.T) {
 				pids = append(pids, pid)
 			}
 			kids := childrenOf(d.cmd.Process.Pid)
-			if c.source == "notify" && len(kids) == 0 {
-				t.Fatal("realtime dev --source notify has no child process (pglite-server)")
+			if c.source == "notify" {
+				bridgeChild(t, kids)
 			}
 			pids = append(pids, kids...)
 			if left := leftovers(t, tmp); len(left) == 0 {
@@ -89,6 +88,88 @@ func TestDevStopsItsDatabaseOnSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The PGlite bridge of `realtime dev --source notify` never outlives the
+// service: when the service is killed with SIGKILL (no cleanup runs) the
+// bridge notices that its parent is gone, shuts down and stops listening.
+func TestDevBridgeDiesWithService(t *testing.T) {
+	d := startDevChild(t, []string{"TMPDIR=" + t.TempDir(), bridgeEnv(t)}, "--source", "notify")
+	pid := bridgeChild(t, childrenOf(d.cmd.Process.Pid))
+	port := listeningPort(t, pid)
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	if err := waitProcessGone(pid, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second); err == nil {
+		c.Close()
+		t.Fatalf("port %d still accepts connections after the bridge's parent was killed", port)
+	}
+}
+
+// bridgeEnv points `realtime dev` at the repository's bridge.
+func bridgeEnv(t *testing.T) string {
+	t.Helper()
+	script, err := pglitetest.Bridge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "PGLITE_BRIDGE=" + script
+}
+
+// bridgeChild returns the one process among kids (the service's children)
+// that runs bridge.mjs.
+func bridgeChild(t *testing.T, kids []int) int {
+	t.Helper()
+	var found []int
+	for _, k := range kids {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", k))
+		if bytes.Contains(cmdline, []byte("bridge.mjs")) {
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("realtime dev --source notify: want one bridge.mjs child, found %v among %v", found, kids)
+	}
+	return found[0]
+}
+
+// listeningPort returns the TCP port pid listens on (from /proc/net/tcp and
+// the process's socket inodes).
+func listeningPort(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	tab, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(tab), "\n")[1:] {
+		f := strings.Fields(line)
+		// local_address st ... inode; st 0A is LISTEN.
+		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		p, err := strconv.ParseInt(hexPort, 16, 32)
+		if err == nil {
+			return int(p)
+		}
+	}
+	t.Fatalf("process %d listens on no TCP port", pid)
+	return 0
 }
 
 // The banner's export line sets the variables the README's curl line uses,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,38 +18,59 @@ import (
 	"github.com/openrealtime/realtime/internal/pgcluster"
 )
 
-// pgliteVersion is the bridge package started through npx when no local
-// install is found.
-const pgliteVersion = "@electric-sql/pglite-socket@0.2.17"
-
-// devPGlite is a pglite-server started for `realtime dev --source notify`.
+// devPGlite is the PGlite bridge started for `realtime dev --source
+// notify`: cmd/pglite-bridge, or a pglite-server-compatible command from
+// $PGLITE_SERVER.
 type devPGlite struct {
-	cmd  *exec.Cmd
-	dir  string
-	port int
-	done chan struct{}
+	cmd   *exec.Cmd
+	stdin io.WriteCloser // the bridge's standard input, never written; kept so it stays open while we live
+	dir   string
+	port  int
+	done  chan struct{}
 }
 
-// pgliteCommand finds pglite-server: $PGLITE_SERVER, the repository's test
-// install, or npx (which fetches the pinned package from the npm registry).
-func pgliteCommand() (string, []string, error) {
+// bridgeScript is the repository's bridge, relative to the repository root.
+var bridgeScript = filepath.Join("cmd", "pglite-bridge", "bridge.mjs")
+
+// pgliteCommand finds the bridge: $PGLITE_BRIDGE (a bridge.mjs), then
+// $PGLITE_SERVER (any pglite-server-compatible executable, e.g. stock
+// pglite-server, whose notifications the source cannot receive: it polls),
+// then cmd/pglite-bridge in the working directory or next to the
+// executable's bin/ folder once its npm packages are installed. relay
+// reports a bridge that takes --exit-on-stdin-eof.
+func pgliteCommand() (bin string, pre []string, relay bool, err error) {
+	node, nodeErr := exec.LookPath("node")
+	if p := os.Getenv("PGLITE_BRIDGE"); p != "" {
+		if nodeErr != nil {
+			return "", nil, false, errors.New("dev: $PGLITE_BRIDGE needs node on PATH")
+		}
+		return node, []string{p}, true, nil
+	}
 	if p := os.Getenv("PGLITE_SERVER"); p != "" {
-		return p, nil, nil
+		return p, nil, false, nil
 	}
-	local := filepath.Join("internal", "pglitetest", "node", "node_modules", ".bin", "pglite-server")
-	if _, err := os.Stat(local); err == nil {
-		return local, nil, nil
+	roots := []string{"."}
+	if exe, err := os.Executable(); err == nil {
+		roots = append(roots, filepath.Join(filepath.Dir(exe), ".."))
 	}
-	if npx, err := exec.LookPath("npx"); err == nil {
-		return npx, []string{"--yes", "--package=" + pgliteVersion, "pglite-server"}, nil
+	for _, root := range roots {
+		script := filepath.Join(root, bridgeScript)
+		mods := filepath.Join(filepath.Dir(script), "node_modules", "@electric-sql", "pglite-socket")
+		if _, err := os.Stat(mods); err != nil {
+			continue
+		}
+		if nodeErr != nil {
+			return "", nil, false, errors.New("dev: --source notify needs Node.js (node on PATH) for cmd/pglite-bridge: run scripts/setup")
+		}
+		return node, []string{script}, true, nil
 	}
-	return "", nil, errors.New("dev: --source notify needs pglite-server: run scripts/setup (or npm ci in internal/pglitetest/node), install Node.js for npx, or set PGLITE_SERVER")
+	return "", nil, false, errors.New("dev: --source notify needs the PGlite bridge: run scripts/setup (or npm ci in cmd/pglite-bridge) from the repository root, or set PGLITE_BRIDGE to its bridge.mjs")
 }
 
-// startPGlite starts pglite-server on a fresh data directory with the demo
+// startPGlite starts the PGlite bridge on a fresh data directory with the demo
 // schema and returns its URL.
 func startPGlite(ctx context.Context, port int) (*devPGlite, string, error) {
-	bin, pre, err := pgliteCommand()
+	bin, pre, relay, err := pgliteCommand()
 	if err != nil {
 		return nil, "", err
 	}
@@ -64,12 +86,24 @@ func startPGlite(ctx context.Context, port int) (*devPGlite, string, error) {
 	args := append(pre, "--db="+filepath.Join(dir, "data"), "--host=127.0.0.1", "--port="+strconv.Itoa(port), "--max-connections=12")
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// Its own process group: a Ctrl-C in the terminal reaches the service
+	// alone, which then stops the bridge after its own connections. The
+	// bridge never outlives the service, however the service ends: it
+	// exits when its standard input (a pipe only we hold) ends and when
+	// its parent pid changes; Pdeathsig covers stock pglite-server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	p := &devPGlite{cmd: cmd, dir: dir, port: port, done: make(chan struct{})}
+	if relay {
+		cmd.Args = append(cmd.Args, "--exit-on-stdin-eof")
+		if p.stdin, err = cmd.StdinPipe(); err != nil {
+			os.RemoveAll(dir)
+			return nil, "", fmt.Errorf("dev: start the PGlite bridge: %w", err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, "", fmt.Errorf("dev: start pglite-server: %w", err)
+		return nil, "", fmt.Errorf("dev: start the PGlite bridge %s: %w", bin, err)
 	}
-	p := &devPGlite{cmd: cmd, dir: dir, port: port, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	// A new data directory takes a while to initialise.
@@ -79,15 +113,15 @@ func startPGlite(ctx context.Context, port int) (*devPGlite, string, error) {
 			return p, url, nil
 		} else if time.Now().After(deadline) || ctx.Err() != nil {
 			p.stop()
-			return nil, "", fmt.Errorf("dev: pglite-server did not come up: %w", err)
+			return nil, "", fmt.Errorf("dev: the PGlite bridge did not come up: %w", err)
 		}
 		select {
 		case <-p.done:
 			p.stop()
-			return nil, "", errors.New("dev: pglite-server exited")
+			return nil, "", errors.New("dev: the PGlite bridge exited")
 		case <-ctx.Done():
 			p.stop()
-			return nil, "", fmt.Errorf("dev: pglite-server start interrupted: %w", ctx.Err())
+			return nil, "", fmt.Errorf("dev: PGlite bridge start interrupted: %w", ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -112,7 +146,7 @@ func applyPGliteSchema(ctx context.Context, url string) error {
 	return err
 }
 
-// stop ends pglite-server cleanly and removes its data.
+// stop ends the bridge cleanly and removes its data.
 func (p *devPGlite) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -162,17 +162,22 @@ func BenchmarkNotifySourceEndToEnd(b *testing.B) {
 		rate        float64
 		poll        string
 	}{
-		{"rows=1/rate=max/poll=100ms", 1, 0, "100ms"},
-		{"rows=100/rate=max/poll=100ms", 100, 0, "100ms"},
-		{"rows=1/rate=200/poll=100ms", 1, 200, "100ms"},
-		{"rows=1/rate=200/poll=20ms", 1, 200, "20ms"},
+		{"bridge=stock/rows=1/rate=max/poll=100ms", 1, 0, "100ms"},
+		{"bridge=stock/rows=100/rate=max/poll=100ms", 100, 0, "100ms"},
+		{"bridge=stock/rows=1/rate=200/poll=100ms", 1, 200, "100ms"},
+		{"bridge=stock/rows=1/rate=200/poll=20ms", 1, 200, "20ms"},
+		{"bridge=relay/rows=1/rate=max/poll=100ms", 1, 0, "100ms"},
+		{"bridge=relay/rows=100/rate=max/poll=100ms", 100, 0, "100ms"},
+		{"bridge=relay/rows=1/rate=200/poll=100ms", 1, 200, "100ms"},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchEndToEnd(b, bc.rowsPerStmt, bc.rate, bc.poll) })
 	}
 }
 
 func benchEndToEnd(b *testing.B, rowsPerStmt int, rate float64, poll string) {
-	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 8})
+	// bridge=stock is pglite-server (the service polls); bridge=relay is
+	// cmd/pglite-bridge (it wakes on each commit).
+	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 8, Stock: strings.Contains(b.Name(), "bridge=stock/")})
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(srv.URL())
 	if err != nil {

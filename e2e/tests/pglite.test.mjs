@@ -1,5 +1,5 @@
 // postgres_changes from PGlite (the notify source) through the real supabase-js client:
-// `realtime dev --source notify` runs pglite-server with the same demo schema (owner-only `todos`
+// `realtime dev --source notify` runs cmd/pglite-bridge with the same demo schema (owner-only `todos`
 // under RLS, `secret` not readable by users) and the service on it. Rows are written over the
 // bridge with `pg` on a single connection (the bridge shares one backend session between sockets).
 
@@ -12,12 +12,12 @@ import { useDevServer } from '../lib/dev.mjs'
 import { safeJson } from '../lib/wait.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const pgliteServer = path.resolve(here, '../../internal/pglitetest/node/node_modules/.bin/pglite-server')
+const pgliteBridge = path.resolve(here, '../../cmd/pglite-bridge/bridge.mjs')
 
 describe('postgres_changes from PGlite (--source notify)', () => {
   const h = useDevServer({
     extraArgs: ['--source', 'notify', '--poll-interval', '20ms'],
-    env: { PGLITE_SERVER: pgliteServer },
+    env: { PGLITE_BRIDGE: pgliteBridge },
     poolMax: 1,
     startTimeoutMs: 180000,
   })

@@ -32,12 +32,20 @@ type Options struct {
 	Dir string
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
-	// MaxConnections is pglite-server's --max-connections; 0 means 8. The
+	// MaxConnections is the bridge's --max-connections; 0 means 8. The
 	// bridge refuses (with a bare EOF) every connection beyond it.
 	MaxConnections int
+	// Stock starts stock pglite-server, which hands every notification to
+	// the socket that committed, instead of the repository's bridge
+	// (cmd/pglite-bridge), which relays them to every listening socket.
+	Stock bool
+	// Module is the bridge's --module: an ES module called with the PGlite
+	// instance after the start (ignored with Stock).
+	Module string
 }
 
-// Server is a running pglite-server. Its methods are safe to call from one
+// Server is a running bridge: cmd/pglite-bridge, or stock pglite-server
+// with [Options.Stock]. Its methods are safe to call from one
 // goroutine at a time.
 type Server struct {
 	// Dir is the data directory.
@@ -46,10 +54,15 @@ type Server struct {
 	Port int
 	// MaxConnections is the bridge's connection limit.
 	MaxConnections int
+	// Stock reports stock pglite-server (no notification relay).
+	Stock bool
+	// Module is the bridge's host module, if any.
+	Module string
 
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	logs *tailBuffer
+	cmd   *exec.Cmd
+	stdin io.WriteCloser // the bridge's standard input, never written: it ends when we do
+	done  chan struct{}  // closed when the process has exited
+	logs  *tailBuffer
 }
 
 // startTimeout bounds the start of a server on an existing data directory;
@@ -66,8 +79,29 @@ func NodeDir() string {
 	return filepath.Join(filepath.Dir(file), "node")
 }
 
-// Binary returns the pglite-server executable, or an error that says what
-// to run to install it.
+// BridgeDir returns the npm folder of the repository's bridge,
+// cmd/pglite-bridge.
+func BridgeDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "cmd", "pglite-bridge")
+}
+
+// Bridge returns the bridge script (cmd/pglite-bridge/bridge.mjs, run with
+// node), or an error that says what to run to install its packages.
+func Bridge() (string, error) {
+	dir := BridgeDir()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@electric-sql", "pglite-socket")); err != nil {
+		return "", fmt.Errorf("pglitetest: the npm packages of %s are not installed: "+
+			"run scripts/setup in the repository root, or npm ci in cmd/pglite-bridge", dir)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return "", errors.New("pglitetest: node is not on PATH: run scripts/setup in the repository root (it installs Node.js and the npm packages)")
+	}
+	return filepath.Join(dir, "bridge.mjs"), nil
+}
+
+// Binary returns the stock pglite-server executable, or an error that says
+// what to run to install it.
 func Binary() (string, error) {
 	bin := filepath.Join(NodeDir(), "node_modules", ".bin", "pglite-server")
 	if _, err := os.Stat(bin); err != nil {
@@ -106,13 +140,13 @@ func Start(t testing.TB, o Options) *Server {
 			t.Errorf("pglitetest: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("pglite-server output (tail):\n%s", s.Logs())
+			t.Logf("bridge output (tail):\n%s", s.Logs())
 		}
 	})
 	return s
 }
 
-// New starts pglite-server on o.Dir (created and initialised if missing)
+// New starts the bridge on o.Dir (created and initialised if missing)
 // and waits until it answers a query. The caller must call Stop.
 func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Dir == "" {
@@ -128,7 +162,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		o.Port = p
 	}
-	s := &Server{Dir: o.Dir, Port: o.Port, MaxConnections: o.MaxConnections}
+	s := &Server{Dir: o.Dir, Port: o.Port, MaxConnections: o.MaxConnections, Stock: o.Stock, Module: o.Module}
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
@@ -136,22 +170,45 @@ func New(ctx context.Context, o Options) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	bin, err := Binary()
-	if err != nil {
-		return err
+	args := []string{
+		"--db=" + s.Dir,
+		"--host=127.0.0.1",
+		"--port=" + strconv.Itoa(s.Port),
+		"--max-connections=" + strconv.Itoa(s.MaxConnections),
+	}
+	var cmd *exec.Cmd
+	var err error
+	if s.Stock {
+		bin, err := Binary()
+		if err != nil {
+			return err
+		}
+		cmd = exec.Command(bin, args...)
+	} else {
+		var script string
+		script, err = Bridge()
+		if err != nil {
+			return err
+		}
+		// The bridge ends when its standard input does: when the test
+		// binary dies, however it dies.
+		args = append([]string{script, "--exit-on-stdin-eof"}, args...)
+		if s.Module != "" {
+			args = append(args, "--module="+s.Module)
+		}
+		cmd = exec.Command("node", args...)
+		// Kept in s.stdin: a collected *os.File would close it.
+		if s.stdin, err = cmd.StdinPipe(); err != nil {
+			return fmt.Errorf("pglitetest: %w", err)
+		}
 	}
 	s.logs = &tailBuffer{max: 64 << 10}
-	cmd := exec.Command(bin,
-		"--db="+s.Dir,
-		"--host=127.0.0.1",
-		"--port="+strconv.Itoa(s.Port),
-		"--max-connections="+strconv.Itoa(s.MaxConnections))
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs
 	// If the test binary dies, the server goes too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pglitetest: start %s: %w", bin, err)
+		return fmt.Errorf("pglitetest: start %s: %w", cmd.Path, err)
 	}
 	s.cmd = cmd
 	s.done = make(chan struct{})
@@ -176,7 +233,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
-			return fmt.Errorf("pglite-server exited during start (%v)", s.cmd.ProcessState)
+			return fmt.Errorf("bridge exited during start (%v)", s.cmd.ProcessState)
 		default:
 		}
 		last = s.ping(ctx)
@@ -185,11 +242,11 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pglite-server not ready: %w (last error: %v)", ctx.Err(), last)
+			return fmt.Errorf("bridge not ready: %w (last error: %v)", ctx.Err(), last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("pglite-server not ready in time: %v", last)
+	return fmt.Errorf("bridge not ready in time: %v", last)
 }
 
 func (s *Server) ping(ctx context.Context) error {
@@ -230,7 +287,7 @@ func (s *Server) Stop() error {
 	case <-time.After(stopTimeout):
 		s.cmd.Process.Kill()
 		<-s.done
-		return fmt.Errorf("pglite-server did not stop within %s of SIGTERM; killed", stopTimeout)
+		return fmt.Errorf("bridge did not stop within %s of SIGTERM; killed", stopTimeout)
 	}
 }
 
@@ -267,7 +324,7 @@ var (
 	templateErr  error
 )
 
-// Template returns a data directory initialised by pglite-server and
+// Template returns a data directory initialised by the bridge and
 // cleanly shut down, to be copied, never used directly. It is created once
 // per machine and lock file, under os.TempDir().
 func Template() (string, error) {
@@ -276,10 +333,10 @@ func Template() (string, error) {
 }
 
 func makeTemplate() (string, error) {
-	if _, err := Binary(); err != nil {
+	if _, err := Bridge(); err != nil {
 		return "", err
 	}
-	lock, err := os.ReadFile(filepath.Join(NodeDir(), "package-lock.json"))
+	lock, err := os.ReadFile(filepath.Join(BridgeDir(), "package-lock.json"))
 	if err != nil {
 		return "", fmt.Errorf("pglitetest: %w", err)
 	}
