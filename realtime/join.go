@@ -74,7 +74,17 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 			c.logger().Debug("invalid join payload", "topic", m.Topic, "err", err)
 		}
 	}
-	if !c.joins.allow(time.Now(), c.srv.cfg.MaxJoinsPerSecond, c.srv.cfg.MaxChannelsPerClient) {
+	// A join past the channel limit is refused as such without taking a
+	// join token.
+	c.mu.Lock()
+	full := c.chans != nil && c.chans[m.Topic] == nil && len(c.chans) >= c.srv.cfg.MaxChannelsPerClient
+	c.mu.Unlock()
+	if full {
+		c.joinError(joinRef, m, "ChannelRateLimitReached: Too many channels")
+		return
+	}
+	burst := max(c.srv.cfg.MaxChannelsPerClient, int(c.srv.cfg.MaxJoinsPerSecond))
+	if !c.joins.allow(time.Now(), c.srv.cfg.MaxJoinsPerSecond, burst) {
 		c.joinError(joinRef, m, "ClientJoinRateLimitReached: Too many joins per second")
 		c.logger().Warn("join rate limit reached; closing connection", "topic", m.Topic)
 		c.out.Close(channels.ReasonRateLimit)
