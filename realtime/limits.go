@@ -98,7 +98,7 @@ type resumeGate struct {
 }
 
 // errTooManyResumes is returned when an identity has too many resumes.
-var errTooManyResumes = errors.New(msgTooManyResumes)
+var errTooManyResumes = errors.New("realtime: too many concurrent resumes")
 
 // enterResume admits one resume for user and waits for a process-wide
 // slot. On success the caller runs the resume and calls done once.
