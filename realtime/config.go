@@ -24,8 +24,22 @@ type Config struct {
 	MaxChannelsPerClient int
 	// MaxPayloadBytes limits a broadcast or presence payload (default 256 KiB).
 	MaxPayloadBytes int
-	// MaxJoinsPerSecond limits joins per connection per second (default 100).
+	// MaxJoinsPerSecond is the refill rate of a connection's join token
+	// bucket, whose burst is MaxChannelsPerClient (default 100).
 	MaxJoinsPerSecond float64
+	// MaxConnections caps open WebSocket connections and SSE streams
+	// together (default 10,000; the wiring derives one from RLIMIT_NOFILE).
+	MaxConnections int
+	// MaxConnectionsPerIP caps them per client address; 0 means no cap.
+	MaxConnectionsPerIP int
+	// MaxResumesPerUser caps concurrent SSE resumes of one identity
+	// (default 4); MaxResumes caps those running at once in the whole
+	// process (default 2), the rest wait their turn.
+	MaxResumesPerUser int
+	MaxResumes        int
+	// ResumeTimeout bounds the work of one SSE resume (default 10 s);
+	// past it the stream opens with a gap notice.
+	ResumeTimeout time.Duration
 	// MaxQueueBytes is a connection's outgoing byte budget (default 8 MiB).
 	MaxQueueBytes int
 	// MaxFrameBytes is the largest inbound WebSocket message (default 5,000,000).
@@ -51,6 +65,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxJoinsPerSecond <= 0 {
 		c.MaxJoinsPerSecond = 100
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 10000
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		c.MaxConnectionsPerIP = 0
+	}
+	if c.MaxResumesPerUser <= 0 {
+		c.MaxResumesPerUser = 4
+	}
+	if c.MaxResumes <= 0 {
+		c.MaxResumes = 2
+	}
+	if c.ResumeTimeout <= 0 {
+		c.ResumeTimeout = 10 * time.Second
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 8 << 20

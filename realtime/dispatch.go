@@ -23,6 +23,15 @@ func (c *wsConn) handleFrame(mt int, data []byte) (heavy bool) {
 			c.logger().Debug("binary frame on a vsn 1.0.0 connection dropped")
 			return
 		}
+		if len(data) > 0 && data[0] == phoenix.KindPush {
+			p, err := phoenix.DecodePush(data)
+			if err != nil {
+				c.logger().Debug("bad binary push dropped", "err", err)
+				return
+			}
+			c.handleBinaryPush(&p)
+			return
+		}
 		p, err := phoenix.DecodeBroadcastPush(data)
 		if err != nil {
 			c.logger().Debug("bad binary frame dropped", "err", err)

@@ -55,6 +55,13 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 		c.reply("", m.Ref, m.Topic, false, []byte(`{"reason":"unmatched topic"}`))
 		return
 	}
+	if len(m.Topic) > MaxTopicBytes {
+		// The reply names the topic as sent (the client matches on it);
+		// nothing else keeps it.
+		c.logger().Info("join refused: topic too long", "bytes", len(m.Topic), "limit", MaxTopicBytes)
+		c.joinError(joinRef, m, reasonTopicTooLong)
+		return
+	}
 	name := m.Topic[len(topicPrefix):]
 	if name == "" {
 		c.joinError(joinRef, m, "TopicNameRequired: You must provide a topic name")
@@ -67,7 +74,17 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 			c.logger().Debug("invalid join payload", "topic", m.Topic, "err", err)
 		}
 	}
-	if !c.joins.allow(time.Now(), int(c.srv.cfg.MaxJoinsPerSecond+0.5), time.Second) {
+	// A join past the channel limit is refused as such without taking a
+	// join token.
+	c.mu.Lock()
+	full := c.chans != nil && c.chans[m.Topic] == nil && len(c.chans) >= c.srv.cfg.MaxChannelsPerClient
+	c.mu.Unlock()
+	if full {
+		c.joinError(joinRef, m, "ChannelRateLimitReached: Too many channels")
+		return
+	}
+	burst := max(c.srv.cfg.MaxChannelsPerClient, int(c.srv.cfg.MaxJoinsPerSecond))
+	if !c.joins.allow(time.Now(), c.srv.cfg.MaxJoinsPerSecond, burst) {
 		c.joinError(joinRef, m, "ClientJoinRateLimitReached: Too many joins per second")
 		c.logger().Warn("join rate limit reached; closing connection", "topic", m.Topic)
 		c.out.Close(channels.ReasonRateLimit)

@@ -16,6 +16,7 @@ type metrics struct {
 	broadcasts    atomic.Int64 // broadcasts published (WebSocket and REST)
 	presenceMsgs  atomic.Int64 // presence track and untrack pushes
 	slowConsumers atomic.Int64 // connections closed as slow consumers
+	connsRefused  atomic.Int64 // connections refused by a connection cap
 }
 
 func (m *metrics) slowConsumer() { m.slowConsumers.Add(1) }

@@ -17,6 +17,7 @@ type serverCollector struct {
 	open      *prometheus.Desc
 	accepted  *prometheus.Desc
 	slow      *prometheus.Desc
+	refused   *prometheus.Desc
 	frames    *prometheus.Desc
 	joins     *prometheus.Desc
 	joined    *prometheus.Desc
@@ -37,6 +38,8 @@ func (s *Server) MetricsCollector() prometheus.Collector {
 			"Client connections accepted, by transport (WebSocket only; SSE streams are counted as subscriptions).", []string{"transport"}, nil),
 		slow: prometheus.NewDesc("realtime_conn_slow_consumers_total",
 			"Connections closed because their outgoing queue passed its byte budget or a write missed its deadline.", nil, nil),
+		refused: prometheus.NewDesc("realtime_conn_refused_total",
+			"Connections (WebSocket and SSE) refused because --max-connections or --max-connections-per-ip was reached.", nil, nil),
 		frames: prometheus.NewDesc("realtime_conn_frames_received_total",
 			"WebSocket messages received from clients, by opcode.", []string{"opcode"}, nil),
 		joins: prometheus.NewDesc("realtime_channel_joins_total",
@@ -50,7 +53,7 @@ func (s *Server) MetricsCollector() prometheus.Collector {
 
 // Describe implements prometheus.Collector.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.accepted, c.slow, c.frames, c.joins, c.joined, c.messageIn} {
+	for _, d := range []*prometheus.Desc{c.open, c.accepted, c.slow, c.refused, c.frames, c.joins, c.joined, c.messageIn} {
 		ch <- d
 	}
 }
@@ -64,6 +67,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.open, gauge, float64(sse), transportSSE)
 	ch <- prometheus.MustNewConstMetric(c.accepted, counter, float64(m.connsTotal.Load()), transportWebSocket)
 	ch <- prometheus.MustNewConstMetric(c.slow, counter, float64(m.slowConsumers.Load()))
+	ch <- prometheus.MustNewConstMetric(c.refused, counter, float64(m.connsRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(c.frames, counter, float64(m.msgsInText.Load()), "text")
 	ch <- prometheus.MustNewConstMetric(c.frames, counter, float64(m.msgsInBinary.Load()), "binary")
 	ch <- prometheus.MustNewConstMetric(c.joins, counter, float64(m.joins.Load()), "ok")

@@ -43,6 +43,37 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 	}
 }
 
+// handleBinaryPush handles a Phoenix kind-0 push (docs/protocol.md §1.3):
+// on a joined channel it is a broadcast whose user event is the push's
+// event and whose payload is the raw bytes, delivered as a kind-4 frame
+// with binary encoding. Phoenix's client waits for a reply to every push,
+// so each one gets one. Events the protocol reserves cannot carry bytes
+// and are refused with a reply.
+func (c *wsConn) handleBinaryPush(p *phoenix.Push) {
+	ch, stale := c.channel(p.Topic, p.JoinRef)
+	if stale {
+		return
+	}
+	if ch == nil {
+		c.reply("", p.Ref, p.Topic, false, []byte(`{"reason":"unmatched topic"}`))
+		return
+	}
+	switch p.Event {
+	case "phx_join", "phx_leave", "heartbeat", "presence", "access_token":
+		c.replyError(ch.joinRef, p.Ref, p.Topic, "binary payloads are not supported for "+p.Event)
+		return
+	}
+	if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
+		c.logger().Info("binary push over the payload limit dropped", "topic", p.Topic, "bytes", len(p.Payload), "limit", c.srv.cfg.MaxPayloadBytes)
+		ch.sub.Drop(channels.DropPayloadTooLarge)
+		c.reply(ch.joinRef, p.Ref, p.Topic, false, []byte(`"payload_size_exceeded"`))
+		return
+	}
+	c.srv.hub.Broadcast(ch.sub, &channels.Broadcast{Event: p.Event, Payload: append([]byte(nil), p.Payload...), Binary: true})
+	c.srv.metrics.broadcast()
+	c.reply(ch.joinRef, p.Ref, p.Topic, true, nil)
+}
+
 // handleTextBroadcast handles a JSON broadcast push: its payload object is
 // forwarded to every subscriber unchanged (docs/protocol.md §5.1).
 func (c *wsConn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {

@@ -30,6 +30,9 @@ type Server struct {
 	ready    atomic.Bool
 	mux      *http.ServeMux
 
+	admission admission  // connection caps
+	resumes   resumeGate // SSE resume caps
+
 	wg sync.WaitGroup // every goroutine the server starts
 
 	mu       sync.Mutex // guards sessions, shutdown
@@ -58,6 +61,10 @@ func New(cfg Config) *Server {
 		},
 	}
 	s.upgrader.WriteBufferPool = &sync.Pool{}
+	// Phoenix's JS client offers the "phoenix" subprotocol when it carries
+	// its auth token in Sec-WebSocket-Protocol (docs/protocol.md §1.2).
+	s.upgrader.Subprotocols = []string{"phoenix"}
+	s.resumes.slots = make(chan struct{}, cfg.MaxResumes)
 	s.routes()
 	return s
 }
@@ -165,7 +172,7 @@ func (s *Server) privateAllowed(c *auth.Claims) bool {
 	return c.Role == "service_role"
 }
 
-// Shutdown closes every connection (a going-away close frame on
+// Shutdown closes every connection (a service-restart close frame on
 // WebSocket, a last system event on SSE) and waits for the server's
 // goroutines, or until ctx ends. It does not stop the HTTP listener; the
 // caller shuts its http.Server down first or concurrently.

@@ -3,6 +3,7 @@ package realtime
 import (
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -285,6 +286,13 @@ func (ss *session) refreshToken(ch *channelState, tok string) {
 		ss.closeChannel(ch, auth.SystemMessage(err), channels.ReasonTokenInvalid)
 		return
 	}
+	if ch.sub.Private && !ss.srv.privateAllowed(v.claims) {
+		// Read permission is checked again under the new claims: losing
+		// it ends the channel (docs/protocol.md §7.1).
+		ss.logger().Info("access_token lacks private-channel permission; closing channel", "topic", ch.sub.Topic, "role", v.claims.Role)
+		ss.closeChannel(ch, "You no longer have permission to read from this Channel topic: "+ch.sub.Name, channels.ReasonTokenInvalid)
+		return
+	}
 	ss.mu.Lock()
 	if ss.chans[ch.sub.Topic] != ch {
 		ss.mu.Unlock()
@@ -311,8 +319,50 @@ func (ss *session) activate(ch *channelState) error {
 	err := ss.srv.cfg.Changes.Activate(ch.sub, ch.bindings)
 	if err != nil {
 		ss.srv.cfg.Changes.Deactivate(ch.sub)
+		if text := clientText(err); text != err.Error() {
+			ss.logger().Warn("postgres_changes activation failed", "topic", ch.sub.Topic, "err", err)
+			return systemError(text)
+		}
 	}
 	return err
+}
+
+// Client-facing texts of activation errors whose details stay in the log
+// (docs/protocol.md §7.3).
+const (
+	msgUnableToConnect = "Realtime was unable to connect to the project database"
+	msgUnknownError    = "Unknown Error on Channel"
+)
+
+// clientText is the system message for an activation error: binding
+// refusals are written for clients and pass as they are; a database
+// failure becomes Supabase's text without its cause, and an internal error
+// (a Go package prefix such as "channels:") the generic one. Details of
+// both go to the log only.
+func clientText(err error) string {
+	text := err.Error()
+	switch {
+	case strings.HasPrefix(text, msgUnableToConnect):
+		return msgUnableToConnect
+	case internalPrefix(text):
+		return msgUnknownError
+	}
+	return text
+}
+
+// internalPrefix reports whether text starts like a wrapped Go error
+// ("pkg: ..."), which is never meant for clients.
+func internalPrefix(text string) bool {
+	pkg, _, ok := strings.Cut(text, ": ")
+	if !ok || pkg == "" || len(pkg) > 20 {
+		return false
+	}
+	for _, r := range pkg {
+		if (r < 'a' || r > 'z') && r != '_' && r != '/' {
+			return false
+		}
+	}
+	return true
 }
 
 // errNoDatabase is the system message for postgres_changes without a

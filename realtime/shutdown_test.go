@@ -16,7 +16,7 @@ import (
 	"github.com/openrealtime/realtime/channels"
 )
 
-// Shutdown sends every client a going-away close frame and leaves no
+// Shutdown sends every client a service-restart (1012) close frame and leaves no
 // goroutine of the server behind.
 func TestShutdownClosesCleanlyWithoutLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
@@ -63,8 +63,8 @@ func TestShutdownClosesCleanlyWithoutLeaks(t *testing.T) {
 				t.Fatalf("client %d: %v", i, err)
 			}
 		}
-		if code != websocket.CloseGoingAway {
-			t.Fatalf("client %d close code %d, want 1001", i, code)
+		if code != websocket.CloseServiceRestart {
+			t.Fatalf("client %d close code %d, want 1012", i, code)
 		}
 		ws.Close()
 	}

@@ -1,7 +1,9 @@
 package realtime
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -25,6 +27,21 @@ type sseStream struct {
 	// before it were sent by the replay and are skipped. Set before the
 	// outbox is released, read only by the writer after.
 	last channels.Cursor
+
+	resumeDone func() // frees the resume slot; nil when not resuming
+}
+
+// resumeKey is who a resume is counted against: the user (sub), or for a
+// token without one, its role from one client address.
+func resumeKey(id *channels.Identity, r *http.Request) string {
+	if id != nil && id.Sub != "" {
+		return "sub:" + id.Sub
+	}
+	role := ""
+	if id != nil {
+		role = id.Role
+	}
+	return "addr:" + role + "@" + clientAddr(r)
 }
 
 // sseParams are the query parameters of GET /realtime/v1/sse.
@@ -123,6 +140,15 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if len(topicPrefix)+len(p.channel) > MaxTopicBytes {
+		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("channel names are limited to %d bytes", MaxTopicBytes-len(topicPrefix)))
+		return
+	}
+	release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	binding := p.binding()
 	if binding != nil && s.cfg.Changes == nil {
 		writeJSONError(w, http.StatusServiceUnavailable, "postgres_changes are not available: the service has no database")
@@ -169,6 +195,25 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A resume replays RLS-checked changes: admitted per identity, and run
+	// in one of a few process-wide slots, off the live fan-out's cores.
+	if binding != nil && p.resume {
+		done, err := s.enterResume(r.Context(), resumeKey(ch.sub.Identity(), r))
+		if errors.Is(err, errTooManyResumes) {
+			s.log.Info("SSE resume refused: too many concurrent resumes", "remote_addr", clientAddr(r))
+			writeJSONError(w, http.StatusTooManyRequests, msgTooManyResumes)
+			return
+		}
+		if err != nil {
+			return // the client went away while waiting
+		}
+		defer func() {
+			if done != nil {
+				done()
+			}
+		}()
+		st.resumeDone = func() { done(); done = nil }
+	}
 
 	// Registered only now, so that Shutdown waits for streams that have a
 	// writer to finish, never for a request still being refused.
@@ -185,6 +230,9 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
 	opening, last := st.opening(r, &p, binding != nil)
+	if st.resumeDone != nil {
+		st.resumeDone() // the slot is for the replay, not the stream
+	}
 	if err := st.write(opening); err != nil {
 		st.out.Close(channels.ReasonClientLeft)
 	}
@@ -219,7 +267,9 @@ func (st *sseStream) opening(r *http.Request, p *sseParams, changes bool) (out [
 	name := st.ch.sub.Name
 	if changes {
 		if p.resume {
-			frames, gap, err := st.srv.cfg.Changes.Replay(r.Context(), st.ch.sub, p.after)
+			ctx, cancel := context.WithTimeout(r.Context(), st.srv.cfg.ResumeTimeout)
+			frames, gap, err := st.srv.cfg.Changes.Replay(ctx, st.ch.sub, p.after)
+			cancel()
 			if err != nil {
 				st.logger().Warn("SSE replay failed", "err", err)
 				gap = true

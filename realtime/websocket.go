@@ -1,8 +1,10 @@
 package realtime
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +26,9 @@ type wsConn struct {
 
 	wmu sync.Mutex // serializes socket writes: outbox batches and control frames
 
-	joins rateWindow // join times; read loop only
+	joins joinBucket // join tokens; read loop only
+
+	release func() // frees the connection's admission slot
 }
 
 // handleWebSocket checks the API key, upgrades and serves one connection
@@ -36,6 +40,13 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	creds := readCredentials(r)
+	if tok := phoenixAuthToken(r); tok != "" {
+		if creds.apiKey == "" {
+			creds.apiKey = tok
+		} else if creds.user == "" && !isOpaqueKey(tok) {
+			creds.user = tok
+		}
+	}
 	if creds.apiKey == "" {
 		s.log.Info("connection refused", "remote_addr", r.RemoteAddr, "err", "API key is missing")
 		writeJSONError(w, http.StatusUnauthorized, "API key is missing")
@@ -52,19 +63,25 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
 		return
 	}
+	release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
 	enc := encoderFor(vsn)
-	c := &wsConn{ws: ws, v: vsn, enc: enc}
+	c := &wsConn{ws: ws, v: vsn, enc: enc, release: release}
 	c.session = s.newSession(transportWebSocket, creds, enc, remote{addr: remoteAddr(r), version: vsn.String()})
 	c.attach(c, c)
 	if !s.track(c.session) {
 		c.out.Close(channels.ReasonServerShutdown)
 		<-c.out.done
 		ws.Close()
+		release()
 		return
 	}
 	s.metrics.connsTotal.Add(1)
@@ -133,6 +150,7 @@ func (c *wsConn) cleanup() {
 	<-c.out.done
 	c.ws.Close()
 	c.srv.forget(c.session)
+	c.release()
 }
 
 // write implements link: the batch is framed into one buffer and written
@@ -179,7 +197,9 @@ const closeDrain = 2 * time.Second
 func closeCodeFor(r channels.CloseReason) (int, string) {
 	switch r {
 	case channels.ReasonServerShutdown:
-		return websocket.CloseGoingAway, "server shutting down"
+		// 1012, as Phoenix closes a draining socket: every client
+		// reconnects on it, where some treat 1001 as a normal end.
+		return websocket.CloseServiceRestart, "server shutting down"
 	case channels.ReasonSlowConsumer, channels.ReasonWriteDeadline:
 		return websocket.ClosePolicyViolation, "slow consumer"
 	case channels.ReasonRateLimit:
@@ -192,6 +212,27 @@ func closeCodeFor(r channels.CloseReason) (int, string) {
 		return websocket.CloseServiceRestart, "disconnected by operator"
 	}
 	return websocket.CloseNormalClosure, ""
+}
+
+// phoenixAuthToken returns the token Phoenix's JS client carries in
+// Sec-WebSocket-Protocol ("phoenix", "base64url.bearer.phx.<token>") when
+// its authToken option is set, or "" (docs/protocol.md §1.2).
+func phoenixAuthToken(r *http.Request) string {
+	const prefix = "base64url.bearer.phx."
+	for _, p := range websocket.Subprotocols(r) {
+		enc, ok := strings.CutPrefix(p, prefix)
+		if !ok {
+			continue
+		}
+		enc = strings.TrimRight(enc, "=")
+		enc = strings.NewReplacer("-", "+", "_", "/").Replace(enc)
+		tok, err := base64.RawStdEncoding.DecodeString(enc)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(tok))
+	}
+	return ""
 }
 
 // writeRaw writes pre-framed bytes to the socket under the write deadline.

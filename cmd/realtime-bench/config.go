@@ -31,6 +31,7 @@ const (
 	loadBroadcastREST = "broadcast-rest"
 	loadDBInsert      = "db-insert"
 	loadDBUpdate      = "db-update"
+	loadSoak          = "soak"
 )
 
 // config is the validated command line.
@@ -69,6 +70,7 @@ type config struct {
 	Heartbeat   time.Duration
 	JSONPath    string
 	Quiet       bool
+	Soak        soakConfig
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -86,7 +88,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.Prefix, "channel-prefix", "bench", "channel name prefix")
 	fs.BoolVar(&c.Join, "join", true, "join the channels (false: bare sockets, idle load only)")
 	fs.IntVar(&c.ChansPerCon, "channels-per-conn", 1, "join load: channels each connection joins")
-	fs.StringVar(&c.Load, "load", loadIdle, "idle | join | broadcast-ws | broadcast-rest | db-insert | db-update")
+	fs.StringVar(&c.Load, "load", loadIdle, "idle | join | broadcast-ws | broadcast-rest | db-insert | db-update | soak")
 	fs.Float64Var(&c.Rate, "rate", 100, "messages (broadcasts or rows) per second, all senders together")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long load is generated (idle: how long connections are held)")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "longest wait for outstanding deliveries after the load stops")
@@ -106,6 +108,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.Float64Var(&c.JoinPace, "join-pace", 50, "joins per second per connection at most (service default limit: 100)")
 	fs.DurationVar(&c.JoinTimeout, "join-timeout", 10*time.Second, "join (and postgres_changes subscription) timeout")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 25*time.Second, "Phoenix heartbeat interval, as realtime-js")
+	c.Soak.register(fs)
 	fs.StringVar(&c.JSONPath, "json", "", "also write the result as JSON to this file (- for stdout)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -195,6 +198,8 @@ func (c *config) validate() error {
 		if c.DBURL == "" {
 			return fmt.Errorf("--load %s needs --db-url", c.Load)
 		}
+	case loadSoak:
+		return c.validateSoak()
 	default:
 		return fmt.Errorf("unknown --load %q", c.Load)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,13 +19,32 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Hard bound on the whole run: connect + hold/load + drain + slack.
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Drain+cfg.Settle+runSlack(cfg))
+	bound := cfg.Duration + cfg.Drain + cfg.Settle + runSlack(cfg)
+	if cfg.Load == loadSoak {
+		bound = soakBound(cfg)
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	level := slog.LevelInfo
 	if cfg.Quiet {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.Load == loadSoak {
+		res, err := runSoak(ctx, cfg, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "realtime-bench:", err)
+			os.Exit(1)
+		}
+		printSoak(os.Stdout, res)
+		if cfg.JSONPath != "" {
+			if err := writeJSONFile(cfg.JSONPath, res); err != nil {
+				fmt.Fprintln(os.Stderr, "realtime-bench:", err)
+				os.Exit(1)
+			}
+		}
+		return
+	}
 	res, err := run(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "realtime-bench:", err)
@@ -47,4 +67,20 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// writeJSONFile writes v as indented JSON to path (- for stdout).
+func writeJSONFile(path string, v any) error {
+	out := os.Stdout
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

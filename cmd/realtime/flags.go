@@ -21,6 +21,10 @@ type options struct {
 	MaxPayloadBytes      int
 	MaxJoinsPerSecond    float64
 	MaxQueueBytes        int
+	MaxConnections       int
+	MaxConnectionsPerIP  int
+	MaxResumesPerUser    int
+	MetricsAddr          string
 	IdleTimeout          time.Duration
 	WriteTimeout         time.Duration
 	LogLevel             string
@@ -84,6 +88,10 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.IntVar(&o.MaxChannelsPerClient, "max-channels-per-client", envInt("REALTIME_MAX_CHANNELS_PER_CLIENT", 100), "channels one connection may join (REALTIME_MAX_CHANNELS_PER_CLIENT)")
 	fs.IntVar(&o.MaxPayloadBytes, "max-payload-bytes", envInt("REALTIME_MAX_PAYLOAD_BYTES", 256*1024), "largest broadcast or presence payload (REALTIME_MAX_PAYLOAD_BYTES)")
 	fs.Float64Var(&o.MaxJoinsPerSecond, "max-joins-per-second", envFloat("REALTIME_MAX_JOINS_PER_SECOND", 100), "joins per second per connection (REALTIME_MAX_JOINS_PER_SECOND)")
+	fs.IntVar(&o.MaxConnections, "max-connections", envInt("REALTIME_MAX_CONNECTIONS", 0), "open WebSocket connections and SSE streams in total; 0 derives it from the file descriptor limit (REALTIME_MAX_CONNECTIONS)")
+	fs.IntVar(&o.MaxConnectionsPerIP, "max-connections-per-ip", envInt("REALTIME_MAX_CONNECTIONS_PER_IP", 0), "open connections per client address; 0 means no cap (REALTIME_MAX_CONNECTIONS_PER_IP)")
+	fs.IntVar(&o.MaxResumesPerUser, "max-resumes-per-user", envInt("REALTIME_MAX_RESUMES_PER_USER", 4), "concurrent SSE resumes per user (REALTIME_MAX_RESUMES_PER_USER)")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", envString("", "REALTIME_METRICS_ADDR"), "also serve /metrics without a token on this address, e.g. 127.0.0.1:9100; on the main address it needs the admin token (REALTIME_METRICS_ADDR)")
 	fs.IntVar(&o.MaxQueueBytes, "max-queue-bytes", envInt("REALTIME_MAX_QUEUE_BYTES", 8<<20), "outgoing bytes a connection may have queued before it is dropped as a slow consumer (REALTIME_MAX_QUEUE_BYTES)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", envDuration("REALTIME_IDLE_TIMEOUT", 60*time.Second), "close sockets silent for this long (REALTIME_IDLE_TIMEOUT)")
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", envDuration("REALTIME_WRITE_TIMEOUT", 10*time.Second), "deadline of one socket write (REALTIME_WRITE_TIMEOUT)")
@@ -111,8 +119,11 @@ func (o *options) validate() error {
 	default:
 		return fmt.Errorf("--source must be logical or notify, not %q", o.Source)
 	}
-	if o.MaxChannelsPerClient <= 0 || o.MaxPayloadBytes <= 0 || o.MaxJoinsPerSecond <= 0 {
+	if o.MaxChannelsPerClient <= 0 || o.MaxPayloadBytes <= 0 || o.MaxJoinsPerSecond <= 0 || o.MaxResumesPerUser <= 0 {
 		return fmt.Errorf("limits must be positive")
+	}
+	if o.MaxConnections < 0 || o.MaxConnectionsPerIP < 0 {
+		return fmt.Errorf("connection caps must be positive, or 0 for the default")
 	}
 	if strings.ContainsAny(o.Publication, `"`) || strings.ContainsAny(o.Slot, `"' `) {
 		return fmt.Errorf("slot and publication names must be plain identifiers")

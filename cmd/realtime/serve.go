@@ -88,6 +88,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		IdleTimeout:          o.IdleTimeout,
 		WriteTimeout:         o.WriteTimeout,
 		SSEHeartbeat:         o.SSEHeartbeat,
+		MaxConnections:       connectionCap(o.MaxConnections, log),
+		MaxConnectionsPerIP:  o.MaxConnectionsPerIP,
+		MaxResumesPerUser:    o.MaxResumesPerUser,
 	}
 	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
 	feed, err := startFeed(ctx, o, log, hub, insp.ObserveDelivery)
@@ -107,7 +110,15 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		srv.MetricsCollector(),
 		insp.Collector(),
 	)
-	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	// Drop counters tell what other subscribers were (not) sent: on the
+	// public address they need the admin token (docs/operations.md).
+	srv.Handle("GET /metrics", insp.Protect(metricsHandler))
+	if o.MetricsAddr != "" {
+		if err := startMetrics(o.MetricsAddr, metricsHandler, log); err != nil {
+			return err
+		}
+	}
 	srv.Handle("/admin/", insp.Handler())
 	if h.routes != nil {
 		h.routes(srv)
@@ -118,10 +129,14 @@ func serve(ctx context.Context, o *options, h hooks) error {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", o.Addr)
+	rawLn, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
+	// Sockets that never become a connection (idle, or refused by a cap)
+	// still hold descriptors: the listener sheds past a headroom above
+	// the connection cap, and backs off when descriptors run out.
+	ln := realtime.GuardListener(rawLn, rcfg.MaxConnections+listenerHeadroom(rcfg.MaxConnections), log)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	hs.RegisterOnShutdown(insp.Close) // live tails must not hold up Shutdown
 	errc := make(chan error, 1)

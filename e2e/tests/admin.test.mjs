@@ -39,9 +39,9 @@ async function subscribersOf(srv, name) {
   return (await res.json()).subscribers
 }
 
-/** Parses the Prometheus text format into { 'name{labels}': value }. */
+/** Scrapes /metrics with the admin token and parses the Prometheus text format into { 'name{labels}': value }. */
 async function scrape(srv) {
-  const res = await fetch(`${srv.httpUrl}/metrics`)
+  const res = await fetch(`${srv.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })
   assert.equal(res.status, 200)
   assert.match(res.headers.get('content-type'), /^text\/plain/)
   const text = await res.text()
@@ -352,6 +352,12 @@ describe('admin inspector API', () => {
     await a.send({ type: 'broadcast', event: 'm', payload: {} })
     await got.waitFor()
 
+    // The drop counters tell what other subscribers were (not) sent: an ordinary client cannot read them.
+    for (const headers of [{}, { Authorization: `Bearer ${h.srv.anonKey}` }]) {
+      const res = await fetch(`${h.srv.httpUrl}/metrics`, { headers })
+      assert.equal(res.status, 401)
+      assert.doesNotMatch(await res.text(), /realtime_/)
+    }
     const { text, values } = await scrape(h.srv)
     assert.ok(values['realtime_conn_open_connections{transport="websocket"}'] >= 2)
     assert.ok(values['realtime_channel_joins_total{result="ok"}'] >= 2)

@@ -197,6 +197,10 @@ func (i *Inspector) authorize(r *http.Request) error {
 	return nil
 }
 
+// Protect returns h behind the admin bearer check (the operator token or a
+// service_role JWT), as the admin API; used for /metrics.
+func (i *Inspector) Protect(h http.Handler) http.Handler { return i.requireAuth(h) }
+
 func (i *Inspector) requireAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")

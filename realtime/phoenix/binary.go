@@ -7,6 +7,9 @@ import (
 
 // Binary frame kinds of vsn 2.0.0.
 const (
+	// KindPush is a Phoenix binary push (kind 0): what Phoenix's own JS
+	// client sends for a push whose payload is an ArrayBuffer.
+	KindPush = 0
 	// KindUserBroadcastPush is a broadcast pushed by a client (kind 3).
 	KindUserBroadcastPush = 3
 	// KindUserBroadcast is a broadcast delivered to a client (kind 4).
@@ -33,6 +36,58 @@ type BroadcastPush struct {
 	Meta     []byte // JSON object text, nil when absent
 	Encoding byte   // EncodingBinary or EncodingJSON
 	Payload  []byte
+}
+
+// Push is a decoded kind-0 frame. Its Payload aliases the frame.
+type Push struct {
+	JoinRef string
+	Ref     string
+	Topic   string
+	Event   string
+	Payload []byte
+}
+
+// DecodePush decodes a kind-0 binary frame (docs/protocol.md §1.3):
+// kind, the lengths of join_ref, ref, topic and event (one byte each),
+// those strings, then the raw payload. Every length is checked against
+// the frame size.
+func DecodePush(data []byte) (Push, error) {
+	const header = 5
+	if len(data) < header {
+		return Push{}, fmt.Errorf("%w: binary frame of %d bytes is shorter than its header", ErrBadFrame, len(data))
+	}
+	if data[0] != KindPush {
+		return Push{}, fmt.Errorf("%w: not a kind-0 push (kind %d)", ErrBadFrame, data[0])
+	}
+	j, r, t, e := int(data[1]), int(data[2]), int(data[3]), int(data[4])
+	need := header + j + r + t + e
+	if len(data) < need {
+		return Push{}, fmt.Errorf("%w: binary frame lengths (%d) exceed its size (%d)", ErrBadFrame, need, len(data))
+	}
+	p := header
+	next := func(n int) string { s := string(data[p : p+n]); p += n; return s }
+	out := Push{}
+	out.JoinRef = next(j)
+	out.Ref = next(r)
+	out.Topic = next(t)
+	out.Event = next(e)
+	out.Payload = data[p:]
+	return out, nil
+}
+
+// AppendPush appends a kind-0 frame (used by tests and load tools).
+func AppendPush(dst []byte, joinRef, ref, topic, event string, payload []byte) ([]byte, error) {
+	for _, s := range []int{len(joinRef), len(ref), len(topic), len(event)} {
+		if s > 255 {
+			return dst, ErrFieldTooLong
+		}
+	}
+	dst = append(dst, KindPush, byte(len(joinRef)), byte(len(ref)), byte(len(topic)), byte(len(event)))
+	dst = append(dst, joinRef...)
+	dst = append(dst, ref...)
+	dst = append(dst, topic...)
+	dst = append(dst, event...)
+	return append(dst, payload...), nil
 }
 
 // DecodeBroadcastPush decodes a kind-3 binary frame, checking every length
