@@ -25,8 +25,6 @@ type PGConfig struct {
 	// MaxRecordBytes is the largest change delivered whole (default 1 MiB);
 	// larger ones become "Error 413" events.
 	MaxRecordBytes int
-	// Parallelism bounds concurrent RLS queries per batch (default 8).
-	Parallelism int
 	// ActivateTimeout bounds the database work of one join (default 15 s).
 	ActivateTimeout time.Duration
 	// ReplayCount and ReplayAge bound the window of recent changes kept for
@@ -65,15 +63,15 @@ type PGChanges struct {
 
 	mu sync.Mutex // guards up
 	up bool       // the change source is streaming
+
+	deniedMu sync.Mutex          // guards denied
+	denied   map[string]struct{} // row-check denials already logged
 }
 
 // NewPGChanges returns a pipeline over cfg.
 func NewPGChanges(cfg PGConfig) *PGChanges {
 	if cfg.MaxRecordBytes <= 0 {
 		cfg.MaxRecordBytes = 1 << 20
-	}
-	if cfg.Parallelism <= 0 {
-		cfg.Parallelism = 8
 	}
 	if cfg.ActivateTimeout <= 0 {
 		cfg.ActivateTimeout = 15 * time.Second
@@ -87,7 +85,8 @@ func NewPGChanges(cfg PGConfig) *PGChanges {
 	if cfg.ReplayAge <= 0 {
 		cfg.ReplayAge = 10 * time.Minute
 	}
-	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, replay: newReplayWindow(cfg.ReplayCount, cfg.ReplayAge)}
+	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, replay: newReplayWindow(cfg.ReplayCount, cfg.ReplayAge),
+		denied: make(map[string]struct{})}
 }
 
 // bindingSpec is what Bind parsed from one postgres_changes element.

@@ -52,8 +52,9 @@ func changeData(t *testing.T, f Frame) (ids []int64, data map[string]any) {
 	return ids, data
 }
 
-// RLS is asked once per identity group and table per batch, however many
-// subscribers share the identity; each user gets only their rows.
+// RLS is asked once per batch, with one group per identity and table,
+// however many subscribers share the identity; each user gets only their
+// rows.
 func TestProcessGroupsRLSByIdentity(t *testing.T) {
 	h := NewHub(HubConfig{})
 	auth := newFakeAuth()
@@ -74,8 +75,8 @@ func TestProcessGroupsRLSByIdentity(t *testing.T) {
 	if err := p.Process(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
-	if n := auth.calls.Load(); n != 2 {
-		t.Fatalf("Visible called %d times, want 2 (one per identity)", n)
+	if n, g := auth.calls.Load(), auth.groups.Load(); n != 1 || g != 2 {
+		t.Fatalf("CheckRows called %d times with %d groups, want once with 2 (one per identity)", n, g)
 	}
 	for _, w := range alices {
 		fs := w.all()

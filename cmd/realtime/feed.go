@@ -61,7 +61,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	}
 	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log})
 	pg := channels.NewPGChanges(channels.PGConfig{
-		Hub: hub, Auth: checker, Logger: log, Parallelism: int(pcfg.MaxConns),
+		Hub: hub, Auth: checker, Logger: log,
 		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge,
 		OnDelivery: onDelivery,
 	})
