@@ -53,7 +53,8 @@ var (
 type Authorizer interface {
 	// Table describes schema.table (cached by the implementation).
 	Table(ctx context.Context, schema, table string) (*TableInfo, error)
-	// SelectableColumns returns the columns role may SELECT.
+	// SelectableColumns returns the columns role may SELECT. Under a
+	// [FreshContext] the answer must not predate the call.
 	SelectableColumns(ctx context.Context, role, schema, table string) (map[string]bool, error)
 	// CheckRows answers every row check of a batch (docs/protocol.md §4.9):
 	// for each check, whether its identity may see each row image under the
@@ -85,4 +86,21 @@ type RowCheck struct {
 	// Err, set by CheckRows, denies the whole group for a reason retrying
 	// does not cure.
 	Err error
+}
+
+// freshKey marks a context whose lookups must not be answered from a
+// cache older than the call.
+type freshKey struct{}
+
+// FreshContext returns ctx marked so that Authorizer lookups made with it
+// reflect the catalog as of the call (a join must see a REVOKE made just
+// before it); concurrent fresh lookups may still share one query.
+func FreshContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshKey{}, true)
+}
+
+// IsFresh reports whether ctx was made by [FreshContext].
+func IsFresh(ctx context.Context) bool {
+	v, _ := ctx.Value(freshKey{}).(bool)
+	return v
 }

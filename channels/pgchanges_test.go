@@ -244,7 +244,7 @@ func TestEncodeChangeImages(t *testing.T) {
 }
 
 func TestReplayWindow(t *testing.T) {
-	w := newReplayWindow(3, 1<<60)
+	w := newReplayWindow(3, 1<<60, 0)
 	batch := []decoder.Change{insertTodo(1, "", ""), insertTodo(2, "", ""), insertTodo(3, "", ""), insertTodo(4, "", "")}
 	w.add(batch[:2], cursorsOf(batch[:2]))
 	if _, _, gap := w.since(Cursor{Pos: 100}); !gap {
@@ -261,7 +261,7 @@ func TestReplayWindow(t *testing.T) {
 	if _, _, gap := w.since(Cursor{Pos: 100}); !gap {
 		t.Fatal("cursor before an evicted change must report a gap")
 	}
-	w2 := newReplayWindow(10, 1<<60)
+	w2 := newReplayWindow(10, 1<<60, 0)
 	w2.base, w2.hasBase = 150, true
 	if _, _, gap := w2.since(Cursor{Pos: 150}); gap {
 		t.Fatal("cursor at the base: no gap")

@@ -405,14 +405,16 @@ type ttlCache[K comparable, V any] struct {
 
 type ttlEntry[V any] struct {
 	val     V
+	started time.Time // when its load started
 	expires time.Time
 }
 
 // flight is one load; val and err are written before done is closed.
 type flight[V any] struct {
-	done chan struct{}
-	val  V
-	err  error
+	started time.Time
+	done    chan struct{}
+	val     V
+	err     error
 }
 
 func newTTLCache[K comparable, V any]() *ttlCache[K, V] {
@@ -421,15 +423,21 @@ func newTTLCache[K comparable, V any]() *ttlCache[K, V] {
 
 // get returns the fresh cached value of k, or waits for the load in flight, or
 // runs load itself. Errors are not cached. ttl <= 0 caches nothing. A waiter
-// whose leader failed only because the leader's context ended retries.
+// whose leader failed only because the leader's context ended retries. Under
+// a [channels.FreshContext] only a load that started at or after the call
+// answers.
 func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, ttl time.Duration, load func(context.Context) (V, error)) (V, error) {
+	var notBefore time.Time
+	if channels.IsFresh(ctx) {
+		notBefore = now()
+	}
 	for {
 		tc.mu.Lock()
-		if e, ok := tc.entries[k]; ok && now().Before(e.expires) {
+		if e, ok := tc.entries[k]; ok && now().Before(e.expires) && !e.started.Before(notBefore) {
 			tc.mu.Unlock()
 			return e.val, nil
 		}
-		if f := tc.flights[k]; f != nil {
+		if f := tc.flights[k]; f != nil && !f.started.Before(notBefore) {
 			tc.mu.Unlock()
 			select {
 			case <-f.done:
@@ -442,19 +450,19 @@ func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, tt
 				return zero, ctx.Err()
 			}
 		}
-		f := &flight[V]{done: make(chan struct{})}
+		f := &flight[V]{started: now(), done: make(chan struct{})}
 		tc.flights[k] = f
 		tc.mu.Unlock()
 
 		f.val, f.err = load(ctx)
 
 		tc.mu.Lock()
-		if tc.flights[k] == f { // not invalidated meanwhile
+		if tc.flights[k] == f { // not invalidated (nor replaced by a fresher load) meanwhile
 			delete(tc.flights, k)
 			if f.err == nil && ttl > 0 {
 				t := now()
 				tc.sweepLocked(t, ttl)
-				tc.entries[k] = ttlEntry[V]{val: f.val, expires: t.Add(ttl)}
+				tc.entries[k] = ttlEntry[V]{val: f.val, started: f.started, expires: t.Add(ttl)}
 			}
 		}
 		tc.mu.Unlock()
