@@ -21,7 +21,7 @@ type replayWindow struct {
 
 	mu        sync.Mutex // guards the fields below
 	entries   []replayEntry
-	bytes     int // sum of the entries' size
+	bytes     int    // sum of the entries' size
 	evicted   Cursor // newest cursor evicted from the window
 	firstSeen Cursor // first cursor ever added by this process
 	seen      bool
