@@ -56,7 +56,7 @@ type Authorizer interface {
 	// SelectableColumns returns the columns role may SELECT. Under a
 	// [FreshContext] the answer must not predate the call.
 	SelectableColumns(ctx context.Context, role, schema, table string) (map[string]bool, error)
-	// CheckRows answers every row check of a batch (docs/protocol.md §4.9):
+	// CheckRows answers every row check of a batch (docs/protocol.md §4.5):
 	// for each check, whether its identity may see each row image under the
 	// table's row level security, judged on the image as committed, never
 	// on the live row. It fills in each check's Visible, or its Err when that

@@ -391,7 +391,7 @@ func (p *PGChanges) Deactivate(sub *Subscription) { p.hub.setPG(sub, nil) }
 // now; call it after privilege or policy changes (the Authorizer's caches
 // already dropped). A subscription whose binding names a column its role
 // can no longer select loses its bindings and gets a system error
-// (docs/protocol.md §4.9); it stays joined. Lookups that fail transiently
+// (docs/protocol.md §4.5); it stays joined. Lookups that fail transiently
 // leave the subscription alone. Returns the number of subscriptions ended.
 func (p *PGChanges) Recheck(ctx context.Context) int {
 	var subs []*Subscription

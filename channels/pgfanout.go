@@ -216,7 +216,7 @@ func (b *pgBatch) match(ctx context.Context) error {
 			row.vals = ch.Old
 		}
 		// On a table with row level security a full old image is judged
-		// before any filter sees it (docs/protocol.md §4.9).
+		// before any filter sees it (docs/protocol.md §4.5).
 		deferFilters := ch.Kind == decoder.Delete && fullOld(ch)
 		if f := b.facts[ch.Rel]; f.err != nil || !f.info.RLS {
 			deferFilters = false
@@ -282,7 +282,7 @@ func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView, skipFilter
 
 // authorize looks up column privileges once per (role, table), groups the
 // row images that need a check by (table, identity) and asks the
-// Authorizer once for the whole batch (docs/protocol.md §4.9). A transient
+// Authorizer once for the whole batch (docs/protocol.md §4.5). A transient
 // error fails the batch.
 func (b *pgBatch) authorize(ctx context.Context) error {
 	for i := range b.deliveries {
@@ -322,7 +322,7 @@ func (b *pgBatch) authorize(ctx context.Context) error {
 // needsRowCheck reports whether a change is judged on its image: INSERT
 // and UPDATE always (the new tuple), DELETE only with a full old tuple
 // (REPLICA IDENTITY FULL); a key-only DELETE is delivered as Supabase does
-// (docs/protocol.md §4.9).
+// (docs/protocol.md §4.5).
 func needsRowCheck(ch *decoder.Change) bool {
 	if ch.Kind != decoder.Delete {
 		return true

@@ -12,7 +12,7 @@ import (
 // age, so a resumable transport (SSE) can deliver what a client missed
 // while it reconnected. It keeps the changes themselves, the row images as
 // committed: a replay judges them exactly as the live fan-out did (RLS on
-// the image, docs/protocol.md §4.9) and never re-reads a row, so it cannot
+// the image, docs/protocol.md §4.5) and never re-reads a row, so it cannot
 // show a row that a later transaction reused the key of.
 type replayWindow struct {
 	max      int

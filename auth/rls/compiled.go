@@ -12,7 +12,7 @@ import (
 )
 
 // A compiled policy is a policy expression of one of the common shapes
-// (docs/protocol.md §4.9) evaluated in Go on the row image, with
+// (docs/protocol.md §4.5) evaluated in Go on the row image, with
 // PostgreSQL's three-valued logic. Only expressions made of these parts
 // compile; anything else is evaluated by PostgreSQL:
 //

@@ -15,7 +15,7 @@ import (
 	"github.com/openrealtime/realtime/channels"
 )
 
-// Row checks judge the committed image (docs/protocol.md §4.9). For each
+// Row checks judge the committed image (docs/protocol.md §4.5). For each
 // (role, table) the Checker reads the SELECT/ALL policies that apply to the
 // role and decides once how rows are judged:
 //
@@ -158,7 +158,7 @@ type sqlJob struct {
 }
 
 // CheckRows implements [channels.Authorizer]: see there and docs/protocol.md
-// §4.9. Groups whose policies compile are judged in Go; the rest travel in
+// §4.5. Groups whose policies compile are judged in Go; the rest travel in
 // one simple-protocol message (one transaction, role and claims SET LOCAL per
 // group). A group that fails for a reason retrying does not cure is denied
 // alone (its Err set, logged once) and the others are re-sent. Safe for

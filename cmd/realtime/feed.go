@@ -115,7 +115,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	go func() {
 		defer close(watched)
 		// Privilege and policy changes reach cached answers and live
-		// bindings within a poll (docs/protocol.md §4.9).
+		// bindings within a poll (docs/protocol.md §4.5).
 		checker.WatchCatalog(fctx, catalogPoll, func() { pg.Recheck(fctx) })
 	}()
 	go func() {
