@@ -2,6 +2,7 @@ package rls
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -236,6 +237,44 @@ func TestCompileShapes(t *testing.T) {
 	for _, bad := range []string{"1111", "11111111-1111-1111-1111-11111111111g", "-11111111111111111111111111111111", "{11111111111111111111111111111111"} {
 		if _, err := parseUUID(bad); err == nil {
 			t.Errorf("parseUUID(%q) accepted", bad)
+		}
+	}
+}
+
+// A group whose check can never succeed (a sub with a NUL byte, a missing
+// role, a policy that raises) is denied alone; the others of the same call
+// are answered and nothing is reported as transient.
+func TestCheckRowsIsolatesPermanentFailures(t *testing.T) {
+	_, pool := startRLSDB(t, rlsSchema, 2)
+	ctx := context.Background()
+	for _, noCompile := range []bool{false, true} {
+		c := NewChecker(CheckerConfig{Pool: pool, NoCompile: noCompile})
+		info, err := c.Table(ctx, "public", "guarded")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := relationOf(info)
+		img := func(owner string) []decoder.Value { return []decoder.Value{{Text: "1"}, {Text: owner}} }
+		images := [][]decoder.Value{img(alice), img(bob)}
+		nul := mkClaims(t, "authenticated", alice, nil)
+		nul.Sub = "a\x00b"
+		checks := []*channels.RowCheck{
+			{ID: nul, Rel: rel, Images: images},
+			{ID: mkClaims(t, "authenticated", mallory, nil), Rel: rel, Images: images}, // the policy raises
+			{ID: mkClaims(t, "no_such_role", alice, nil), Rel: rel, Images: images},
+			{ID: mkClaims(t, "authenticated", alice, nil), Rel: rel, Images: images},
+			{ID: mkClaims(t, "authenticated", bob, nil), Rel: rel, Images: images},
+		}
+		if err := c.CheckRows(ctx, checks); err != nil {
+			t.Fatalf("CheckRows: %v", err)
+		}
+		for i := range 3 {
+			if checks[i].Err == nil || errors.Is(checks[i].Err, channels.ErrTransient) {
+				t.Errorf("noCompile=%v check %d: err %v, want a permanent denial", noCompile, i, checks[i].Err)
+			}
+		}
+		if !slices.Equal(checks[3].Visible, []bool{true, false}) || !slices.Equal(checks[4].Visible, []bool{false, true}) || checks[3].Err != nil || checks[4].Err != nil {
+			t.Errorf("noCompile=%v: alice %v %v, bob %v %v", noCompile, checks[3].Visible, checks[3].Err, checks[4].Visible, checks[4].Err)
 		}
 	}
 }

@@ -168,6 +168,10 @@ func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) er
 	for _, ck := range checks {
 		job, err := c.prepare(ctx, ck)
 		if err != nil {
+			if errors.Is(err, errBadClaims) || errors.Is(err, errNoIdentity) {
+				ck.Err, ck.Visible = err, nil
+				continue
+			}
 			if cerr := classify(err); errors.Is(cerr, channels.ErrTransient) || isContextErr(cerr) {
 				return cerr
 			}
@@ -195,7 +199,7 @@ func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) er
 // PostgreSQL. Errors are the group's (classified by the caller).
 func (c *Checker) prepare(ctx context.Context, ck *channels.RowCheck) (*sqlJob, error) {
 	if ck.ID == nil || ck.Rel == nil {
-		return nil, errors.New("rls: row check without identity or relation")
+		return nil, errNoIdentity
 	}
 	if err := checkIdentity(ck.ID); err != nil {
 		return nil, fmt.Errorf("rls: rows of %q.%q as role %q: %w", ck.Rel.Schema, ck.Rel.Table, ck.ID.Role, err)
@@ -295,6 +299,9 @@ func checkIdentity(id *channels.Identity) error {
 	}
 	return nil
 }
+
+// errNoIdentity means a row check came without identity or relation.
+var errNoIdentity = errors.New("rls: row check without identity or relation")
 
 // errBadClaims means the claims cannot be passed to PostgreSQL (NUL bytes,
 // invalid UTF-8): the group is denied, not retried.
