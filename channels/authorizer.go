@@ -3,6 +3,8 @@ package channels
 import (
 	"context"
 	"errors"
+
+	"github.com/openrealtime/realtime/decoder"
 )
 
 // TableInfo describes a table for postgres_changes: its columns, primary
@@ -51,15 +53,54 @@ var (
 type Authorizer interface {
 	// Table describes schema.table (cached by the implementation).
 	Table(ctx context.Context, schema, table string) (*TableInfo, error)
-	// SelectableColumns returns the columns role may SELECT.
+	// SelectableColumns returns the columns role may SELECT. Under a
+	// [FreshContext] the answer must not predate the call.
 	SelectableColumns(ctx context.Context, role, schema, table string) (map[string]bool, error)
-	// Visible reports, for each row given by its primary-key values (text
-	// form, PrimaryKey order), whether id may SELECT it under RLS. An error
-	// means the whole group is denied for this call.
-	Visible(ctx context.Context, id *Identity, schema, table string, keys [][]string) ([]bool, error)
+	// CheckRows answers every row check of a batch (docs/protocol.md §4.5):
+	// for each check, whether its identity may see each row image under the
+	// table's row level security, judged on the image as committed, never
+	// on the live row. It fills in each check's Visible, or its Err when that
+	// group is denied as a whole (bad claims, a missing role, a policy that
+	// raises). The returned error is transient (wraps [ErrTransient]) or the
+	// context's: the batch is retried.
+	CheckRows(ctx context.Context, checks []*RowCheck) error
 	// PublishedTables lists the tables of the publication.
 	PublishedTables(ctx context.Context) ([]TableRef, error)
 	// Invalidate forgets cached facts about schema.table (after DDL),
 	// including the cached list of published tables.
 	Invalidate(schema, table string)
+}
+
+// RowCheck is one question of [Authorizer.CheckRows]: which of Images, row
+// images of Rel aligned with Rel.Columns, may ID see.
+type RowCheck struct {
+	// ID is the identity the rows are checked for.
+	ID *Identity
+	// Rel is the table the images belong to.
+	Rel *decoder.Relation
+	// Images are the committed rows: the new tuple of an INSERT or UPDATE,
+	// the old tuple of a DELETE on a REPLICA IDENTITY FULL table.
+	Images [][]decoder.Value
+	// Visible is the answer, one per image; set by CheckRows unless Err.
+	Visible []bool
+	// Err, set by CheckRows, denies the whole group for a reason retrying
+	// does not cure.
+	Err error
+}
+
+// freshKey marks a context whose lookups must not be answered from a
+// cache older than the call.
+type freshKey struct{}
+
+// FreshContext returns ctx marked so that Authorizer lookups made with it
+// reflect the catalog as of the call (a join must see a REVOKE made just
+// before it); concurrent fresh lookups may still share one query.
+func FreshContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshKey{}, true)
+}
+
+// IsFresh reports whether ctx was made by [FreshContext].
+func IsFresh(ctx context.Context) bool {
+	v, _ := ctx.Value(freshKey{}).(bool)
+	return v
 }

@@ -3,6 +3,7 @@ package channels
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -73,7 +74,10 @@ type fakeAuth struct {
 	tables     map[string]*TableInfo
 	selectable map[string]map[string]bool // role → columns
 	visible    func(id *Identity, keys [][]string) ([]bool, error)
-	calls      atomic.Int64
+	// imageVisible, when set, judges each image instead of visible.
+	imageVisible func(id *Identity, rel *decoder.Relation, img []decoder.Value) bool
+	calls        atomic.Int64 // CheckRows calls
+	groups       atomic.Int64 // RowChecks answered
 }
 
 func (a *fakeAuth) Table(ctx context.Context, schema, table string) (*TableInfo, error) {
@@ -88,9 +92,34 @@ func (a *fakeAuth) SelectableColumns(ctx context.Context, role, schema, table st
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNoRole, role)
 }
-func (a *fakeAuth) Visible(ctx context.Context, id *Identity, schema, table string, keys [][]string) ([]bool, error) {
+
+// CheckRows answers each check with visible, given the images' primary-key
+// text (the first column of the table's key), or imageVisible when set.
+func (a *fakeAuth) CheckRows(ctx context.Context, checks []*RowCheck) error {
 	a.calls.Add(1)
-	return a.visible(id, keys)
+	a.groups.Add(int64(len(checks)))
+	for _, ck := range checks {
+		if a.imageVisible != nil {
+			ck.Visible = make([]bool, len(ck.Images))
+			for i, img := range ck.Images {
+				ck.Visible[i] = a.imageVisible(ck.ID, ck.Rel, img)
+			}
+			continue
+		}
+		info := a.tables[ck.Rel.Schema+"."+ck.Rel.Table]
+		keys := make([][]string, len(ck.Images))
+		for i, img := range ck.Images {
+			for _, name := range info.PrimaryKey {
+				keys[i] = append(keys[i], img[ck.Rel.ColumnIndex(name)].Text)
+			}
+		}
+		vis, err := a.visible(ck.ID, keys)
+		if errors.Is(err, ErrTransient) {
+			return err
+		}
+		ck.Visible, ck.Err = vis, err
+	}
+	return nil
 }
 func (a *fakeAuth) PublishedTables(ctx context.Context) ([]TableRef, error) {
 	var out []TableRef

@@ -25,14 +25,15 @@ type PGConfig struct {
 	// MaxRecordBytes is the largest change delivered whole (default 1 MiB);
 	// larger ones become "Error 413" events.
 	MaxRecordBytes int
-	// Parallelism bounds concurrent RLS queries per batch (default 8).
-	Parallelism int
 	// ActivateTimeout bounds the database work of one join (default 15 s).
 	ActivateTimeout time.Duration
 	// ReplayCount and ReplayAge bound the window of recent changes kept for
 	// resumable transports (defaults 10,000 changes and 10 minutes).
 	ReplayCount int
 	ReplayAge   time.Duration
+	// ReplayBytes bounds the window's size (default 64 MiB; negative: no
+	// byte bound).
+	ReplayBytes int
 	// OnDelivery, when set, is called once per batch with per-stage
 	// figures (for metrics).
 	OnDelivery func(DeliveryStats)
@@ -65,15 +66,15 @@ type PGChanges struct {
 
 	mu sync.Mutex // guards up
 	up bool       // the change source is streaming
+
+	deniedMu sync.Mutex          // guards denied
+	denied   map[string]struct{} // row-check denials already logged
 }
 
 // NewPGChanges returns a pipeline over cfg.
 func NewPGChanges(cfg PGConfig) *PGChanges {
 	if cfg.MaxRecordBytes <= 0 {
 		cfg.MaxRecordBytes = 1 << 20
-	}
-	if cfg.Parallelism <= 0 {
-		cfg.Parallelism = 8
 	}
 	if cfg.ActivateTimeout <= 0 {
 		cfg.ActivateTimeout = 15 * time.Second
@@ -87,7 +88,11 @@ func NewPGChanges(cfg PGConfig) *PGChanges {
 	if cfg.ReplayAge <= 0 {
 		cfg.ReplayAge = 10 * time.Minute
 	}
-	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, replay: newReplayWindow(cfg.ReplayCount, cfg.ReplayAge)}
+	if cfg.ReplayBytes == 0 {
+		cfg.ReplayBytes = 64 << 20
+	}
+	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, replay: newReplayWindow(cfg.ReplayCount, cfg.ReplayAge, cfg.ReplayBytes),
+		denied: make(map[string]struct{})}
 }
 
 // bindingSpec is what Bind parsed from one postgres_changes element.
@@ -166,9 +171,18 @@ func parseBinding(raw json.RawMessage) *Binding {
 		spec.err = err.Error()
 		return b
 	}
+	if spec.wild && len(conds) > 0 {
+		// A filter names columns of one table; on a wildcard it would be
+		// silently ignored (docs/protocol.md §4.6).
+		spec.err = errWildcardFilter
+		return b
+	}
 	spec.conds = conds
 	return b
 }
+
+// errWildcardFilter refuses a filter on a wildcard binding.
+const errWildcardFilter = "Filters are not supported for wildcard subscriptions. Provide an explicit schema and table name."
 
 // inspectParams renders the binding request roughly as the real server's
 // error message does (an Elixir map).
@@ -280,7 +294,8 @@ func (p *PGChanges) activateOne(ctx context.Context, id *Identity, b *Binding, p
 	if err != nil {
 		return nil, errors.New(unableMessage(b, err.Error()))
 	}
-	selectable, err := p.cfg.Auth.SelectableColumns(ctx, id.Role, b.Schema, b.Table)
+	// A join checks privileges as they are now, not as cached.
+	selectable, err := p.cfg.Auth.SelectableColumns(FreshContext(ctx), id.Role, b.Schema, b.Table)
 	if err != nil {
 		return nil, errors.New(unableMessage(b, err.Error()))
 	}
@@ -299,7 +314,9 @@ func (p *PGChanges) activateOne(ctx context.Context, id *Identity, b *Binding, p
 	if b.Select != nil {
 		act.sel = make(map[string]bool, len(b.Select)+len(info.PrimaryKey))
 		for _, c := range b.Select {
-			if !hasColumn(info, c) {
+			// A column the role may not select is refused with the same
+			// text as an unknown one: a join must not probe column names.
+			if !hasColumn(info, c) || !selectable[c] {
 				return nil, errors.New(unableMessage(b, "invalid column for select "+c))
 			}
 			act.sel[c] = true
@@ -368,6 +385,63 @@ func likeMatch(pattern, name string) bool {
 
 // Deactivate stops delivery to sub; it is idempotent.
 func (p *PGChanges) Deactivate(sub *Subscription) { p.hub.setPG(sub, nil) }
+
+// Recheck re-validates every live postgres_changes binding that names
+// columns (a filter or a select) against the column privileges as they are
+// now; call it after privilege or policy changes (the Authorizer's caches
+// already dropped). A subscription whose binding names a column its role
+// can no longer select loses its bindings and gets a system error
+// (docs/protocol.md §4.5); it stays joined. Lookups that fail transiently
+// leave the subscription alone. Returns the number of subscriptions ended.
+func (p *PGChanges) Recheck(ctx context.Context) int {
+	var subs []*Subscription
+	p.hub.pg.all(func(s *Subscription) { subs = append(subs, s) })
+	ended := 0
+	for _, s := range subs {
+		st := s.pg.Load()
+		id := s.Identity()
+		if st == nil || id == nil {
+			continue
+		}
+		if col, table := p.lostColumn(ctx, id, st); col != "" {
+			if s.pg.Load() != st {
+				continue // rebound meanwhile
+			}
+			p.hub.setPG(s, nil)
+			ended++
+			p.log.Info("postgres_changes binding ended: column no longer selectable", "topic", s.Topic, "role", id.Role, "table", table, "column", col)
+			s.deliver(s.Encoder.EncodeSystem(s.Topic, systemJSON("postgres_changes", "error", "Unable to continue with given parameters: column "+col+" of "+table+" is no longer selectable", s.Name)))
+		}
+	}
+	return ended
+}
+
+// lostColumn returns a column that one of st's bindings reads but id's role
+// may no longer select, with its table, or "".
+func (p *PGChanges) lostColumn(ctx context.Context, id *Identity, st *pgState) (col, table string) {
+	for _, ab := range st.active {
+		if ab.filter == nil && ab.sel == nil {
+			continue
+		}
+		cols, err := p.cfg.Auth.SelectableColumns(ctx, id.Role, ab.schema, ab.table)
+		if errors.Is(err, ErrTransient) || ctx.Err() != nil {
+			continue
+		}
+		var names []string
+		if ab.filter != nil {
+			names = ab.filter.Columns()
+		}
+		for c := range ab.sel {
+			names = append(names, c)
+		}
+		for _, c := range names {
+			if err != nil || !cols[c] {
+				return c, ab.schema + "." + ab.table
+			}
+		}
+	}
+	return "", ""
+}
 
 // SourceState tells subscribers when changes stop or flow again: a system
 // error when the source goes down, "Subscribed to PostgreSQL" when it is

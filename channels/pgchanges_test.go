@@ -52,8 +52,9 @@ func changeData(t *testing.T, f Frame) (ids []int64, data map[string]any) {
 	return ids, data
 }
 
-// RLS is asked once per identity group and table per batch, however many
-// subscribers share the identity; each user gets only their rows.
+// RLS is asked once per batch, with one group per identity and table,
+// however many subscribers share the identity; each user gets only their
+// rows.
 func TestProcessGroupsRLSByIdentity(t *testing.T) {
 	h := NewHub(HubConfig{})
 	auth := newFakeAuth()
@@ -74,8 +75,8 @@ func TestProcessGroupsRLSByIdentity(t *testing.T) {
 	if err := p.Process(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
-	if n := auth.calls.Load(); n != 2 {
-		t.Fatalf("Visible called %d times, want 2 (one per identity)", n)
+	if n, g := auth.calls.Load(), auth.groups.Load(); n != 1 || g != 2 {
+		t.Fatalf("CheckRows called %d times with %d groups, want once with 2 (one per identity)", n, g)
 	}
 	for _, w := range alices {
 		fs := w.all()
@@ -243,7 +244,7 @@ func TestEncodeChangeImages(t *testing.T) {
 }
 
 func TestReplayWindow(t *testing.T) {
-	w := newReplayWindow(3, 1<<60)
+	w := newReplayWindow(3, 1<<60, 0)
 	batch := []decoder.Change{insertTodo(1, "", ""), insertTodo(2, "", ""), insertTodo(3, "", ""), insertTodo(4, "", "")}
 	w.add(batch[:2], cursorsOf(batch[:2]))
 	if _, _, gap := w.since(Cursor{Pos: 100}); !gap {
@@ -260,7 +261,7 @@ func TestReplayWindow(t *testing.T) {
 	if _, _, gap := w.since(Cursor{Pos: 100}); !gap {
 		t.Fatal("cursor before an evicted change must report a gap")
 	}
-	w2 := newReplayWindow(10, 1<<60)
+	w2 := newReplayWindow(10, 1<<60, 0)
 	w2.base, w2.hasBase = 150, true
 	if _, _, gap := w2.since(Cursor{Pos: 150}); gap {
 		t.Fatal("cursor at the base: no gap")

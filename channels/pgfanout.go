@@ -81,6 +81,9 @@ type delivery struct {
 	ids    []int64
 	sel    map[string]bool // select restriction of the first matching binding with one; nil for all
 	data   []byte          // the data object, set by encode; nil: nothing to send
+	// deferred: filters were not applied at match (a full-image DELETE
+	// under RLS); ids and sel are recomputed by payload once visible.
+	deferred bool
 }
 
 // tableFacts are the per-batch facts about one table.
@@ -212,8 +215,14 @@ func (b *pgBatch) match(ctx context.Context) error {
 		if ch.Kind == decoder.Delete {
 			row.vals = ch.Old
 		}
+		// On a table with row level security a full old image is judged
+		// before any filter sees it (docs/protocol.md §4.5).
+		deferFilters := ch.Kind == decoder.Delete && fullOld(ch)
+		if f := b.facts[ch.Rel]; f.err != nil || !f.info.RLS {
+			deferFilters = false
+		}
 		for _, c := range cands {
-			if d, ok := b.matchClass(ci, c, row); ok {
+			if d, ok := b.matchClass(ci, c, row, deferFilters); ok {
 				b.deliveries = append(b.deliveries, d)
 			}
 		}
@@ -239,7 +248,7 @@ func (b *pgBatch) lookupTable(ctx context.Context, rel *decoder.Relation) error 
 // matchClass reports whether a binding of class c matches change ci, and
 // the delivery with every matching binding id. A change that only filters
 // rejected counts as a filter drop for the class (live fan-out only).
-func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView) (delivery, bool) {
+func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView, skipFilters bool) (delivery, bool) {
 	ch := &b.changes[ci]
 	var ids []int64
 	var sel map[string]bool
@@ -248,7 +257,7 @@ func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView) (delivery,
 		if ab.events&(1<<ch.Kind) == 0 || !tableMatch(ab, ch.Rel) {
 			continue
 		}
-		if ab.filter != nil && !ab.filter.Match(row) {
+		if ab.filter != nil && !skipFilters && !ab.filter.Match(row) {
 			filtered = true
 			continue
 		}
@@ -268,12 +277,13 @@ func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView) (delivery,
 		}
 		return delivery{}, false
 	}
-	return delivery{change: ci, class: c, ids: ids, sel: sel}, true
+	return delivery{change: ci, class: c, ids: ids, sel: sel, deferred: skipFilters}, true
 }
 
 // authorize looks up column privileges once per (role, table), groups the
-// changes that need a row check by (table, identity) and runs one RLS query
-// per group. A transient error fails the batch.
+// row images that need a check by (table, identity) and asks the
+// Authorizer once for the whole batch (docs/protocol.md §4.5). A transient
+// error fails the batch.
 func (b *pgBatch) authorize(ctx context.Context) error {
 	for i := range b.deliveries {
 		d := &b.deliveries[i]
@@ -285,7 +295,7 @@ func (b *pgBatch) authorize(ctx context.Context) error {
 		if err := b.lookupPrivileges(ctx, d.class.id.Role, ch.Rel, f); err != nil {
 			return err
 		}
-		if ch.Kind == decoder.Delete || !f.info.RLS || len(f.info.PrimaryKey) == 0 {
+		if !f.info.RLS || !needsRowCheck(ch) {
 			continue
 		}
 		gk := groupKey{table: f.key, id: d.class.id.Key}
@@ -309,6 +319,44 @@ func (b *pgBatch) authorize(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// needsRowCheck reports whether a change is judged on its image: INSERT
+// and UPDATE always (the new tuple), DELETE only with a full old tuple
+// (REPLICA IDENTITY FULL); a key-only DELETE is delivered as Supabase does
+// (docs/protocol.md §4.5).
+func needsRowCheck(ch *decoder.Change) bool {
+	if ch.Kind != decoder.Delete {
+		return true
+	}
+	return fullOld(ch)
+}
+
+// fullOld reports whether a DELETE carries the whole old row.
+func fullOld(ch *decoder.Change) bool {
+	if ch.Rel.ReplicaIdentity != 'f' || len(ch.Old) != len(ch.Rel.Columns) {
+		return false
+	}
+	return true
+}
+
+// rowImage is the committed row a change is judged on: the new tuple, with
+// unchanged TOASTed values (absent) taken from the old tuple when it has
+// them, or the old tuple of a DELETE.
+func rowImage(ch *decoder.Change) []decoder.Value {
+	if ch.Kind == decoder.Delete {
+		return ch.Old
+	}
+	img := ch.New
+	for i := range img {
+		if img[i].Absent && i < len(ch.Old) && !ch.Old[i].Absent {
+			if &img[0] == &ch.New[0] {
+				img = append([]decoder.Value(nil), ch.New...)
+			}
+			img[i] = ch.Old[i]
+		}
+	}
+	return img
+}
+
 // lookupPrivileges records the columns role may select in rel once per
 // batch; a failed lookup is logged and recorded as nil. Only a transient
 // error is returned.
@@ -328,51 +376,68 @@ func (b *pgBatch) lookupPrivileges(ctx context.Context, role string, rel *decode
 	return nil
 }
 
-// checkGroups runs one Visible query per group, a bounded number at a time.
-// A group whose query fails is denied; a transient failure of any group
-// fails the whole batch so that it is redelivered.
+// checkGroups asks the Authorizer about every group in one call (one
+// database round trip at most). A group whose check fails for good is
+// denied alone; a transient failure fails the whole batch so that it is
+// redelivered.
 func (b *pgBatch) checkGroups(ctx context.Context) error {
 	p, n := b.p, len(b.changes)
-	sem := make(chan struct{}, p.cfg.Parallelism)
-	var wg sync.WaitGroup
-	pkText := make(map[int][]string) // batch index → key text, shared by every group
+	images := make(map[int][]decoder.Value) // batch index → image, shared by every group
+	checks := make([]*RowCheck, 0, len(b.groups))
+	owners := make([]*rlsGroup, 0, len(b.groups))
 	for _, g := range b.groups {
-		info := b.facts[b.changes[g.changes[0]].Rel].info
-		keys := make([][]string, len(g.changes))
+		imgs := make([][]decoder.Value, len(g.changes))
 		for i, ci := range g.changes {
-			k, ok := pkText[ci]
+			img, ok := images[ci]
 			if !ok {
-				k = primaryKeyText(&b.changes[ci], info.PrimaryKey)
-				pkText[ci] = k
+				img = rowImage(&b.changes[ci])
+				images[ci] = img
 			}
-			keys[i] = k
+			imgs[i] = img
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(g *rlsGroup, keys [][]string) {
-			defer func() { <-sem; wg.Done() }()
-			vis, err := p.cfg.Auth.Visible(ctx, g.id, g.schema, g.table, keys)
-			if err != nil {
-				g.err = err
-				p.log.Warn("postgres_changes: RLS check failed; group denied", "table", g.schema+"."+g.table, "role", g.id.Role, "err", err)
-				return
-			}
-			g.visible = make([]bool, n)
-			for i, ok := range vis {
-				if ok && i < len(g.changes) {
-					g.visible[g.changes[i]] = true
-				}
-			}
-		}(g, keys)
+		checks = append(checks, &RowCheck{ID: g.id, Rel: b.changes[g.changes[0]].Rel, Images: imgs})
+		owners = append(owners, g)
 	}
-	wg.Wait()
-	for _, g := range b.groups {
-		if errors.Is(g.err, ErrTransient) {
-			return g.err
+	if err := p.cfg.Auth.CheckRows(ctx, checks); err != nil {
+		return err
+	}
+	for k, ck := range checks {
+		g := owners[k]
+		if ck.Err != nil {
+			g.err = ck.Err
+			p.logDenied(g, ck.Err)
+			continue
+		}
+		g.visible = make([]bool, n)
+		for i, ok := range ck.Visible {
+			if ok && i < len(g.changes) {
+				g.visible[g.changes[i]] = true
+			}
 		}
 	}
 	return nil
 }
+
+// logDenied logs a group denied by a failed check once per (table, role,
+// error text), so a permanently failing identity does not flood the log.
+func (p *PGChanges) logDenied(g *rlsGroup, err error) {
+	key := g.schema + "." + g.table + "\x00" + g.id.Role + "\x00" + err.Error()
+	p.deniedMu.Lock()
+	_, seen := p.denied[key]
+	if !seen {
+		if len(p.denied) >= maxDeniedLogged {
+			clear(p.denied)
+		}
+		p.denied[key] = struct{}{}
+	}
+	p.deniedMu.Unlock()
+	if !seen {
+		p.log.Warn("postgres_changes: row check failed; group denied", "table", g.schema+"."+g.table, "role", g.id.Role, "err", err)
+	}
+}
+
+// maxDeniedLogged bounds the set of denials already logged.
+const maxDeniedLogged = 1024
 
 // encode sets each delivery's data object, in batch order: the row as its
 // class may see it (encoded once per change, role and select set), an
@@ -394,22 +459,37 @@ func (b *pgBatch) payload(enc *payloadCache, d *delivery) []byte {
 	}
 	id := d.class.id
 	cols := b.privs[privKey{id.Role, ch.Rel}]
-	if cols == nil {
+	if len(cols) == 0 {
+		// No SELECT on any column: nothing about the table is this role's
+		// business, not even an error event or a DELETE's key.
 		b.drop(d, DropColumnPrivilege)
 		return nil
 	}
 	switch {
+	case ch.Kind == decoder.Delete && !allSelectable(f.info.PrimaryKey, cols):
+		b.drop(d, DropColumnPrivilege)
+		return nil
 	case ch.Kind != decoder.Delete && len(f.info.PrimaryKey) == 0:
 		return enc.errorEvent(ch, errNoPrimaryKey)
 	case ch.Kind != decoder.Delete && !allSelectable(f.info.PrimaryKey, cols):
 		b.drop(d, DropColumnPrivilege)
 		return enc.errorEvent(ch, errUnauthorized)
-	case ch.Kind != decoder.Delete && f.info.RLS:
+	}
+	if f.info.RLS && needsRowCheck(ch) {
 		g := b.groups[groupKey{table: f.key, id: id.Key}]
 		if g == nil || g.err != nil || g.visible == nil || !g.visible[d.change] {
 			b.drop(d, DropRLS)
 			return nil
 		}
+	}
+	if d.deferred {
+		// A full-image DELETE under RLS: filters run only now that the old
+		// row is known to be visible, so they cannot probe hidden rows.
+		md, ok := b.matchClass(d.change, d.class, rowView{rel: ch.Rel, vals: ch.Old}, false)
+		if !ok {
+			return nil
+		}
+		d.ids, d.sel = md.ids, md.sel
 	}
 	return enc.change(ch, d.change, id.Role, cols, d.sel, f.info)
 }
@@ -495,17 +575,6 @@ func (b *pgBatch) emitTaps() {
 		ch := &b.changes[k.change]
 		b.p.hub.emitTap(k.topic, "postgres_changes", ch.Kind.String()+" "+ch.Rel.Schema+"."+ch.Rel.Table, rowJSON(ch), n)
 	}
-}
-
-// primaryKeyText returns the text of the key columns from the new image.
-func primaryKeyText(ch *decoder.Change, pk []string) []string {
-	out := make([]string, len(pk))
-	for i, name := range pk {
-		if j := ch.Rel.ColumnIndex(name); j >= 0 && j < len(ch.New) {
-			out[i] = ch.New[j].Text
-		}
-	}
-	return out
 }
 
 func tableMatch(b *activeBinding, rel *decoder.Relation) bool {

@@ -8,15 +8,20 @@ import (
 	"github.com/openrealtime/realtime/decoder"
 )
 
-// replayWindow keeps the most recent changes, bounded by count and age, so
-// a resumable transport (SSE) can deliver what a client missed while it
-// reconnected.
+// replayWindow keeps the most recent changes, bounded by count, bytes and
+// age, so a resumable transport (SSE) can deliver what a client missed
+// while it reconnected. It keeps the changes themselves, the row images as
+// committed: a replay judges them exactly as the live fan-out did (RLS on
+// the image, docs/protocol.md §4.5) and never re-reads a row, so it cannot
+// show a row that a later transaction reused the key of.
 type replayWindow struct {
-	max    int
-	maxAge time.Duration
+	max      int
+	maxAge   time.Duration
+	maxBytes int
 
 	mu        sync.Mutex // guards the fields below
 	entries   []replayEntry
+	bytes     int    // sum of the entries' size
 	evicted   Cursor // newest cursor evicted from the window
 	firstSeen Cursor // first cursor ever added by this process
 	seen      bool
@@ -27,13 +32,25 @@ type replayWindow struct {
 }
 
 type replayEntry struct {
-	ch  decoder.Change
-	cur Cursor
-	at  time.Time
+	ch   decoder.Change
+	cur  Cursor
+	at   time.Time
+	size int
 }
 
-func newReplayWindow(max int, maxAge time.Duration) *replayWindow {
-	return &replayWindow{max: max, maxAge: maxAge, based: make(chan struct{})}
+func newReplayWindow(max int, maxAge time.Duration, maxBytes int) *replayWindow {
+	return &replayWindow{max: max, maxAge: maxAge, maxBytes: maxBytes, based: make(chan struct{})}
+}
+
+// changeSize estimates the memory a change holds in the window.
+func changeSize(ch *decoder.Change) int {
+	n := 96
+	for _, img := range [][]decoder.Value{ch.New, ch.Old} {
+		for i := range img {
+			n += 48 + len(img[i].Text) + len(img[i].JSON)
+		}
+	}
+	return n
 }
 
 func (w *replayWindow) add(batch []decoder.Change, cursors []Cursor) {
@@ -47,10 +64,14 @@ func (w *replayWindow) add(batch []decoder.Change, cursors []Cursor) {
 		w.firstSeen, w.seen = cursors[0], true
 	}
 	for i := range batch {
-		w.entries = append(w.entries, replayEntry{ch: batch[i], cur: cursors[i], at: now})
+		size := changeSize(&batch[i])
+		w.entries = append(w.entries, replayEntry{ch: batch[i], cur: cursors[i], at: now, size: size})
+		w.bytes += size
 	}
 	drop := 0
-	for drop < len(w.entries) && (len(w.entries)-drop > w.max || now.Sub(w.entries[drop].at) > w.maxAge) {
+	for drop < len(w.entries) && (len(w.entries)-drop > w.max || now.Sub(w.entries[drop].at) > w.maxAge ||
+		w.maxBytes > 0 && w.bytes > w.maxBytes) {
+		w.bytes -= w.entries[drop].size
 		drop++
 	}
 	if drop > 0 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,10 +48,38 @@ type CheckerConfig struct {
 	Publication string
 	// Logger receives debug and warning logs; nil discards them.
 	Logger *slog.Logger
-	// CacheTTL is how long catalog answers (tables, column privileges) are
-	// reused. Zero means [DefaultCacheTTL]; negative disables
+	// CacheTTL is how long catalog answers (tables, column privileges,
+	// policies) are reused. Zero means [DefaultCacheTTL]; negative disables
 	// caching.
 	CacheTTL time.Duration
+	// Verify is the fraction (0..1) of compiled decisions re-checked by
+	// PostgreSQL; disagreements are counted in [Checker.Stats].
+	Verify float64
+	// NoCompile sends every policy to PostgreSQL (tests, diagnosis).
+	NoCompile bool
+}
+
+// Stats counts how row checks were answered.
+type Stats struct {
+	// CompiledGroups were judged in Go.
+	CompiledGroups int64
+	// SQLGroups were judged by PostgreSQL.
+	SQLGroups int64
+	// VerifiedGroups were judged in Go and re-checked by PostgreSQL.
+	VerifiedGroups int64
+	// Disagreements counts verified groups where Go and PostgreSQL differed.
+	Disagreements int64
+}
+
+// Stats returns the counters since the Checker was made. Safe for
+// concurrent use.
+func (c *Checker) Stats() Stats {
+	return Stats{
+		CompiledGroups: c.stats.compiled.Load(),
+		SQLGroups:      c.stats.sqlGroups.Load(),
+		VerifiedGroups: c.stats.verified.Load(),
+		Disagreements:  c.stats.disagreements.Load(),
+	}
 }
 
 // Checker answers the database questions of postgres_changes delivery
@@ -73,8 +102,19 @@ type Checker struct {
 	ttl         time.Duration
 	now         func() time.Time // replaced by tests
 
+	verify    float64
+	noCompile bool
+
 	tables *ttlCache[tableKey, *tableEntry]
 	cols   *ttlCache[colsKey, map[string]bool]
+	pols   *ttlCache[colsKey, *policySet]
+	// funcs records that auth.uid/role/jwt were last seen standard; set
+	// before a compiled policy is cached.
+	funcs atomic.Pointer[stdFuncs]
+
+	stats struct {
+		compiled, sqlGroups, verified, disagreements atomic.Int64
+	}
 
 	pubMu     sync.Mutex          // guards published, pubLoaded
 	published []channels.TableRef // nil: not loaded or invalidated
@@ -100,8 +140,11 @@ func NewChecker(cfg CheckerConfig) *Checker {
 		log:         log,
 		ttl:         ttl,
 		now:         time.Now,
+		verify:      cfg.Verify,
+		noCompile:   cfg.NoCompile,
 		tables:      newTTLCache[tableKey, *tableEntry](),
 		cols:        newTTLCache[colsKey, map[string]bool](),
+		pols:        newTTLCache[colsKey, *policySet](),
 	}
 }
 
@@ -119,10 +162,9 @@ type tableEntry struct {
 	// pkCast[i] is the schema-qualified, quoted type of PrimaryKey[i], for
 	// casting key literals.
 	pkCast []string
-	// indexProbe is true when every primary-key equality operator is
-	// leakproof, so that under RLS the planner may still look keys up in the
-	// primary-key index (it may not push a non-leakproof qual below a policy).
-	indexProbe bool
+	// colCast[i] is the schema-qualified, quoted type of Columns[i], for
+	// casting image values.
+	colCast []string
 }
 
 // Table returns the catalog description of schema.table, from the cache when
@@ -186,6 +228,7 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 		leakproof  bool
 	}
 	var pk []pkCol // indexed by key position - 1
+	var colCast []string
 	found := false
 	for rows.Next() {
 		var (
@@ -201,6 +244,7 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 			continue // table without columns
 		}
 		info.Columns = append(info.Columns, channels.TableColumn{Name: *name, Type: *typ})
+		colCast = append(colCast, *cast)
 		if pos != nil {
 			p := int(*pos)
 			if p < 1 || p > 32 { // INDEX_MAX_KEYS
@@ -218,7 +262,7 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 	if !found {
 		return nil, fmt.Errorf("rls: table %q.%q: %w", k.schema, k.table, channels.ErrNoTable)
 	}
-	e := &tableEntry{info: info, indexProbe: len(pk) > 0}
+	e := &tableEntry{info: info, colCast: colCast}
 	for i, col := range pk {
 		if col.name == "" {
 			// An expression in the key: cannot happen for a primary key.
@@ -226,7 +270,6 @@ func (c *Checker) loadTable(ctx context.Context, k tableKey) (*tableEntry, error
 		}
 		info.PrimaryKey = append(info.PrimaryKey, col.name)
 		e.pkCast = append(e.pkCast, col.cast)
-		e.indexProbe = e.indexProbe && col.leakproof
 	}
 	return e, nil
 }
@@ -303,6 +346,7 @@ func (c *Checker) Invalidate(schema, table string) {
 	k := tableKey{schema, table}
 	c.tables.deleteIf(func(t tableKey) bool { return t == k })
 	c.cols.deleteIf(func(ck colsKey) bool { return ck.tableKey == k })
+	c.pols.deleteIf(func(ck colsKey) bool { return ck.tableKey == k })
 	c.pubMu.Lock()
 	c.published = nil
 	c.pubMu.Unlock()
@@ -361,14 +405,16 @@ type ttlCache[K comparable, V any] struct {
 
 type ttlEntry[V any] struct {
 	val     V
+	started time.Time // when its load started
 	expires time.Time
 }
 
 // flight is one load; val and err are written before done is closed.
 type flight[V any] struct {
-	done chan struct{}
-	val  V
-	err  error
+	started time.Time
+	done    chan struct{}
+	val     V
+	err     error
 }
 
 func newTTLCache[K comparable, V any]() *ttlCache[K, V] {
@@ -377,15 +423,21 @@ func newTTLCache[K comparable, V any]() *ttlCache[K, V] {
 
 // get returns the fresh cached value of k, or waits for the load in flight, or
 // runs load itself. Errors are not cached. ttl <= 0 caches nothing. A waiter
-// whose leader failed only because the leader's context ended retries.
+// whose leader failed only because the leader's context ended retries. Under
+// a [channels.FreshContext] only a load that started at or after the call
+// answers.
 func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, ttl time.Duration, load func(context.Context) (V, error)) (V, error) {
+	var notBefore time.Time
+	if channels.IsFresh(ctx) {
+		notBefore = now()
+	}
 	for {
 		tc.mu.Lock()
-		if e, ok := tc.entries[k]; ok && now().Before(e.expires) {
+		if e, ok := tc.entries[k]; ok && now().Before(e.expires) && !e.started.Before(notBefore) {
 			tc.mu.Unlock()
 			return e.val, nil
 		}
-		if f := tc.flights[k]; f != nil {
+		if f := tc.flights[k]; f != nil && !f.started.Before(notBefore) {
 			tc.mu.Unlock()
 			select {
 			case <-f.done:
@@ -398,19 +450,19 @@ func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, tt
 				return zero, ctx.Err()
 			}
 		}
-		f := &flight[V]{done: make(chan struct{})}
+		f := &flight[V]{started: now(), done: make(chan struct{})}
 		tc.flights[k] = f
 		tc.mu.Unlock()
 
 		f.val, f.err = load(ctx)
 
 		tc.mu.Lock()
-		if tc.flights[k] == f { // not invalidated meanwhile
+		if tc.flights[k] == f { // not invalidated (nor replaced by a fresher load) meanwhile
 			delete(tc.flights, k)
 			if f.err == nil && ttl > 0 {
 				t := now()
 				tc.sweepLocked(t, ttl)
-				tc.entries[k] = ttlEntry[V]{val: f.val, expires: t.Add(ttl)}
+				tc.entries[k] = ttlEntry[V]{val: f.val, started: f.started, expires: t.Add(ttl)}
 			}
 		}
 		tc.mu.Unlock()

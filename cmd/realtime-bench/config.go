@@ -61,6 +61,7 @@ type config struct {
 	Table       string
 	SyncCommit  bool
 	RLS         bool
+	Policy      string // owner (compiles) or membership (needs PostgreSQL)
 	Filter      string // none or user
 	Event       string
 	PID         int
@@ -101,6 +102,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.Table, "table", "", "bench table in schema public (default realtime_bench_rls or realtime_bench_open)")
 	fs.BoolVar(&c.SyncCommit, "sync-commit", true, "writer sessions SET synchronous_commit = on (as production PostgreSQL)")
 	fs.BoolVar(&c.RLS, "rls", true, "bench table has an owner-only RLS policy (user_id = auth.uid())")
+	fs.StringVar(&c.Policy, "policy", "owner", "RLS policy with --rls: owner (user_id = auth.uid(), evaluated in Go) or membership (an EXISTS sub-query on a members table, evaluated by PostgreSQL)")
 	fs.StringVar(&c.Filter, "filter", "none", "postgres_changes binding filter: none or user (user_id=eq.<own id>)")
 	fs.StringVar(&c.Event, "event", "", "postgres_changes binding event (default INSERT or UPDATE after --load)")
 	fs.IntVar(&c.PID, "pid", 0, "pid of the service, for RSS and CPU from /proc/<pid>")
@@ -135,7 +137,13 @@ func parseConfig(args []string) (*config, error) {
 		c.Table = "realtime_bench_open"
 		if c.RLS {
 			c.Table = "realtime_bench_rls"
+			if c.Policy == "membership" {
+				c.Table = "realtime_bench_member"
+			}
 		}
+	}
+	if c.Policy != "owner" && c.Policy != "membership" {
+		return nil, fmt.Errorf("--policy must be owner or membership, not %q", c.Policy)
 	}
 	return c, c.validate()
 }

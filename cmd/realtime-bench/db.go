@@ -33,11 +33,25 @@ func setupTable(ctx context.Context, pool *pgxpool.Pool, cfg *config, publicatio
 		`TRUNCATE ` + t + ` RESTART IDENTITY`,
 		`DROP POLICY IF EXISTS ` + pol + ` ON ` + t,
 	}
-	if cfg.RLS {
+	switch {
+	case cfg.RLS && cfg.Policy == "membership":
+		// The same visibility as owner-only, through a sub-query the
+		// service cannot compile: every check runs in PostgreSQL.
+		stmts = append(stmts,
+			`CREATE TABLE IF NOT EXISTS public.realtime_bench_members (member uuid NOT NULL, owner uuid NOT NULL, PRIMARY KEY (member, owner))`,
+			`TRUNCATE public.realtime_bench_members`,
+			fmt.Sprintf(`INSERT INTO public.realtime_bench_members
+				SELECT u, u FROM (SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid AS u FROM generate_series(0, %d - 1) AS g) x`, cfg.Users),
+			`ALTER TABLE `+t+` ENABLE ROW LEVEL SECURITY`,
+			`CREATE POLICY `+pol+` ON `+t+` FOR SELECT USING (EXISTS (SELECT 1 FROM public.realtime_bench_members m WHERE m.member = auth.uid() AND m.owner = user_id))`)
+		if haveAuthRole {
+			stmts = append(stmts, `GRANT SELECT ON public.realtime_bench_members TO authenticated`)
+		}
+	case cfg.RLS:
 		stmts = append(stmts,
 			`ALTER TABLE `+t+` ENABLE ROW LEVEL SECURITY`,
 			`CREATE POLICY `+pol+` ON `+t+` FOR SELECT USING (user_id = auth.uid())`)
-	} else {
+	default:
 		stmts = append(stmts, `ALTER TABLE `+t+` DISABLE ROW LEVEL SECURITY`)
 	}
 	if haveAuthRole {

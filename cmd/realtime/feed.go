@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,6 +14,10 @@ import (
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/decoder"
 )
+
+// catalogPoll is how often the catalog is checked for privilege and policy
+// changes.
+const catalogPoll = 500 * time.Millisecond
 
 // pgFeed is a running postgres_changes pipeline: a change source feeding
 // channels.PGChanges, with rls.Checker answering its database questions.
@@ -23,10 +28,13 @@ type pgFeed struct {
 	once      sync.Once
 
 	*channels.PGChanges
-	source decoder.Source
-	pool   *pgxpool.Pool
-	cancel context.CancelFunc
-	done   chan struct{}
+	// Checker answers the pipeline's database questions (its Stats count
+	// compiled, SQL and verified row checks).
+	Checker *rls.Checker
+	source  decoder.Source
+	pool    *pgxpool.Pool
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // Close stops the source (it confirms what was delivered) and the pool.
@@ -59,14 +67,14 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
-	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log})
+	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log, Verify: o.RLSVerify})
 	pg := channels.NewPGChanges(channels.PGConfig{
-		Hub: hub, Auth: checker, Logger: log, Parallelism: int(pcfg.MaxConns),
-		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge,
+		Hub: hub, Auth: checker, Logger: log,
+		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge, ReplayBytes: o.SSEReplayBytes,
 		OnDelivery: onDelivery,
 	})
 
-	f := &pgFeed{PGChanges: pg, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
+	f := &pgFeed{PGChanges: pg, Checker: checker, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
 	var src decoder.Source
 	// onState tells subscribers when changes stop and flow again, and marks
 	// the feed streaming the first time.
@@ -103,8 +111,16 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	f.source, f.cancel = src, cancel
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		// Privilege and policy changes reach cached answers and live
+		// bindings within a poll (docs/protocol.md §4.5).
+		checker.WatchCatalog(fctx, catalogPoll, func() { pg.Recheck(fctx) })
+	}()
 	go func() {
 		defer close(f.done)
+		defer func() { <-watched }()
 		if err := src.Run(fctx, pg.Process); err != nil {
 			log.Error("change source stopped", "err", err)
 		}

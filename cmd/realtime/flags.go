@@ -37,6 +37,8 @@ type options struct {
 	SSEHeartbeat         time.Duration
 	SSEReplayCount       int
 	SSEReplayAge         time.Duration
+	SSEReplayBytes       int
+	RLSVerify            float64
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
 }
@@ -105,6 +107,8 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.DurationVar(&o.SSEHeartbeat, "sse-heartbeat", envDuration("REALTIME_SSE_HEARTBEAT", 15*time.Second), "SSE comment heartbeat interval (REALTIME_SSE_HEARTBEAT)")
 	fs.IntVar(&o.SSEReplayCount, "sse-replay-count", envInt("REALTIME_SSE_REPLAY_COUNT", 10000), "changes kept for SSE resume (REALTIME_SSE_REPLAY_COUNT)")
 	fs.DurationVar(&o.SSEReplayAge, "sse-replay-age", envDuration("REALTIME_SSE_REPLAY_AGE", 10*time.Minute), "oldest change kept for SSE resume (REALTIME_SSE_REPLAY_AGE)")
+	fs.IntVar(&o.SSEReplayBytes, "sse-replay-bytes", envInt("REALTIME_SSE_REPLAY_BYTES", 64<<20), "bytes of changes kept for SSE resume (REALTIME_SSE_REPLAY_BYTES)")
+	fs.Float64Var(&o.RLSVerify, "rls-verify", envFloat("REALTIME_RLS_VERIFY", 0), "fraction (0..1) of compiled RLS decisions re-checked in PostgreSQL; disagreements are counted (REALTIME_RLS_VERIFY)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
@@ -124,6 +128,9 @@ func (o *options) validate() error {
 	}
 	if o.MaxConnections < 0 || o.MaxConnectionsPerIP < 0 {
 		return fmt.Errorf("connection caps must be positive, or 0 for the default")
+	}
+	if o.RLSVerify < 0 || o.RLSVerify > 1 {
+		return fmt.Errorf("--rls-verify must be between 0 and 1")
 	}
 	if strings.ContainsAny(o.Publication, `"`) || strings.ContainsAny(o.Slot, `"' `) {
 		return fmt.Errorf("slot and publication names must be plain identifiers")
