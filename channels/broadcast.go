@@ -42,7 +42,7 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
 	for _, s := range *t.subs.Load() {
-		if s.ID == origin && !s.Self {
+		if (s.ID == origin && !s.Self) || s.muted.Load() {
 			continue
 		}
 		f, ok := cache.get(s.Encoder, build)

@@ -17,6 +17,9 @@ type Config struct {
 	// Changes serves postgres_changes bindings; nil answers them with a
 	// system error and keeps the channel.
 	Changes ChangeFeed
+	// Private evaluates private channel policies; nil lets only
+	// service_role join private channels.
+	Private PrivateAuthorizer
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 

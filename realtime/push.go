@@ -20,6 +20,9 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 		c.reply("", p.Ref, p.Topic, false, []byte(`{"reason":"unmatched topic"}`))
 		return
 	}
+	if !c.canWrite(ch, "broadcast") {
+		return // dropped without a reply, even with ack (docs/protocol.md §9.2)
+	}
 	if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
 		c.payloadTooLarge(ch, p.Topic, p.Ref, len(p.Payload))
 		return
@@ -46,6 +49,9 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 // handleTextBroadcast handles a JSON broadcast push: its payload object is
 // forwarded to every subscriber unchanged (docs/protocol.md §5.1).
 func (c *wsConn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
+	if !c.canWrite(ch, "broadcast") {
+		return // dropped without a reply, even with ack (docs/protocol.md §9.2)
+	}
 	if !jsonObject(m.Payload) {
 		c.logger().Debug("broadcast payload is not an object", "topic", m.Topic)
 		if ch.ack {
@@ -109,6 +115,10 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 		if t := bytes.TrimSpace(p.Payload); len(t) > 0 && string(t) != "null" && !jsonObject(t) {
 			r := phoenix.AppendJSONString([]byte(`{"reason":`), channels.ErrPresencePayload.Error())
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, append(r, '}'))
+			return
+		}
+		if !c.canWrite(ch, "presence") {
+			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 			return
 		}
 		// Reply first, so the client sees its ok before its own diff.

@@ -9,9 +9,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openrealtime/realtime/auth/policy"
 	"github.com/openrealtime/realtime/auth/rls"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/decoder"
+	"github.com/openrealtime/realtime/internal/realtimeschema"
 )
 
 // pgFeed is a running postgres_changes pipeline: a change source feeding
@@ -24,6 +26,10 @@ type pgFeed struct {
 
 	*channels.PGChanges
 	source decoder.Source
+	// prober evaluates private channel policies and dbb routes database
+	// broadcasts; both nil when the realtime schema is unusable.
+	prober *policy.Prober
+	dbb    *channels.DBBroadcasts
 	pool   *pgxpool.Pool
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -67,6 +73,14 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	})
 
 	f := &pgFeed{PGChanges: pg, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
+	var extraPubs []string
+	if setupRealtimeSchema(ctx, o, pool, log) {
+		f.prober = policy.NewProber(pool)
+		f.dbb = channels.NewDBBroadcasts(hub, o.MaxPayloadBytes, log)
+		if o.Source == "logical" {
+			extraPubs = []string{realtimeschema.Publication}
+		}
+	}
 	var src decoder.Source
 	// onState tells subscribers when changes stop and flow again, and marks
 	// the feed streaming the first time.
@@ -83,12 +97,13 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	switch o.Source {
 	case "logical":
 		src = decoder.NewLogical(decoder.LogicalConfig{
-			DBURL:       o.DBURL,
-			Slot:        o.Slot,
-			Publication: o.Publication,
-			Logger:      log,
-			OnState:     onState,
-			OnRelation:  onRelation,
+			DBURL:             o.DBURL,
+			Slot:              o.Slot,
+			Publication:       o.Publication,
+			ExtraPublications: extraPubs,
+			Logger:            log,
+			OnState:           onState,
+			OnRelation:        onRelation,
 		})
 	case "notify":
 		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
@@ -105,7 +120,12 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	f.source, f.cancel = src, cancel
 	go func() {
 		defer close(f.done)
-		if err := src.Run(fctx, pg.Process); err != nil {
+		// realtime.messages rows are database broadcasts; the rest are
+		// postgres_changes. Both are delivered before the batch is confirmed.
+		sink := func(ctx context.Context, batch []decoder.Change) error {
+			return pg.Process(ctx, splitMessages(batch, f.dbb))
+		}
+		if err := src.Run(fctx, sink); err != nil {
 			log.Error("change source stopped", "err", err)
 		}
 	}()

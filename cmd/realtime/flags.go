@@ -35,6 +35,7 @@ type options struct {
 	SSEReplayAge         time.Duration
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
+	MessagesRetention    time.Duration
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -98,6 +99,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.IntVar(&o.SSEReplayCount, "sse-replay-count", envInt("REALTIME_SSE_REPLAY_COUNT", 10000), "changes kept for SSE resume (REALTIME_SSE_REPLAY_COUNT)")
 	fs.DurationVar(&o.SSEReplayAge, "sse-replay-age", envDuration("REALTIME_SSE_REPLAY_AGE", 10*time.Minute), "oldest change kept for SSE resume (REALTIME_SSE_REPLAY_AGE)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
+	fs.DurationVar(&o.MessagesRetention, "messages-retention", envDuration("REALTIME_MESSAGES_RETENTION", 72*time.Hour), "how long realtime.messages day partitions are kept (REALTIME_MESSAGES_RETENTION)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 

@@ -96,6 +96,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	}
 	if feed != nil {
 		rcfg.Changes = feed
+		if feed.prober != nil {
+			rcfg.Private = feed.prober
+		}
 		insp.SetSource(feed.source.Status)
 		defer feed.Close()
 	}
@@ -106,7 +109,11 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		srv.MetricsCollector(),
 		insp.Collector(),
+		realtime.PrivateMetricsCollector(),
 	)
+	if feed != nil && feed.dbb != nil {
+		reg.MustRegister(dbBroadcastCollector{feed.dbb})
+	}
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	srv.Handle("/admin/", insp.Handler())
 	if h.routes != nil {
