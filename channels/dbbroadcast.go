@@ -64,7 +64,7 @@ func (d *DBBroadcasts) Deliver(c *decoder.Change) {
 		d.log.Warn("database broadcast dropped: topic, event, id and private are required", "table", c.Rel.Table)
 		return
 	}
-	b := &Broadcast{Event: event.Text, Meta: []byte(`{"id":"` + id.Text + `"}`)}
+	b := &Broadcast{ID: id.Text, Event: event.Text, Meta: []byte(`{"id":"` + id.Text + `"}`)}
 	if bin := col("binary_payload"); bin != nil {
 		raw, err := hex.DecodeString(strings.TrimPrefix(bin.Text, `\x`))
 		if err != nil {

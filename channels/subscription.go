@@ -43,10 +43,11 @@ type Subscription struct {
 	// Conn describes the owning connection for the inspector.
 	Conn *ConnInfo
 
-	presence atomic.Bool              // presence events are delivered
-	muted    atomic.Bool              // broadcasts are not delivered (private, no read)
-	identity atomic.Pointer[Identity] // current claims; swapped on access_token
-	pg       atomic.Pointer[pgState]  // postgres_changes bindings, nil when none
+	presence atomic.Bool                 // presence events are delivered
+	muted    atomic.Bool                 // broadcasts are not delivered (private, no read)
+	replay   atomic.Pointer[replayGuard] // nil unless the join asked for a replay
+	identity atomic.Pointer[Identity]    // current claims; swapped on access_token
+	pg       atomic.Pointer[pgState]     // postgres_changes bindings, nil when none
 
 	// meta is this subscription's presence meta; guarded by its topic's mu.
 	meta *presenceMeta

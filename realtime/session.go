@@ -94,6 +94,7 @@ type channelSpec struct {
 	presenceKey string
 	presence    bool
 	bindings    []json.RawMessage // postgres_changes requests
+	replay      bool              // config.broadcast.replay given
 }
 
 // refusal is why a channel could not be opened: the reason of a join
@@ -158,6 +159,9 @@ func (ss *session) openChannel(sp *channelSpec) (*channelState, *refusal) {
 	sub.SetPresence(sp.presence)
 	ch := &channelState{sub: sub, joinRef: sp.joinRef, ack: sp.ack, token: v.token, perms: perms}
 	applyPerms(ch)
+	if sp.replay {
+		sub.StartReplay()
+	}
 	if len(sp.bindings) > 0 {
 		if ss.srv.cfg.Changes != nil {
 			ch.bindings = ss.srv.cfg.Changes.Bind(sp.bindings)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -173,4 +174,56 @@ func classify(what string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+}
+
+// Message is a stored broadcast of realtime.messages, for replay.
+type Message struct {
+	// ID is the row's uuid.
+	ID string
+	// Event is the broadcast event.
+	Event string
+	// Payload is JSON text, or raw bytes when Binary.
+	Payload []byte
+	// Binary marks a binary_payload row.
+	Binary bool
+}
+
+// Replay returns up to limit of the newest private broadcasts stored for
+// topic since the given time, oldest first (docs/protocol.md §9.4). It
+// reads as the pool user: the caller has checked broadcast read.
+func (p *Prober) Replay(ctx context.Context, topic string, since time.Time, limit int) ([]Message, error) {
+	rows, err := p.pool.Query(ctx, `SELECT id::text, coalesce(event, ''), payload::text, binary_payload
+FROM realtime.messages
+WHERE topic = $1 AND private IS TRUE AND extension = 'broadcast'
+  AND inserted_at >= $2::timestamp AND inserted_at < (now() AT TIME ZONE 'UTC') + interval '1 minute'
+ORDER BY inserted_at DESC LIMIT $3`, topic, since.UTC().Format("2006-01-02 15:04:05.999999"), limit)
+	if err != nil {
+		return nil, classify("replay", err)
+	}
+	var out []Message
+	for rows.Next() {
+		var m Message
+		var payload *string
+		var bin []byte
+		if err := rows.Scan(&m.ID, &m.Event, &payload, &bin); err != nil {
+			rows.Close()
+			return nil, classify("replay", err)
+		}
+		switch {
+		case bin != nil:
+			m.Payload, m.Binary = bin, true
+		case payload != nil:
+			m.Payload = []byte(*payload)
+		default:
+			continue
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify("replay", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
 }

@@ -266,4 +266,30 @@ describe('private channels and database broadcasts (supabase-js)', () => {
       await h.sql(`CREATE TABLE IF NOT EXISTS realtime.messages_${today} PARTITION OF realtime.messages FOR VALUES FROM ('${d}') TO ('${next}')`)
     }
   })
+
+  h.test('replay: the newest stored messages, oldest first, marked replayed, then live ones once', async () => {
+    await policy('replay read', `FOR SELECT TO authenticated USING (realtime.topic() = 'replay-room')`)
+    // a service_role subscriber proves the three sends have streamed before the replaying join,
+    // so none of them can also arrive live
+    const watcher = (await as(h.srv.serviceKey)).channel('replay-room', { config: { private: true } })
+    const seen = collectBroadcasts(watcher, '*', 'watcher')
+    await subscribed(watcher)
+    for (const n of [1, 2, 3]) await h.sql(`SELECT realtime.send('{"n":${n}}', 'e', 'replay-room')`)
+    await seen.waitForCount(3)
+    const u = await as(h.srv.userKey)
+    const since = Date.now() - 3600_000
+    const ch = u.channel('replay-room', { config: { private: true, broadcast: { replay: { since, limit: 2 } } } })
+    const got = collectBroadcasts(ch, '*', 'replay-room')
+    await subscribed(ch)
+    await got.waitForCount(2)
+    await h.sql(`SELECT realtime.send('{"n":4}', 'e', 'replay-room')`)
+    await got.waitForCount(3)
+    await sleep(300)
+    assert.deepEqual(got.items.map((m) => m.payload.n), [2, 3, 4], safeJson(got.items))
+    assert.deepEqual(got.items.map((m) => m.meta.replayed === true), [true, true, false])
+
+    assert.throws(() => u.channel('replay-pub', { config: { broadcast: { replay: { since } } } }).subscribe(), /public channel/)
+    const bad = await joinError(u.channel('replay-room', { config: { private: true, broadcast: { replay: { since: 'yesterday' } } } }))
+    assert.equal(bad, 'UnableToReplayMessages: Replay params are not valid')
+  })
 })
