@@ -289,7 +289,7 @@ describe('private channels and database broadcasts (supabase-js)', () => {
     assert.deepEqual(got.items.map((m) => m.meta.replayed === true), [true, true, false])
 
     assert.throws(() => u.channel('replay-pub', { config: { broadcast: { replay: { since } } } }).subscribe(), /public channel/)
-    const bad = await joinError(u.channel('replay-room', { config: { private: true, broadcast: { replay: { since: 'yesterday' } } } }))
+    const bad = await joinError((await as(h.srv.userKey)).channel('replay-room', { config: { private: true, broadcast: { replay: { since: 'yesterday' } } } }))
     assert.equal(bad, 'UnableToReplayMessages: Replay params are not valid')
   })
 })
