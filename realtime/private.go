@@ -46,43 +46,15 @@ func triOf(b bool) tri {
 	return denied
 }
 
-// String is "unchecked", "yes" or "no" (the inspector's words).
-func (t tri) String() string {
-	switch t {
-	case granted:
-		return "yes"
-	case denied:
-		return "no"
-	}
-	return "unchecked"
-}
-
 // privatePerms is the cached authorization of one private channel
 // incarnation (docs/protocol.md §9.2).
 type privatePerms struct {
 	mu sync.Mutex // guards every field below
 	// the four permissions; unknown until probed
 	bRead, pRead, bWrite, pWrite tri
-	// failure is why the last probe failed ("" when it did not).
+	// failure is why the last probe failed ("" when it did not); logged,
+	// kept for operators.
 	failure string
-}
-
-// PrivatePermissions is a private channel's cached authorization, for the
-// inspector: "yes", "no" or "unchecked" each, and the last probe failure.
-type PrivatePermissions struct {
-	// BroadcastRead, BroadcastWrite, PresenceRead and PresenceWrite are the
-	// four permissions.
-	BroadcastRead, BroadcastWrite, PresenceRead, PresenceWrite string
-	// Failure is why the last probe failed, "" when none did.
-	Failure string
-}
-
-// snapshot copies the permissions for the inspector.
-func (p *privatePerms) snapshot() PrivatePermissions {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return PrivatePermissions{BroadcastRead: p.bRead.String(), BroadcastWrite: p.bWrite.String(),
-		PresenceRead: p.pRead.String(), PresenceWrite: p.pWrite.String(), Failure: p.failure}
 }
 
 // xHeaders returns the request's x-* headers with lower-case names, what
