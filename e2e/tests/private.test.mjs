@@ -292,4 +292,18 @@ describe('private channels and database broadcasts (supabase-js)', () => {
     const bad = await joinError((await as(h.srv.userKey)).channel('replay-room', { config: { private: true, broadcast: { replay: { since: 'yesterday' } } } }))
     assert.equal(bad, 'UnableToReplayMessages: Replay params are not valid')
   })
+
+  h.test('realtime dev demo room: members only, room_messages rows broadcast by the trigger', async () => {
+    const bob = await as(h.srv.user2Key)
+    const refused = await joinError(bob.channel('room:demo', { config: { private: true } }))
+    assert.equal(refused, 'Unauthorized: You do not have permissions to read from this Channel topic: room:demo')
+    const alice = await as(h.srv.userKey)
+    const ch = alice.channel('room:demo', { config: { private: true } })
+    const got = collectBroadcasts(ch, 'INSERT', 'room:demo')
+    await subscribed(ch)
+    await h.sql(`INSERT INTO public.room_messages (room, body) VALUES ('room:demo', 'hello')`)
+    const m = await got.waitFor()
+    assert.equal(m.payload.record.body, 'hello')
+    assert.equal(m.payload.table, 'room_messages')
+  })
 })
