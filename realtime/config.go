@@ -20,6 +20,9 @@ type Config struct {
 	// Private evaluates private channel policies; nil lets only
 	// service_role join private channels.
 	Private PrivateAuthorizer
+	// ReplicationReady returns a channel closed once the change source
+	// streams (config.broadcast.replication_ready); nil never is.
+	ReplicationReady func() <-chan struct{}
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 

@@ -31,6 +31,8 @@ type joinPayload struct {
 			Ack  flexBool `json:"ack"`
 			// Replay is {since, limit} (docs/protocol.md §9.4).
 			Replay json.RawMessage `json:"replay"`
+			// ReplicationReady asks for the replication-ready system event.
+			ReplicationReady flexBool `json:"replication_ready"`
 		} `json:"broadcast"`
 		Presence struct {
 			Key     json.RawMessage `json:"key"`
@@ -142,6 +144,9 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 	close(replied)
 	if sendReplay != nil {
 		sendReplay()
+	}
+	if p.Config.Broadcast.ReplicationReady {
+		c.announceReplicationReady(ch)
 	}
 	if ch.sub.PresenceEnabled() {
 		c.push(joinRef, "", m.Topic, "presence_state", c.srv.hub.PresenceState(ch.sub))

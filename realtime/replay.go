@@ -101,3 +101,34 @@ func (ss *session) sendReplay(ch *channelState, msgs []policy.Message, keep []bo
 		}
 	}
 }
+
+// replicationReadyWait bounds how long a join with
+// config.broadcast.replication_ready waits for the change source.
+const replicationReadyWait = 60 * time.Second
+
+// announceReplicationReady sends the system event of
+// config.broadcast.replication_ready (docs/protocol.md §3.5) once the
+// change source streams; if it does not within replicationReadyWait the
+// channel is closed with the reference server's text.
+func (ss *session) announceReplicationReady(ch *channelState) {
+	ready := ss.srv.cfg.ReplicationReady
+	ss.srv.wg.Add(1)
+	go func() {
+		defer ss.srv.wg.Done()
+		var up <-chan struct{}
+		if ready != nil {
+			up = ready()
+		}
+		t := time.NewTimer(replicationReadyWait)
+		defer t.Stop()
+		select {
+		case <-up:
+			if ss.current(ch) {
+				ss.out.Enqueue(ss.t.systemFrame(ch, systemPayload("system", "ok", "Replication connection established", ch.sub.Name)))
+			}
+		case <-t.C:
+			ss.closeChannel(ch, "Replication connection was not established in time", channels.ReasonServerShutdown)
+		case <-ss.out.done:
+		}
+	}()
+}

@@ -96,6 +96,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	}
 	if feed != nil {
 		rcfg.Changes = feed
+		rcfg.ReplicationReady = func() <-chan struct{} { return feed.streaming }
 		if feed.prober != nil {
 			rcfg.Private = feed.prober
 		}

@@ -306,4 +306,13 @@ describe('private channels and database broadcasts (supabase-js)', () => {
     assert.equal(m.payload.record.body, 'hello')
     assert.equal(m.payload.table, 'room_messages')
   })
+
+  h.test('config.broadcast.replication_ready: a system event once the change source streams', async () => {
+    const ch = (await as(h.srv.serviceKey)).channel('ready-room', { config: { private: true, broadcast: { replication_ready: true } } })
+    const sys = new Collector('system')
+    ch.on('system', {}, sys.push)
+    await subscribed(ch)
+    const m = await sys.waitFor((p) => p.extension === 'system')
+    assert.deepEqual(m, { extension: 'system', status: 'ok', message: 'Replication connection established', channel: 'ready-room' })
+  })
 })
