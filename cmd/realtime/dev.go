@@ -18,8 +18,8 @@ import (
 
 	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/internal/demo"
-	"github.com/openrealtime/realtime/internal/realtimeschema"
 	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/internal/realtimeschema"
 	"github.com/openrealtime/realtime/realtime"
 )
 
