@@ -265,3 +265,37 @@ func (s *Server) restCanWrite(r *http.Request, claims *auth.Claims, name string,
 	}
 	return ok
 }
+
+// afterTrack keeps presence delivery of a private channel behind presence
+// read (docs/protocol.md §9.2): a track turns presence on, so a read that
+// was never checked (presence disabled at join) is probed now, and without
+// it presence events stay withheld.
+func (ss *session) afterTrack(ch *channelState) {
+	p := ch.perms
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	r := p.pRead
+	p.mu.Unlock()
+	if r == unknown && ss.srv.cfg.Private != nil {
+		ss.mu.Lock()
+		tok := ch.token
+		ss.mu.Unlock()
+		if v, err := ss.srv.verify(tok); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+			_, pr, err := ss.srv.cfg.Private.Read(ctx, ss.privateRequest(v, ch.sub.Name, true))
+			cancel()
+			privateStats.probe("read", err)
+			if err == nil {
+				r = triOf(pr)
+				p.mu.Lock()
+				p.pRead = r
+				p.mu.Unlock()
+			}
+		}
+	}
+	if r != granted {
+		ch.sub.SetPresence(false)
+	}
+}

@@ -127,6 +127,7 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 			c.logger().Debug("track failed", "topic", m.Topic, "err", err)
 			return
 		}
+		c.afterTrack(ch)
 		c.srv.metrics.presence()
 	case "untrack":
 		c.srv.hub.Untrack(ch.sub)
