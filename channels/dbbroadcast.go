@@ -58,6 +58,9 @@ func (d *DBBroadcasts) Deliver(c *decoder.Change) {
 		}
 		return &c.New[i]
 	}
+	if o := col("origin"); o != nil && o.Text == "client" {
+		return // a persisted client broadcast, already delivered live
+	}
 	topic, event, id, private := col("topic"), col("event"), col("id"), col("private")
 	if topic == nil || event == nil || id == nil || private == nil {
 		d.invalid.Add(1)

@@ -39,6 +39,17 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 		Payload: append([]byte(nil), p.Payload...),
 		Binary:  p.Encoding == phoenix.EncodingBinary,
 	}
+	if pr := persistFromMeta(p.Meta); pr.on {
+		why := persistErrPublic
+		if ch.perms != nil {
+			why = c.srv.store(ch.sub.Name, p.Event, b.Payload, b.Binary, pr)
+		}
+		if why != "" {
+			r := phoenix.AppendJSONString([]byte(`{"reason":`), why)
+			c.reply(ch.joinRef, p.Ref, p.Topic, false, append(r, '}'))
+			return
+		}
+	}
 	c.srv.hub.Broadcast(ch.sub, b)
 	c.srv.metrics.broadcast()
 	if ch.ack {

@@ -163,6 +163,17 @@ func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusForbidden, "Unauthorized")
 		return
 	}
+	if pr := persistFromQuery(r.URL.Query()); pr.on {
+		why := persistErrPublic
+		status := http.StatusUnprocessableEntity
+		if private {
+			why, status = s.store(channel, event, body, binary, pr), http.StatusInternalServerError
+		}
+		if why != "" {
+			writeMessage(w, status, why)
+			return
+		}
+	}
 	s.hub.BroadcastTo(topicPrefix+channel, private, &channels.Broadcast{Event: event, Payload: body, Binary: binary})
 	s.metrics.broadcast()
 	w.WriteHeader(http.StatusAccepted)

@@ -196,6 +196,7 @@ func (p *Prober) Replay(ctx context.Context, topic string, since time.Time, limi
 FROM realtime.messages
 WHERE topic = $1 AND private IS TRUE AND extension = 'broadcast'
   AND inserted_at >= $2::timestamp AND inserted_at < (now() AT TIME ZONE 'UTC') + interval '1 minute'
+  AND (expires_at IS NULL OR expires_at > now() AT TIME ZONE 'UTC')
 ORDER BY inserted_at DESC LIMIT $3`, topic, since.UTC().Format("2006-01-02 15:04:05.999999"), limit)
 	if err != nil {
 		return nil, classify("replay", err)
@@ -226,4 +227,28 @@ ORDER BY inserted_at DESC LIMIT $3`, topic, since.UTC().Format("2006-01-02 15:04
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
+}
+
+// Store keeps a client broadcast sent with persist on a private topic
+// (docs/protocol.md §9.5), for replay; ttl > 0 limits how long. It writes
+// as the pool user: the caller has checked broadcast write.
+func (p *Prober) Store(ctx context.Context, topic, event string, payload []byte, binary bool, ttl time.Duration) (string, error) {
+	id := uuid.NewString()
+	var js, bin any
+	if binary {
+		bin = payload
+	} else {
+		js = string(payload)
+	}
+	var exp any
+	if ttl > 0 {
+		exp = time.Now().UTC().Add(ttl).Format("2006-01-02 15:04:05.999999")
+	}
+	_, err := p.pool.Exec(ctx, `INSERT INTO realtime.messages (id, topic, extension, event, private, payload, binary_payload, expires_at, origin, inserted_at, updated_at)
+VALUES ($1::uuid, $2, 'broadcast', $3, true, $4::jsonb, $5::bytea, $6::timestamp, 'client', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')`,
+		id, topic, event, js, bin, exp)
+	if err != nil {
+		return "", classify("store broadcast", err)
+	}
+	return id, nil
 }

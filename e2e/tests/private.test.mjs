@@ -315,4 +315,29 @@ describe('private channels and database broadcasts (supabase-js)', () => {
     const m = await sys.waitFor((p) => p.extension === 'system')
     assert.deepEqual(m, { extension: 'system', status: 'ok', message: 'Replication connection established', channel: 'ready-room' })
   })
+
+  h.test('persist: httpSend with persist on a private channel is replayed to a later joiner; public is refused', async () => {
+    await policy('persist read', `FOR SELECT TO authenticated USING (realtime.topic() = 'persist-room')`)
+    await policy('persist write', `FOR INSERT TO authenticated WITH CHECK (realtime.topic() = 'persist-room')`)
+    const since = Date.now() - 1000
+    const sender = (await as(h.srv.userKey)).channel('persist-room', { config: { private: true } })
+    await sender.httpSend('kept', { n: 1 }, { persist: true })
+    await sender.httpSend('kept', { n: 2 }, { persist: { ttl: 3600 } })
+    await sender.httpSend('gone', { n: 3 }) // not persisted
+
+    const later = (await as(h.srv.user2Key)).channel('persist-room', { config: { private: true, broadcast: { replay: { since } } } })
+    const got = collectBroadcasts(later, '*', 'later joiner')
+    await subscribed(later)
+    await got.waitForCount(2)
+    await sleep(300)
+    assert.deepEqual(got.items.map((m) => [m.event, m.payload.n, m.meta.replayed]), [['kept', 1, true], ['kept', 2, true]])
+
+    const res = await fetch(`${h.srv.httpUrl}/realtime/v1/api/broadcast/persist-pub/events/e?persist=true`, {
+      method: 'POST',
+      headers: { apikey: h.srv.anonKey, Authorization: `Bearer ${h.srv.userKey}`, 'Content-Type': 'application/json' },
+      body: '{"n":1}',
+    })
+    assert.equal(res.status, 422)
+    assert.deepEqual(await res.json(), { message: 'persist is only available on private channels' })
+  })
 })

@@ -21,6 +21,9 @@ import (
 //go:embed v1.sql
 var v1SQL string
 
+//go:embed v2.sql
+var v2SQL string
+
 //go:embed grants.sql
 var grantsSQL string
 
@@ -35,6 +38,7 @@ type migration struct {
 // change is a new version.
 var migrations = []migration{
 	{1, "messages, topic, send, send_binary, broadcast_changes", v1SQL},
+	{2, "persisted client broadcasts: expires_at, origin", v2SQL},
 }
 
 // Publication is the publication through which the logical source streams

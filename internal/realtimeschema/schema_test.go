@@ -32,8 +32,8 @@ func TestMigrateAndMaintain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(applied) != 1 || applied[0] != 1 {
-		t.Fatalf("first run applied %v, want [1]", applied)
+	if len(applied) != 2 || applied[0] != 1 || applied[1] != 2 {
+		t.Fatalf("first run applied %v, want [1 2]", applied)
 	}
 	if applied, err = Migrate(ctx, pool, o); err != nil || len(applied) != 0 {
 		t.Fatalf("second run: applied %v, err %v", applied, err)
