@@ -15,6 +15,9 @@ type Broadcast struct {
 	// wrote it (JSON text); every subscriber then gets a text frame
 	// carrying it unchanged (docs/protocol.md §5.1).
 	Verbatim []byte
+	// ID is the realtime.messages id of a database broadcast ("" for
+	// others); replay de-duplicates by it.
+	ID string
 }
 
 // Broadcast publishes b to the topic of from (from's namespace), skipping
@@ -42,7 +45,10 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
 	for _, s := range *t.subs.Load() {
-		if s.ID == origin && !s.Self {
+		if (s.ID == origin && !s.Self) || s.muted.Load() {
+			continue
+		}
+		if b.ID != "" && s.replayedLive(b.ID) {
 			continue
 		}
 		f, ok := cache.get(s.Encoder, build)

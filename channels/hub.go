@@ -179,7 +179,11 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 			if e.Broadcast.Binary {
 				p = []byte("(binary)")
 			}
-			h.emitTap(t.wire, "broadcast", e.Broadcast.Event, p, n)
+			kind := "broadcast"
+			if e.Broadcast.ID != "" {
+				kind = "db_broadcast" // from realtime.messages
+			}
+			h.emitTap(t.wire, kind, e.Broadcast.Event, p, n)
 		}
 	case EnvelopePresenceDiff:
 		n := t.fanOutPresenceDiff(e.PresenceDiff)

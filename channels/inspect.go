@@ -166,7 +166,7 @@ func (h *Hub) Disconnect(id uint64) bool {
 type TapEvent struct {
 	Time      time.Time `json:"time"`
 	Topic     string    `json:"topic"`
-	Kind      string    `json:"kind"` // broadcast, presence, postgres_changes, system
+	Kind      string    `json:"kind"` // broadcast, db_broadcast, presence, postgres_changes, system
 	Event     string    `json:"event"`
 	Bytes     int       `json:"bytes"`
 	Delivered int       `json:"delivered"`

@@ -43,9 +43,11 @@ type Subscription struct {
 	// Conn describes the owning connection for the inspector.
 	Conn *ConnInfo
 
-	presence atomic.Bool              // presence events are delivered
-	identity atomic.Pointer[Identity] // current claims; swapped on access_token
-	pg       atomic.Pointer[pgState]  // postgres_changes bindings, nil when none
+	presence atomic.Bool                 // presence events are delivered
+	muted    atomic.Bool                 // broadcasts are not delivered (private, no read)
+	replay   atomic.Pointer[replayGuard] // nil unless the join asked for a replay
+	identity atomic.Pointer[Identity]    // current claims; swapped on access_token
+	pg       atomic.Pointer[pgState]     // postgres_changes bindings, nil when none
 
 	// meta is this subscription's presence meta; guarded by its topic's mu.
 	meta *presenceMeta
@@ -83,6 +85,13 @@ type ConnInfo struct {
 
 // SetPresence turns delivery of presence events to this subscription on or off.
 func (s *Subscription) SetPresence(on bool) { s.presence.Store(on) }
+
+// SetBroadcastMuted stops (or resumes) delivery of broadcasts to this
+// subscription: a private channel without broadcast read.
+func (s *Subscription) SetBroadcastMuted(on bool) { s.muted.Store(on) }
+
+// BroadcastMuted reports whether broadcasts are withheld.
+func (s *Subscription) BroadcastMuted() bool { return s.muted.Load() }
 
 // PresenceEnabled reports whether presence events are delivered.
 func (s *Subscription) PresenceEnabled() bool { return s.presence.Load() }

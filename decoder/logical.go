@@ -29,6 +29,10 @@ type LogicalConfig struct {
 	// Publication is the publication streamed, created empty if missing
 	// (tables are added with ALTER PUBLICATION ... ADD TABLE).
 	Publication string
+	// ExtraPublications are streamed through the same slot as well; they
+	// must exist (e.g. the realtime.messages publication of Broadcast from
+	// the database).
+	ExtraPublications []string
 	// StandbyInterval is the period of standby status updates; 0 means 10s.
 	StandbyInterval time.Duration
 	// MaxBatch is the soft limit of changes per sink call; 0 means 1000.
@@ -191,7 +195,11 @@ func (l *Logical) session(ctx context.Context, dbCfg *pgx.ConnConfig, replCfg *p
 		ccancel()
 	}()
 	start := LSN(l.confirmed.Load())
-	pubLit := "'" + strings.ReplaceAll(pgx.Identifier{l.cfg.Publication}.Sanitize(), "'", "''") + "'"
+	pubs := pgx.Identifier{l.cfg.Publication}.Sanitize()
+	for _, p := range l.cfg.ExtraPublications {
+		pubs += "," + pgx.Identifier{p}.Sanitize()
+	}
+	pubLit := "'" + strings.ReplaceAll(pubs, "'", "''") + "'"
 	err = pglogrepl.StartReplication(sctx, repl, l.cfg.Slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names " + pubLit},

@@ -17,6 +17,12 @@ type Config struct {
 	// Changes serves postgres_changes bindings; nil answers them with a
 	// system error and keeps the channel.
 	Changes ChangeFeed
+	// Private evaluates private channel policies; nil lets only
+	// service_role join private channels.
+	Private PrivateAuthorizer
+	// ReplicationReady returns a channel closed once the change source
+	// streams (config.broadcast.replication_ready); nil never is.
+	ReplicationReady func() <-chan struct{}
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 

@@ -29,6 +29,10 @@ type joinPayload struct {
 		Broadcast struct {
 			Self flexBool `json:"self"`
 			Ack  flexBool `json:"ack"`
+			// Replay is {since, limit} (docs/protocol.md §9.4).
+			Replay json.RawMessage `json:"replay"`
+			// ReplicationReady asks for the replication-ready system event.
+			ReplicationReady flexBool `json:"replication_ready"`
 		} `json:"broadcast"`
 		Presence struct {
 			Key     json.RawMessage `json:"key"`
@@ -90,6 +94,14 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 		c.out.Close(channels.ReasonRateLimit)
 		return
 	}
+	rp, why := parseReplay(p.Config.Broadcast.Replay)
+	if rp != nil && !p.Config.Private {
+		why = replayPublic
+	}
+	if why != "" {
+		c.joinError(joinRef, m, why)
+		return
+	}
 	tok := p.AccessToken
 	if tok == "" {
 		tok = p.UserToken
@@ -105,6 +117,7 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 		presenceKey: presenceKey(p.Config.Presence.Key),
 		presence:    bool(p.Config.Presence.Enabled),
 		bindings:    p.Config.PostgresChanges,
+		replay:      rp != nil,
 	})
 	if ref != nil {
 		c.joinError(joinRef, m, ref.reason)
@@ -112,6 +125,21 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 	}
 	if ch == nil {
 		return // the connection is closing
+	}
+	var sendReplay func()
+	if rp != nil {
+		if ch.sub.BroadcastMuted() {
+			c.leave(m.Topic, joinRef)
+			c.joinError(joinRef, m, unauthorizedRead(name))
+			return
+		}
+		// Read before the reply; queued right after it (docs/protocol.md §3.5).
+		var why string
+		if sendReplay, why = c.readReplay(ch, rp); why != "" {
+			c.leave(m.Topic, joinRef)
+			c.joinError(joinRef, m, why)
+			return
+		}
 	}
 
 	// Start the postgres_changes subscription before replying and give it a
@@ -131,6 +159,12 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 	}
 	c.reply(joinRef, m.Ref, m.Topic, true, joinResponse(ch.bindings))
 	close(replied)
+	if sendReplay != nil {
+		sendReplay()
+	}
+	if p.Config.Broadcast.ReplicationReady {
+		c.announceReplicationReady(ch)
+	}
 	if ch.sub.PresenceEnabled() {
 		c.push(joinRef, "", m.Topic, "presence_state", c.srv.hub.PresenceState(ch.sub))
 	}

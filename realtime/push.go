@@ -20,6 +20,9 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 		c.reply("", p.Ref, p.Topic, false, []byte(`{"reason":"unmatched topic"}`))
 		return
 	}
+	if !c.canWrite(ch, "broadcast") {
+		return // dropped without a reply, even with ack (docs/protocol.md §9.2)
+	}
 	if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
 		c.payloadTooLarge(ch, p.Topic, p.Ref, len(p.Payload))
 		return
@@ -35,6 +38,17 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 		Event:   p.Event,
 		Payload: append([]byte(nil), p.Payload...),
 		Binary:  p.Encoding == phoenix.EncodingBinary,
+	}
+	if pr := persistFromMeta(p.Meta); pr.on {
+		why := persistErrPublic
+		if ch.perms != nil {
+			why = c.srv.store(ch.sub.Name, p.Event, b.Payload, b.Binary, pr)
+		}
+		if why != "" {
+			r := phoenix.AppendJSONString([]byte(`{"reason":`), why)
+			c.reply(ch.joinRef, p.Ref, p.Topic, false, append(r, '}'))
+			return
+		}
 	}
 	c.srv.hub.Broadcast(ch.sub, b)
 	c.srv.metrics.broadcast()
@@ -77,6 +91,9 @@ func (c *wsConn) handleBinaryPush(p *phoenix.Push) {
 // handleTextBroadcast handles a JSON broadcast push: its payload object is
 // forwarded to every subscriber unchanged (docs/protocol.md §5.1).
 func (c *wsConn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
+	if !c.canWrite(ch, "broadcast") {
+		return // dropped without a reply, even with ack (docs/protocol.md §9.2)
+	}
 	if !jsonObject(m.Payload) {
 		c.logger().Debug("broadcast payload is not an object", "topic", m.Topic)
 		if ch.ack {
@@ -142,6 +159,10 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, append(r, '}'))
 			return
 		}
+		if !c.canWrite(ch, "presence") {
+			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
+			return
+		}
 		// Presence caps (docs/protocol.md §6.1): one member within the payload
 		// limit and 64 KiB; the whole channel within 1 MiB and an eighth of
 		// the outgoing budget, so its presence_state never trips a joiner's
@@ -167,6 +188,7 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 			return
 		}
+		c.afterTrack(ch)
 		c.srv.metrics.presence()
 	case "untrack":
 		c.srv.hub.Untrack(ch.sub)

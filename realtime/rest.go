@@ -94,9 +94,10 @@ func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusUnprocessableEntity, errs)
 		return
 	}
+	probed := map[string]bool{}
 	for _, m := range req.Messages {
 		private := bool(m.Private)
-		if private && !s.privateAllowed(claims) {
+		if private && !s.restCanWrite(r, claims, *m.Topic, probed) {
 			continue // silently dropped, as the real server does
 		}
 		obj := []byte(`{"payload":`)
@@ -157,11 +158,22 @@ func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	private := strings.EqualFold(r.URL.Query().Get("private"), "true")
-	if private && !s.privateAllowed(claims) {
+	channel, event := r.PathValue("channel"), r.PathValue("event")
+	if private && !s.restCanWrite(r, claims, channel, nil) {
 		writeMessage(w, http.StatusForbidden, "Unauthorized")
 		return
 	}
-	channel, event := r.PathValue("channel"), r.PathValue("event")
+	if pr := persistFromQuery(r.URL.Query()); pr.on {
+		why := persistErrPublic
+		status := http.StatusUnprocessableEntity
+		if private {
+			why, status = s.store(channel, event, body, binary, pr), http.StatusInternalServerError
+		}
+		if why != "" {
+			writeMessage(w, status, why)
+			return
+		}
+	}
 	s.hub.BroadcastTo(topicPrefix+channel, private, &channels.Broadcast{Event: event, Payload: body, Binary: binary})
 	s.metrics.broadcast()
 	w.WriteHeader(http.StatusAccepted)

@@ -37,6 +37,9 @@ type session struct {
 	out   *outbox
 	info  *channels.ConnInfo
 	t     transport
+	// headers are the upgrade request's x-* headers (private channel
+	// policies see them); immutable.
+	headers map[string]string
 
 	mu    sync.Mutex               // guards chans
 	chans map[string]*channelState // by topic; nil once the session ended
@@ -52,6 +55,7 @@ type channelState struct {
 	expiry   *time.Timer
 	presence rateWindow
 	bindings []*channels.Binding // postgres_changes; nil when none
+	perms    *privatePerms       // private channels only; has its own lock
 }
 
 // newSession returns a session for a connection that has passed the API
@@ -91,6 +95,7 @@ type channelSpec struct {
 	presenceKey string
 	presence    bool
 	bindings    []json.RawMessage // postgres_changes requests
+	replay      bool              // config.broadcast.replay given
 }
 
 // refusal is why a channel could not be opened: the reason of a join
@@ -113,8 +118,12 @@ func (ss *session) openChannel(sp *channelSpec) (*channelState, *refusal) {
 		ss.logger().Info("join refused", "topic", sp.topic, "err", err)
 		return nil, &refusal{reason: auth.JoinReason(err), status: 401, message: auth.ConnectMessage(err)}
 	}
-	if sp.private && !ss.srv.privateAllowed(v.claims) {
-		return nil, &refusal{reason: "Unauthorized: You do not have permissions to read from this Channel topic: " + sp.name, status: 403, message: "Unauthorized"}
+	var perms *privatePerms
+	if sp.private {
+		var ref *refusal
+		if perms, ref = ss.authorizePrivate(sp, v); ref != nil {
+			return nil, ref
+		}
 	}
 	ss.mu.Lock()
 	if ss.chans == nil {
@@ -149,7 +158,11 @@ func (ss *session) openChannel(sp *channelSpec) (*channelState, *refusal) {
 	}
 	sub.SetIdentity(v.identity)
 	sub.SetPresence(sp.presence)
-	ch := &channelState{sub: sub, joinRef: sp.joinRef, ack: sp.ack, token: v.token}
+	ch := &channelState{sub: sub, joinRef: sp.joinRef, ack: sp.ack, token: v.token, perms: perms}
+	applyPerms(ch)
+	if sp.replay {
+		sub.StartReplay()
+	}
 	if len(sp.bindings) > 0 {
 		if ss.srv.cfg.Changes != nil {
 			ch.bindings = ss.srv.cfg.Changes.Bind(sp.bindings)
@@ -303,6 +316,9 @@ func (ss *session) refreshToken(ch *channelState, tok string) {
 	ch.expiry = ss.expiryTimer(ch, v.claims)
 	ss.mu.Unlock()
 	ch.sub.SetIdentity(v.identity)
+	if !ss.recheckPrivate(ch, v) {
+		return
+	}
 	if ch.bindings != nil && ss.srv.cfg.Changes != nil {
 		ss.srv.cfg.Changes.Deactivate(ch.sub)
 		ss.activateAsync(ch, closedChan)

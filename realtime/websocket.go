@@ -76,6 +76,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	enc := encoderFor(vsn)
 	c := &wsConn{ws: ws, v: vsn, enc: enc, release: release}
 	c.session = s.newSession(transportWebSocket, creds, enc, remote{addr: remoteAddr(r), version: vsn.String()})
+	c.headers = xHeaders(r)
 	c.attach(c, c)
 	if !s.track(c.session) {
 		c.out.Close(channels.ReasonServerShutdown)

@@ -32,6 +32,7 @@ const (
 	loadDBInsert      = "db-insert"
 	loadDBUpdate      = "db-update"
 	loadSoak          = "soak"
+	loadDBBroadcast   = "db-broadcast"
 )
 
 // config is the validated command line.
@@ -60,6 +61,7 @@ type config struct {
 	DBBatch     int
 	Table       string
 	SyncCommit  bool
+	Private     bool
 	RLS         bool
 	Policy      string // owner (compiles) or membership (needs PostgreSQL)
 	Filter      string // none or user
@@ -89,7 +91,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.Prefix, "channel-prefix", "bench", "channel name prefix")
 	fs.BoolVar(&c.Join, "join", true, "join the channels (false: bare sockets, idle load only)")
 	fs.IntVar(&c.ChansPerCon, "channels-per-conn", 1, "join load: channels each connection joins")
-	fs.StringVar(&c.Load, "load", loadIdle, "idle | join | broadcast-ws | broadcast-rest | db-insert | db-update | soak")
+	fs.StringVar(&c.Load, "load", loadIdle, "idle | join | broadcast-ws | broadcast-rest | db-insert | db-update | db-broadcast (realtime.send) | soak")
 	fs.Float64Var(&c.Rate, "rate", 100, "messages (broadcasts or rows) per second, all senders together")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long load is generated (idle: how long connections are held)")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "longest wait for outstanding deliveries after the load stops")
@@ -100,6 +102,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.DBURL, "db-url", "", "PostgreSQL URL for db-insert/db-update (the service's database)")
 	fs.IntVar(&c.DBBatch, "db-batch", 1, "rows per INSERT statement (one transaction)")
 	fs.StringVar(&c.Table, "table", "", "bench table in schema public (default realtime_bench_rls or realtime_bench_open)")
+	fs.BoolVar(&c.Private, "private", false, "join private channels; with --db-url a membership policy on realtime.messages admits every user to every bench channel")
 	fs.BoolVar(&c.SyncCommit, "sync-commit", true, "writer sessions SET synchronous_commit = on (as production PostgreSQL)")
 	fs.BoolVar(&c.RLS, "rls", true, "bench table has an owner-only RLS policy (user_id = auth.uid())")
 	fs.StringVar(&c.Policy, "policy", "owner", "RLS policy with --rls: owner (user_id = auth.uid(), evaluated in Go) or membership (an EXISTS sub-query on a members table, evaluated by PostgreSQL)")
@@ -202,6 +205,10 @@ func (c *config) validate() error {
 	}
 	switch c.Load {
 	case loadIdle, loadJoin, loadBroadcastWS, loadBroadcastREST:
+	case loadDBBroadcast:
+		if c.DBURL == "" {
+			return fmt.Errorf("--load %s needs --db-url", c.Load)
+		}
 	case loadDBInsert, loadDBUpdate:
 		if c.DBURL == "" {
 			return fmt.Errorf("--load %s needs --db-url", c.Load)
@@ -228,6 +235,11 @@ func (c *config) validate() error {
 
 // dbLoad reports whether the run writes to the database.
 func (c *config) dbLoad() bool { return c.Load == loadDBInsert || c.Load == loadDBUpdate }
+
+// usesDB reports whether the run needs a database connection.
+func (c *config) usesDB() bool {
+	return c.dbLoad() || c.Load == loadDBBroadcast || (c.Private && c.DBURL != "")
+}
 
 // keys is the number of addressing keys: users for database writes,
 // channels for broadcasts.

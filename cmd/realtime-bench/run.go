@@ -20,7 +20,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (*Result, error) {
 	}
 
 	var pool *pgxpool.Pool
-	if cfg.dbLoad() {
+	if cfg.usesDB() {
 		pcfg, err := pgxpool.ParseConfig(cfg.DBURL)
 		if err != nil {
 			return nil, fmt.Errorf("bench: --db-url: %w", err)
@@ -37,8 +37,15 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (*Result, error) {
 			return nil, fmt.Errorf("bench: database: %w", err)
 		}
 		defer pool.Close()
-		if err := setupTable(ctx, pool, cfg, "supabase_realtime"); err != nil {
-			return nil, err
+		if cfg.dbLoad() {
+			if err := setupTable(ctx, pool, cfg, "supabase_realtime"); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.Private {
+			if err := setupPrivate(ctx, pool, cfg); err != nil {
+				return nil, err
+			}
 		}
 		pool.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&res.PostgresVersion)
 	}
@@ -141,6 +148,11 @@ func runMessages(ctx context.Context, cfg *config, tok *tokens, pool *pgxpool.Po
 		client := restClient(cfg.Senders)
 		for range cfg.Senders {
 			senders = append(senders, &restSender{client: client, url: cfg.endpoint("/realtime/v1/api/broadcast"), apikey: tok.apikey, cfg: cfg, errs: errs})
+		}
+	case loadDBBroadcast:
+		senders, err = newSendSenders(ctx, pool, cfg, errs)
+		if err != nil {
+			return err
 		}
 	case loadDBInsert, loadDBUpdate:
 		senders, err = newDBSenders(ctx, pool, cfg, errs)

@@ -115,7 +115,9 @@ func joinPayload(cfg *config, user int, token string) []byte {
 	}
 	p := []byte(`{"config":{"broadcast":{"ack":false,"self":false},"presence":{"key":"","enabled":false},"postgres_changes":`)
 	p = append(p, pg...)
-	p = append(p, `,"private":false},"access_token":`...)
+	p = append(p, `,"private":`...)
+	p = strconv.AppendBool(p, cfg.Private)
+	p = append(p, `},"access_token":`...)
 	p = phoenix.AppendJSONString(p, token)
 	return append(p, '}')
 }

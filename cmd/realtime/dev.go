@@ -19,6 +19,7 @@ import (
 	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/internal/demo"
 	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/internal/realtimeschema"
 	"github.com/openrealtime/realtime/realtime"
 )
 
@@ -113,6 +114,14 @@ func applySchema(ctx context.Context, url string) error {
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, demo.SchemaSQL); err != nil {
 		return fmt.Errorf("dev: demo schema: %w", err)
+	}
+	if _, err := realtimeschema.Migrate(ctx, conn, realtimeschema.Options{}); err != nil {
+		// The demo still serves postgres_changes without the private room.
+		fmt.Fprintf(os.Stderr, "dev: realtime schema unavailable, no private demo room: %v\n", err)
+		return nil
+	}
+	if _, err := conn.Exec(ctx, demo.PrivateSQL); err != nil {
+		return fmt.Errorf("dev: demo private room: %w", err)
 	}
 	return nil
 }
@@ -233,6 +242,19 @@ the shell with the exports:
   supabase.channel('todos')
     .on('postgres_changes', { event: '*', schema: 'public', table: 'todos' }, (p) => console.log(p))
     .subscribe((status) => console.log(status))
+
+a private room: the user is a member of room:demo (public.room_members, policy on
+realtime.messages), and rows inserted into public.room_messages are broadcast to it by a
+trigger calling realtime.broadcast_changes. Add to demo.mjs:
+
+  supabase.channel('room:demo', { config: { private: true } })
+    .on('broadcast', { event: '*' }, (m) => console.log('room:demo', m))
+    .subscribe((status) => console.log('room:demo', status))
+
+then, in psql on the database above:
+
+  INSERT INTO public.room_messages (room, body) VALUES ('room:demo', 'hello');
+  SELECT realtime.send('{"text":"from SQL"}', 'note', 'room:demo');
 
 `, addr, dbURL, k.Secret, k.Anon, k.User, k.UserID, k.Service, adminToken)
 }

@@ -10,9 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openrealtime/realtime/auth/policy"
 	"github.com/openrealtime/realtime/auth/rls"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/decoder"
+	"github.com/openrealtime/realtime/internal/realtimeschema"
 )
 
 // catalogPoll is how often the catalog is checked for privilege and policy
@@ -32,9 +34,13 @@ type pgFeed struct {
 	// compiled, SQL and verified row checks).
 	Checker *rls.Checker
 	source  decoder.Source
-	pool    *pgxpool.Pool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// prober evaluates private channel policies and dbb routes database
+	// broadcasts; both nil when the realtime schema is unusable.
+	prober *policy.Prober
+	dbb    *channels.DBBroadcasts
+	pool   *pgxpool.Pool
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // Close stops the source (it confirms what was delivered) and the pool.
@@ -75,6 +81,14 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	})
 
 	f := &pgFeed{PGChanges: pg, Checker: checker, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
+	var extraPubs []string
+	if setupRealtimeSchema(ctx, o, pool, log) {
+		f.prober = policy.NewProber(pool)
+		f.dbb = channels.NewDBBroadcasts(hub, o.MaxPayloadBytes, log)
+		if o.Source == "logical" {
+			extraPubs = []string{realtimeschema.Publication}
+		}
+	}
 	var src decoder.Source
 	// onState tells subscribers when changes stop and flow again, and marks
 	// the feed streaming the first time.
@@ -91,12 +105,13 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	switch o.Source {
 	case "logical":
 		src = decoder.NewLogical(decoder.LogicalConfig{
-			DBURL:       o.DBURL,
-			Slot:        o.Slot,
-			Publication: o.Publication,
-			Logger:      log,
-			OnState:     onState,
-			OnRelation:  onRelation,
+			DBURL:             o.DBURL,
+			Slot:              o.Slot,
+			Publication:       o.Publication,
+			ExtraPublications: extraPubs,
+			Logger:            log,
+			OnState:           onState,
+			OnRelation:        onRelation,
 		})
 	case "notify":
 		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
@@ -121,7 +136,12 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	go func() {
 		defer close(f.done)
 		defer func() { <-watched }()
-		if err := src.Run(fctx, pg.Process); err != nil {
+		// realtime.messages rows are database broadcasts; the rest are
+		// postgres_changes. Both are delivered before the batch is confirmed.
+		sink := func(ctx context.Context, batch []decoder.Change) error {
+			return pg.Process(ctx, splitMessages(batch, f.dbb))
+		}
+		if err := src.Run(fctx, sink); err != nil {
 			log.Error("change source stopped", "err", err)
 		}
 	}()

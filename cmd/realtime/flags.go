@@ -41,6 +41,7 @@ type options struct {
 	RLSVerify            float64
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
+	MessagesRetention    time.Duration
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -110,6 +111,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.IntVar(&o.SSEReplayBytes, "sse-replay-bytes", envInt("REALTIME_SSE_REPLAY_BYTES", 64<<20), "bytes of changes kept for SSE resume (REALTIME_SSE_REPLAY_BYTES)")
 	fs.Float64Var(&o.RLSVerify, "rls-verify", envFloat("REALTIME_RLS_VERIFY", 0), "fraction (0..1) of compiled RLS decisions re-checked in PostgreSQL; disagreements are counted (REALTIME_RLS_VERIFY)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
+	fs.DurationVar(&o.MessagesRetention, "messages-retention", envDuration("REALTIME_MESSAGES_RETENTION", 72*time.Hour), "how long realtime.messages day partitions are kept (REALTIME_MESSAGES_RETENTION)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 

@@ -99,6 +99,10 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	}
 	if feed != nil {
 		rcfg.Changes = feed
+		rcfg.ReplicationReady = func() <-chan struct{} { return feed.streaming }
+		if feed.prober != nil {
+			rcfg.Private = feed.prober
+		}
 		insp.SetSource(feed.source.Status)
 		defer feed.Close()
 	}
@@ -109,7 +113,11 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		srv.MetricsCollector(),
 		insp.Collector(),
+		realtime.PrivateMetricsCollector(),
 	)
+	if feed != nil && feed.dbb != nil {
+		reg.MustRegister(dbBroadcastCollector{feed.dbb})
+	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	// Drop counters tell what other subscribers were (not) sent: on the
 	// public address they need the admin token (docs/operations.md).

@@ -17,6 +17,13 @@ import (
 //go:embed schema.sql
 var SchemaSQL string
 
+// PrivateSQL is the demo private room (a membership policy on
+// realtime.messages and a table broadcasting its changes); it needs the
+// realtime schema and the demo users, and running it twice is harmless.
+//
+//go:embed private.sql
+var PrivateSQL string
+
 // Keys are signed JWTs for the demo.
 type Keys struct {
 	// Secret is the HS256 secret that signs them.
