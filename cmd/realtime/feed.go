@@ -9,9 +9,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/auth/rls"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/decoder"
+	"github.com/openrealtime/realtime/realtime/pglitebridge"
 )
 
 // pgFeed is a running postgres_changes pipeline: a change source feeding
@@ -25,6 +27,7 @@ type pgFeed struct {
 	*channels.PGChanges
 	source decoder.Source
 	pool   *pgxpool.Pool
+	bridge *pglitebridge.Bridge // the browser bridge, for a pglite-bridge:// --db-url
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -34,18 +37,28 @@ func (f *pgFeed) Close() {
 	f.cancel()
 	<-f.done
 	f.pool.Close()
+	if f.bridge != nil {
+		f.bridge.Close()
+	}
 }
 
 // startFeed starts the change source and pipeline when a database is
 // configured; it returns nil without one. onDelivery, when set, observes
 // every fanned-out batch (metrics).
-func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
+func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub, verifier *auth.Verifier, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
 	if o.DBURL == "" {
 		return nil, nil
 	}
-	pcfg, err := pgxpool.ParseConfig(o.DBURL)
+	dbURL, bridge, err := openBridge(o, log, verifier)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse --db-url: %w", err)
+	}
+	if bridge != nil {
+		dialBridge(pcfg, bridge)
 	}
 	// Simple protocol only: no named statements, no session state, so the
 	// same code is safe on PGlite's shared session.
@@ -66,7 +79,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		OnDelivery: onDelivery,
 	})
 
-	f := &pgFeed{PGChanges: pg, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
+	f := &pgFeed{PGChanges: pg, pool: pool, bridge: bridge, done: make(chan struct{}), streaming: make(chan struct{})}
 	var src decoder.Source
 	// onState tells subscribers when changes stop and flow again, and marks
 	// the feed streaming the first time.
@@ -92,7 +105,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		})
 	case "notify":
 		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
-			DBURL:        o.DBURL,
+			DBURL:        dbURL,
 			Publication:  o.Publication,
 			PollInterval: o.PollInterval,
 			Retention:    o.Retention,

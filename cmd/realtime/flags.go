@@ -35,6 +35,7 @@ type options struct {
 	SSEReplayAge         time.Duration
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
+	PGliteBridgeSecret   string
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -98,6 +99,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.IntVar(&o.SSEReplayCount, "sse-replay-count", envInt("REALTIME_SSE_REPLAY_COUNT", 10000), "changes kept for SSE resume (REALTIME_SSE_REPLAY_COUNT)")
 	fs.DurationVar(&o.SSEReplayAge, "sse-replay-age", envDuration("REALTIME_SSE_REPLAY_AGE", 10*time.Minute), "oldest change kept for SSE resume (REALTIME_SSE_REPLAY_AGE)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
+	fs.StringVar(&o.PGliteBridgeSecret, "pglite-bridge-secret", envString("", "REALTIME_PGLITE_BRIDGE_SECRET"), "secret a browser tab presents to serve as the database of --db-url pglite-bridge:// (the service-role key is accepted too) (REALTIME_PGLITE_BRIDGE_SECRET)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 
@@ -110,6 +112,9 @@ func (o *options) validate() error {
 	case "logical", "notify":
 	default:
 		return fmt.Errorf("--source must be logical or notify, not %q", o.Source)
+	}
+	if isBridgeURL(o.DBURL) && o.Source != "notify" {
+		return fmt.Errorf("--db-url pglite-bridge:// needs --source notify (PGlite has no usable logical decoding)")
 	}
 	if o.MaxChannelsPerClient <= 0 || o.MaxPayloadBytes <= 0 || o.MaxJoinsPerSecond <= 0 {
 		return fmt.Errorf("limits must be positive")
