@@ -118,7 +118,11 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	f.source, f.cancel = src, cancel
 	go func() {
 		defer close(f.done)
-		if err := src.Run(fctx, pg.Process); err != nil {
+		sink := decoder.Sink(pg.Process)
+		if bridge != nil {
+			sink = newRedeliveryFilter(sink).Process
+		}
+		if err := src.Run(fctx, sink); err != nil {
 			log.Error("change source stopped", "err", err)
 		}
 	}()
