@@ -106,9 +106,11 @@ class Tunnel {
     this.queue = [] // {conn, msg} in arrival order
     this.running = false
     this.owner = null // the connection whose message ran last (owns an open transaction)
-    this.unsubscribe = db.onNotification((channel, payload) =>
+    this.stats = { messages: 0, relayed: 0, hostNotifications: 0 }
+    this.unsubscribe = db.onNotification((channel, payload) => {
+      this.stats.hostNotifications++
       this.relay(channel, notificationMessage(channel, payload), null)
-    )
+    })
   }
 
   onFrame(data) {
@@ -195,6 +197,7 @@ class Tunnel {
         const { conn, msg } = this.queue.splice(i, 1)[0]
         if (conn.closed) continue
         const chunks = []
+        this.stats.messages++
         try {
           await this.db.runExclusive(() =>
             this.db.execProtocolRawStream(msg, { onRawData: (d) => chunks.push(d.slice()) })
@@ -234,7 +237,10 @@ class Tunnel {
 
   relay(channel, msg, except) {
     for (const c of this.conns.values()) {
-      if (c !== except && c.listens.has(channel)) this.send(c, msg)
+      if (c !== except && c.listens.has(channel)) {
+        this.stats.relayed++
+        this.send(c, msg)
+      }
     }
   }
 
@@ -292,6 +298,12 @@ export async function startBridge({ db, secret, url, log } = {}) {
             closed,
             get connections() {
               return tunnel.conns.size
+            },
+            /** Counters and each virtual connection's LISTEN channels, for diagnostics. */
+            get stats() {
+              const listening = {}
+              for (const c of tunnel.conns.values()) listening[c.id] = [...c.listens]
+              return { ...tunnel.stats, inTransaction: db.isInTransaction(), queued: tunnel.queue.length, listening }
             },
           })
         }
