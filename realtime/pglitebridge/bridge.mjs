@@ -97,6 +97,30 @@ function trackListens(sql, listens) {
   }
 }
 
+const READ_ONLY_TAGS = /^(SELECT|SHOW|LISTEN|UNLISTEN|BEGIN|START TRANSACTION|SET|RESET|FETCH|DECLARE|CLOSE|DEALLOCATE|DISCARD|EXPLAIN|COMMIT|ROLLBACK)\b/
+const MSG_COMMAND_COMPLETE = 0x43 // 'C'
+
+/**
+ * Whether a message's statements may have changed the database: any command tag but a read's
+ * (SELECT and the like, and the end of a transaction). Messages that complete no statement
+ * (startup, Parse, Bind, Sync, errors) count as reads. A SELECT that calls a writing function is
+ * not synced at once; the next write syncs it.
+ */
+function mayHaveWritten(msg, out) {
+  if (msg[0] !== MSG_QUERY && msg[0] !== 0x45 /* Execute */) return false
+  let at = 0
+  while (at + 5 <= out.length) {
+    const len = 1 + int32(out, at + 1)
+    if (out[at] === MSG_COMMAND_COMPLETE) {
+      let end = at + 5
+      while (end < at + len && out[end] !== 0) end++
+      if (!READ_ONLY_TAGS.test(decoder.decode(out.subarray(at + 5, end)))) return true
+    }
+    at += len
+  }
+  return false
+}
+
 class Tunnel {
   constructor(db, ws, log) {
     this.db = db
@@ -106,6 +130,7 @@ class Tunnel {
     this.queue = [] // {conn, msg} in arrival order
     this.running = false
     this.owner = null // the connection whose message ran last (owns an open transaction)
+    this.dirty = false // written since the last sync to IndexedDB
     this.stats = { messages: 0, relayed: 0, hostNotifications: 0 }
     this.unsubscribe = db.onNotification((channel, payload) => {
       this.stats.hostNotifications++
@@ -200,7 +225,7 @@ class Tunnel {
         this.stats.messages++
         try {
           await this.db.runExclusive(() =>
-            this.db.execProtocolRawStream(msg, { onRawData: (d) => chunks.push(d.slice()) })
+            this.db.execProtocolRawStream(msg, { syncToFs: false, onRawData: (d) => chunks.push(d.slice()) })
           )
         } catch (err) {
           this.log?.('pglite bridge: message failed', err)
@@ -208,7 +233,15 @@ class Tunnel {
           continue
         }
         this.owner = conn
-        if (chunks.length) this.route(conn, concat(chunks))
+        const out = chunks.length ? concat(chunks) : new Uint8Array(0)
+        // Persist to IndexedDB only after statements that may have written: syncing the whole
+        // file system after every read would make each of the service's polls cost a sync.
+        if (mayHaveWritten(msg, out)) this.dirty = true
+        if (this.dirty && !this.db.isInTransaction()) {
+          this.dirty = false // a transaction's writes are synced once, when it has ended
+          await this.db.syncToFs()
+        }
+        if (out.length) this.route(conn, out)
       }
     } finally {
       this.running = false
