@@ -10,11 +10,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/auth/policy"
 	"github.com/openrealtime/realtime/auth/rls"
 	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/decoder"
 	"github.com/openrealtime/realtime/internal/realtimeschema"
+	"github.com/openrealtime/realtime/realtime/pglitebridge"
 )
 
 // catalogPoll is how often the catalog is checked for privilege and policy
@@ -39,6 +41,7 @@ type pgFeed struct {
 	prober *policy.Prober
 	dbb    *channels.DBBroadcasts
 	pool   *pgxpool.Pool
+	bridge *pglitebridge.Bridge // the browser bridge, for a pglite-bridge:// --db-url
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -48,18 +51,28 @@ func (f *pgFeed) Close() {
 	f.cancel()
 	<-f.done
 	f.pool.Close()
+	if f.bridge != nil {
+		f.bridge.Close()
+	}
 }
 
 // startFeed starts the change source and pipeline when a database is
 // configured; it returns nil without one. onDelivery, when set, observes
 // every fanned-out batch (metrics).
-func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
+func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub, verifier *auth.Verifier, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
 	if o.DBURL == "" {
 		return nil, nil
 	}
-	pcfg, err := pgxpool.ParseConfig(o.DBURL)
+	dbURL, bridge, err := openBridge(o, log, verifier)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse --db-url: %w", err)
+	}
+	if bridge != nil {
+		dialBridge(pcfg, bridge)
 	}
 	// Simple protocol only: no named statements, no session state, so the
 	// same code is safe on PGlite's shared session.
@@ -80,7 +93,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		OnDelivery: onDelivery,
 	})
 
-	f := &pgFeed{PGChanges: pg, Checker: checker, pool: pool, done: make(chan struct{}), streaming: make(chan struct{})}
+	f := &pgFeed{PGChanges: pg, Checker: checker, pool: pool, bridge: bridge, done: make(chan struct{}), streaming: make(chan struct{})}
 	var extraPubs []string
 	if setupRealtimeSchema(ctx, o, pool, log) {
 		f.prober = policy.NewProber(pool)
@@ -115,7 +128,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		})
 	case "notify":
 		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
-			DBURL:        o.DBURL,
+			DBURL:        dbURL,
 			Publication:  o.Publication,
 			PollInterval: o.PollInterval,
 			Retention:    o.Retention,
@@ -140,6 +153,9 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		// postgres_changes. Both are delivered before the batch is confirmed.
 		sink := func(ctx context.Context, batch []decoder.Change) error {
 			return pg.Process(ctx, splitMessages(batch, f.dbb))
+		}
+		if bridge != nil {
+			sink = newRedeliveryFilter(sink).Process
 		}
 		if err := src.Run(fctx, sink); err != nil {
 			log.Error("change source stopped", "err", err)

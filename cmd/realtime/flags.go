@@ -42,6 +42,7 @@ type options struct {
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
 	MessagesRetention    time.Duration
+	PGliteBridgeSecret   string
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -112,6 +113,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.Float64Var(&o.RLSVerify, "rls-verify", envFloat("REALTIME_RLS_VERIFY", 0), "fraction (0..1) of compiled RLS decisions re-checked in PostgreSQL; disagreements are counted (REALTIME_RLS_VERIFY)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
 	fs.DurationVar(&o.MessagesRetention, "messages-retention", envDuration("REALTIME_MESSAGES_RETENTION", 72*time.Hour), "how long realtime.messages day partitions are kept (REALTIME_MESSAGES_RETENTION)")
+	fs.StringVar(&o.PGliteBridgeSecret, "pglite-bridge-secret", envString("", "REALTIME_PGLITE_BRIDGE_SECRET"), "secret a browser tab presents to serve as the database of --db-url pglite-bridge:// (the service-role key is accepted too) (REALTIME_PGLITE_BRIDGE_SECRET)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 
@@ -124,6 +126,9 @@ func (o *options) validate() error {
 	case "logical", "notify":
 	default:
 		return fmt.Errorf("--source must be logical or notify, not %q", o.Source)
+	}
+	if isBridgeURL(o.DBURL) && o.Source != "notify" {
+		return fmt.Errorf("--db-url pglite-bridge:// needs --source notify (PGlite has no usable logical decoding)")
 	}
 	if o.MaxChannelsPerClient <= 0 || o.MaxPayloadBytes <= 0 || o.MaxJoinsPerSecond <= 0 || o.MaxResumesPerUser <= 0 {
 		return fmt.Errorf("limits must be positive")

@@ -93,7 +93,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		MaxResumesPerUser:    o.MaxResumesPerUser,
 	}
 	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
-	feed, err := startFeed(ctx, o, log, hub, insp.ObserveDelivery)
+	feed, err := startFeed(ctx, o, log, hub, verifier, insp.ObserveDelivery)
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		}
 	}
 	srv.Handle("/admin/", insp.Handler())
+	if feed != nil && feed.bridge != nil {
+		feed.bridge.Mount(srv.Handle)
+	}
 	if h.routes != nil {
 		h.routes(srv)
 	}

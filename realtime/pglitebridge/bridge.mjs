@@ -1,0 +1,357 @@
+// PGlite browser bridge, served by the realtime service at /pglite/v1/bridge.mjs.
+//
+// A page that keeps its database in PGlite calls
+//
+//   import { PGlite } from '<your copy of @electric-sql/pglite>'
+//   import { startBridge } from 'https://<realtime>/pglite/v1/bridge.mjs'
+//   const db = new PGlite('idb://my-project')
+//   const bridge = await startBridge({ db, secret: BRIDGE_SECRET })
+//
+// and the service then reaches that database through this tab: it opens virtual connections over
+// one WebSocket, each carrying the PostgreSQL wire protocol, and this module runs their messages
+// through the PGlite instance one at a time (a transaction keeps the instance until it ends).
+// Notifications are relayed to every virtual connection that ran LISTEN on their channel, including
+// those caused by the page's own db.query writes. The tunnel is described in docs/pglite.md,
+// "Browser bridge". No dependencies: it uses only the PGlite instance it is given.
+
+const OP_OPEN = 1
+const OP_DATA = 2
+const OP_CLOSE = 3
+const SSL_REQUEST = 80877103
+const CANCEL_REQUEST = 80877102
+const MSG_NOTIFICATION = 0x41 // 'A'
+const MSG_TERMINATE = 0x58 // 'X'
+const MSG_QUERY = 0x51 // 'Q'
+const MSG_PARSE = 0x50 // 'P'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** The bridge endpoint: `url` (http(s) or ws(s), the service's base or the endpoint itself) or this module's origin. */
+function endpoint(url) {
+  const u = new URL(url ?? '/pglite/v1/bridge', import.meta.url)
+  if (!u.pathname.endsWith('/pglite/v1/bridge')) u.pathname = u.pathname.replace(/\/?$/, '/pglite/v1/bridge')
+  if (u.protocol === 'http:') u.protocol = 'ws:'
+  if (u.protocol === 'https:') u.protocol = 'wss:'
+  return u.toString()
+}
+
+function frame(op, id, payload) {
+  const out = new Uint8Array(5 + (payload ? payload.length : 0))
+  out[0] = op
+  new DataView(out.buffer).setUint32(1, id)
+  if (payload) out.set(payload, 5)
+  return out
+}
+
+function concat(chunks) {
+  if (chunks.length === 1) return chunks[0]
+  let n = 0
+  for (const c of chunks) n += c.length
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.length
+  }
+  return out
+}
+
+const int32 = (b, at) => new DataView(b.buffer, b.byteOffset, b.byteLength).getInt32(at)
+
+/** A NotificationResponse ('A') message for a notification the page's own queries caused. */
+function notificationMessage(channel, payload) {
+  const ch = encoder.encode(channel)
+  const pl = encoder.encode(payload ?? '')
+  const len = 4 + 4 + ch.length + 1 + pl.length + 1
+  const out = new Uint8Array(1 + len)
+  const dv = new DataView(out.buffer)
+  out[0] = MSG_NOTIFICATION
+  dv.setInt32(1, len)
+  dv.setInt32(5, 0)
+  out.set(ch, 9)
+  out.set(pl, 10 + ch.length)
+  return out
+}
+
+/** The channel of a NotificationResponse message. */
+function notificationChannel(msg) {
+  let end = 9
+  while (end < msg.length && msg[end] !== 0) end++
+  return decoder.decode(msg.subarray(9, end))
+}
+
+const LISTEN_RE = /\b(UNLISTEN|LISTEN)\s+(\*|"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))/gi
+
+/**
+ * Follows LISTEN / UNLISTEN in a statement's text (simple or extended protocol). A match inside a
+ * string literal or comment counts too: at worst that connection receives notifications it did not
+ * ask for, which PostgreSQL clients accept.
+ */
+function trackListens(sql, listens) {
+  for (const m of sql.matchAll(LISTEN_RE)) {
+    const name = m[3] != null ? m[3].replaceAll('""', '"') : m[4]?.toLowerCase()
+    if (m[1].toUpperCase() === 'LISTEN') listens.add(name)
+    else if (m[2] === '*') listens.clear()
+    else listens.delete(name)
+  }
+}
+
+const READ_ONLY_TAGS = /^(SELECT|SHOW|LISTEN|UNLISTEN|BEGIN|START TRANSACTION|SET|RESET|FETCH|DECLARE|CLOSE|DEALLOCATE|DISCARD|EXPLAIN|COMMIT|ROLLBACK)\b/
+const MSG_COMMAND_COMPLETE = 0x43 // 'C'
+
+/**
+ * Whether a message's statements may have changed the database: any command tag but a read's
+ * (SELECT and the like, and the end of a transaction). Messages that complete no statement
+ * (startup, Parse, Bind, Sync, errors) count as reads. A SELECT that calls a writing function is
+ * not synced at once; the next write syncs it.
+ */
+function mayHaveWritten(msg, out) {
+  if (msg[0] !== MSG_QUERY && msg[0] !== 0x45 /* Execute */) return false
+  let at = 0
+  while (at + 5 <= out.length) {
+    const len = 1 + int32(out, at + 1)
+    if (out[at] === MSG_COMMAND_COMPLETE) {
+      let end = at + 5
+      while (end < at + len && out[end] !== 0) end++
+      if (!READ_ONLY_TAGS.test(decoder.decode(out.subarray(at + 5, end)))) return true
+    }
+    at += len
+  }
+  return false
+}
+
+class Tunnel {
+  constructor(db, ws, log) {
+    this.db = db
+    this.ws = ws
+    this.log = log
+    this.conns = new Map() // id -> {id, buf, started, listens, closed}
+    this.queue = [] // {conn, msg} in arrival order
+    this.running = false
+    this.owner = null // the connection whose message ran last (owns an open transaction)
+    this.dirty = false // written since the last sync to IndexedDB
+    this.stats = { messages: 0, relayed: 0, hostNotifications: 0 }
+    this.unsubscribe = db.onNotification((channel, payload) => {
+      this.stats.hostNotifications++
+      this.relay(channel, notificationMessage(channel, payload), null)
+    })
+  }
+
+  onFrame(data) {
+    const b = new Uint8Array(data)
+    if (b.length < 5) return
+    const op = b[0]
+    const id = new DataView(b.buffer, b.byteOffset).getUint32(1)
+    if (op === OP_OPEN) {
+      this.conns.set(id, { id, buf: new Uint8Array(0), started: false, listens: new Set(), closed: false })
+      return
+    }
+    const conn = this.conns.get(id)
+    if (!conn) return
+    if (op === OP_CLOSE) this.drop(conn, false)
+    else if (op === OP_DATA) {
+      conn.buf = conn.buf.length ? concat([conn.buf, b.subarray(5)]) : b.slice(5)
+      this.split(conn)
+    }
+  }
+
+  /** Cuts a connection's buffered bytes into protocol messages and queues them. */
+  split(conn) {
+    while (!conn.closed) {
+      const buf = conn.buf
+      let len
+      if (!conn.started) {
+        if (buf.length < 8) return
+        len = int32(buf, 0)
+        if (buf.length < len) return
+        const code = int32(buf, 4)
+        conn.buf = buf.slice(len)
+        if (code === SSL_REQUEST) {
+          this.send(conn, encoder.encode('N')) // no TLS inside the tunnel
+          continue
+        }
+        if (code === CANCEL_REQUEST) continue // not supported
+        conn.started = true
+        this.enqueue(conn, buf.subarray(0, len))
+        continue
+      }
+      if (buf.length < 5) return
+      len = 1 + int32(buf, 1)
+      if (buf.length < len) return
+      const msg = buf.subarray(0, len)
+      conn.buf = buf.slice(len)
+      if (msg[0] === MSG_TERMINATE) {
+        this.drop(conn, true)
+        return
+      }
+      if (msg[0] === MSG_QUERY) trackListens(decoder.decode(msg.subarray(5, len - 1)), conn.listens)
+      else if (msg[0] === MSG_PARSE) {
+        let at = 5
+        while (at < len && msg[at] !== 0) at++
+        let end = at + 1
+        while (end < len && msg[end] !== 0) end++
+        trackListens(decoder.decode(msg.subarray(at + 1, end)), conn.listens)
+      }
+      this.enqueue(conn, msg)
+    }
+  }
+
+  enqueue(conn, msg) {
+    this.queue.push({ conn, msg })
+    this.pump()
+  }
+
+  /** Runs queued messages through PGlite one at a time; an open transaction keeps its connection's turn. */
+  async pump() {
+    if (this.running) return
+    this.running = true
+    try {
+      for (;;) {
+        if (this.owner?.closed && this.db.isInTransaction()) {
+          // Its connection went away mid-transaction: nobody else may inherit it.
+          await this.db.exec('ROLLBACK')
+          this.owner = null
+        }
+        if (this.queue.length === 0) break
+        let i = 0
+        if (this.owner && this.db.isInTransaction()) {
+          i = this.queue.findIndex((e) => e.conn === this.owner)
+          if (i < 0) break // wait for the owner's next message
+        }
+        const { conn, msg } = this.queue.splice(i, 1)[0]
+        if (conn.closed) continue
+        const chunks = []
+        this.stats.messages++
+        try {
+          await this.db.runExclusive(() =>
+            this.db.execProtocolRawStream(msg, { syncToFs: false, onRawData: (d) => chunks.push(d.slice()) })
+          )
+        } catch (err) {
+          this.log?.('pglite bridge: message failed', err)
+          this.drop(conn, true)
+          continue
+        }
+        this.owner = conn
+        const out = chunks.length ? concat(chunks) : new Uint8Array(0)
+        // Persist to IndexedDB only after statements that may have written: syncing the whole
+        // file system after every read would make each of the service's polls cost a sync.
+        if (mayHaveWritten(msg, out)) this.dirty = true
+        if (this.dirty && !this.db.isInTransaction()) {
+          this.dirty = false // a transaction's writes are synced once, when it has ended
+          await this.db.syncToFs()
+        }
+        if (out.length) this.route(conn, out)
+      }
+    } finally {
+      this.running = false
+    }
+  }
+
+  /** Sends a response to its connection, except notifications, which go to every listener of their channel. */
+  route(conn, bytes) {
+    const mine = []
+    let at = 0
+    while (at + 5 <= bytes.length) {
+      const len = 1 + int32(bytes, at + 1)
+      const msg = bytes.subarray(at, at + len)
+      at += len
+      if (msg[0] !== MSG_NOTIFICATION) {
+        mine.push(msg)
+        continue
+      }
+      const channel = notificationChannel(msg)
+      if (conn.listens.has(channel)) mine.push(msg)
+      this.relay(channel, msg, conn)
+    }
+    if (at < bytes.length) mine.push(bytes.subarray(at))
+    if (mine.length) this.send(conn, concat(mine))
+  }
+
+  relay(channel, msg, except) {
+    for (const c of this.conns.values()) {
+      if (c !== except && c.listens.has(channel)) {
+        this.stats.relayed++
+        this.send(c, msg)
+      }
+    }
+  }
+
+  send(conn, bytes) {
+    if (conn.closed || this.ws.readyState !== WebSocket.OPEN) return
+    this.ws.send(frame(OP_DATA, conn.id, bytes))
+  }
+
+  drop(conn, tell) {
+    if (conn.closed) return
+    conn.closed = true
+    this.conns.delete(conn.id)
+    this.queue = this.queue.filter((e) => e.conn !== conn)
+    if (tell && this.ws.readyState === WebSocket.OPEN) this.ws.send(frame(OP_CLOSE, conn.id))
+    this.pump()
+  }
+
+  end() {
+    this.unsubscribe?.()
+    for (const c of [...this.conns.values()]) this.drop(c, false)
+  }
+}
+
+/**
+ * Connects `db` (a PGlite instance) to the realtime service. Resolves once the service accepted the
+ * bridge, with `{ close(), closed, connections }`: `closed` resolves with `{ code, reason }` when
+ * the bridge ends. Rejects with an Error (its `code` is the WebSocket close code, e.g. 4001 for a
+ * wrong secret, 4009 when another tab holds the bridge) when the service refuses it.
+ *
+ * @param {object} opts
+ * @param {import('@electric-sql/pglite').PGlite} opts.db the page's PGlite
+ * @param {string} opts.secret the project's bridge secret (or its service-role key; never the anon key)
+ * @param {string} [opts.url] the service (http(s)/ws(s) base URL or the endpoint); default: where this module came from
+ * @param {(msg: string, ...args: any[]) => void} [opts.log] diagnostics
+ */
+export async function startBridge({ db, secret, url, log } = {}) {
+  if (!db || typeof db.execProtocolRawStream !== 'function') throw new TypeError('startBridge: db must be a PGlite instance')
+  await db.waitReady
+  const ws = new WebSocket(endpoint(url))
+  ws.binaryType = 'arraybuffer'
+  let tunnel = null
+  let resolveClosed
+  const closed = new Promise((r) => (resolveClosed = r))
+  return new Promise((resolve, reject) => {
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', secret }))
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') {
+        if (!tunnel && JSON.parse(ev.data).type === 'ready') {
+          tunnel = new Tunnel(db, ws, log)
+          const onHide = () => ws.close(1000, 'page hidden')
+          addEventListener('pagehide', onHide)
+          closed.then(() => removeEventListener('pagehide', onHide))
+          resolve({
+            close: () => ws.close(1000, 'closed by the page'),
+            closed,
+            get connections() {
+              return tunnel.conns.size
+            },
+            /** Counters and each virtual connection's LISTEN channels, for diagnostics. */
+            get stats() {
+              const listening = {}
+              for (const c of tunnel.conns.values()) listening[c.id] = [...c.listens]
+              return { ...tunnel.stats, inTransaction: db.isInTransaction(), queued: tunnel.queue.length, listening }
+            },
+          })
+        }
+        return
+      }
+      tunnel?.onFrame(ev.data)
+    }
+    ws.onclose = (ev) => {
+      tunnel?.end()
+      resolveClosed({ code: ev.code, reason: ev.reason })
+      if (!tunnel) {
+        const err = new Error(ev.reason || `pglite bridge: connection closed (code ${ev.code})`)
+        err.code = ev.code
+        reject(err)
+      }
+    }
+  })
+}
