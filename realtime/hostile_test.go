@@ -370,7 +370,7 @@ func TestPhoenixSubprotocolToken(t *testing.T) {
 }
 
 // Swapping a private channel's token from service_role to anon ends the
-// channel: private read permission is checked again (docs/protocol.md §7.1).
+// channel: private read permission is checked again (docs/protocol.md §9.2).
 func TestPrivateChannelClosedWhenTokenLosesPermission(t *testing.T) {
 	ts := startServer(t, nil)
 	anon := token(t, map[string]any{"role": "anon"})
@@ -386,7 +386,7 @@ func TestPrivateChannelClosedWhenTokenLosesPermission(t *testing.T) {
 	sys := c.expect("system")
 	var p struct{ Extension, Status, Message, Channel string }
 	json.Unmarshal(sys.msg.Payload, &p)
-	if p.Status != "error" || p.Message != "You no longer have permission to read from this Channel topic: secret" {
+	if p.Status != "error" || p.Message != "You do not have permissions to read from this Channel topic: secret" {
 		t.Fatalf("system: %s", sys.msg.Payload)
 	}
 	if f := c.expect("phx_close"); f.msg.Topic != "realtime:secret" {

@@ -203,8 +203,17 @@ func (ss *session) canWrite(ch *channelState, ext string) bool {
 func (ss *session) recheckPrivate(ch *channelState, v *verified) bool {
 	p := ch.perms
 	az := ss.srv.cfg.Private
-	if p == nil || az == nil {
+	if p == nil {
 		return true
+	}
+	if az == nil {
+		// Without a database only service_role reads private channels.
+		if ss.srv.privateAllowed(v.claims) {
+			return true
+		}
+		ss.logger().Info("private channel lost read permission; closing", "topic", ch.sub.Topic, "role", v.claims.Role)
+		ss.closeChannel(ch, "You do not have permissions to read from this Channel topic: "+ch.sub.Name, closeReasonUnauthorized)
+		return false
 	}
 	p.mu.Lock()
 	oldB, oldP := p.bRead, p.pRead

@@ -299,13 +299,6 @@ func (ss *session) refreshToken(ch *channelState, tok string) {
 		ss.closeChannel(ch, auth.SystemMessage(err), channels.ReasonTokenInvalid)
 		return
 	}
-	if ch.sub.Private && !ss.srv.privateAllowed(v.claims) {
-		// Read permission is checked again under the new claims: losing
-		// it ends the channel (docs/protocol.md §7.1).
-		ss.logger().Info("access_token lacks private-channel permission; closing channel", "topic", ch.sub.Topic, "role", v.claims.Role)
-		ss.closeChannel(ch, "You no longer have permission to read from this Channel topic: "+ch.sub.Name, channels.ReasonTokenInvalid)
-		return
-	}
 	ss.mu.Lock()
 	if ss.chans[ch.sub.Topic] != ch {
 		ss.mu.Unlock()
