@@ -171,6 +171,10 @@ type Status struct {
 	// (a redelivered transaction counts again).
 	Transactions int64
 	Changes      int64
+	// VisibilityWaits counts batches whose sink waited for their commits to
+	// become visible (it read live rows: docs/protocol.md §4.5); logical
+	// source only.
+	VisibilityWaits int64
 }
 
 // Source is a producer of row changes.

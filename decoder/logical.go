@@ -459,12 +459,14 @@ func (s *stream) flush(ctx context.Context) error {
 	batch, pos, xids := s.batch, s.pending, s.xids
 	s.batch, s.xids = nil, nil
 	if len(batch) > 0 {
-		if err := s.waitVisible(ctx, xids); err != nil {
-			return err
-		}
 		// The sink gets the Run context, not the session's: a dying
-		// connection must not interrupt a fan-out half way.
-		if err := s.sink(ctx, batch); err != nil {
+		// connection must not interrupt a fan-out half way. It waits for
+		// visibility only when it reads live rows (docs/protocol.md §4.5).
+		sctx := WithVisibility(ctx, func() error {
+			s.l.update(func(st *Status) { st.VisibilityWaits++ })
+			return s.waitVisible(ctx, xids)
+		})
+		if err := s.sink(sctx, batch); err != nil {
 			return fmt.Errorf("decoder: sink: %w", err)
 		}
 		s.delivered = true
@@ -496,9 +498,10 @@ const visibleQuery = `SELECT coalesce(bool_and(pg_catalog.pg_visible_in_snapshot
 
 // waitVisible waits until the batch's transactions are visible to new
 // snapshots. The walsender may send a commit a moment before the
-// committing backend leaves the proc array; an RLS check that looked the
-// row up in that window would not find it and wrongly deny it. Usually the
-// first query says yes; the wait is bounded.
+// committing backend leaves the proc array; a query that read the live row
+// in that window would not find it. Only the sink asks for it, through
+// [AwaitVisible], when it reads live rows. Usually the first query says yes;
+// the wait is bounded.
 func (s *stream) waitVisible(ctx context.Context, xids []int64) error {
 	if len(xids) == 0 || s.db == nil { // no database: unit tests of the loop
 		return nil

@@ -69,6 +69,9 @@ type Stats struct {
 	VerifiedGroups int64
 	// Disagreements counts verified groups where Go and PostgreSQL differed.
 	Disagreements int64
+	// LiveReads counts live-row fallback queries: unchanged TOASTed values
+	// a policy reads, read from the live row (docs/protocol.md §4.5).
+	LiveReads int64
 }
 
 // Stats returns the counters since the Checker was made. Safe for
@@ -79,6 +82,7 @@ func (c *Checker) Stats() Stats {
 		SQLGroups:      c.stats.sqlGroups.Load(),
 		VerifiedGroups: c.stats.verified.Load(),
 		Disagreements:  c.stats.disagreements.Load(),
+		LiveReads:      c.stats.liveReads.Load(),
 	}
 }
 
@@ -113,7 +117,7 @@ type Checker struct {
 	funcs atomic.Pointer[stdFuncs]
 
 	stats struct {
-		compiled, sqlGroups, verified, disagreements atomic.Int64
+		compiled, sqlGroups, verified, disagreements, liveReads atomic.Int64
 	}
 
 	pubMu     sync.Mutex          // guards published, pubLoaded

@@ -23,7 +23,8 @@ import (
 //	policyNone  RLS on and no permissive policy applies
 //	policyExpr  the combined expression: permissive ones OR'd, restrictive AND'd,
 //	            evaluated in Go when it compiles, otherwise by PostgreSQL on the
-//	            images (never on the live row)
+//	            images (the live row only for unchanged TOASTed values the
+//	            policy reads: live.go)
 const (
 	policyAll = iota + 1
 	policyNone
@@ -164,6 +165,9 @@ type sqlJob struct {
 // alone (its Err set, logged once) and the others are re-sent. Safe for
 // concurrent use.
 func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) error {
+	if err := c.fillLive(ctx, checks); err != nil {
+		return err
+	}
 	var jobs []*sqlJob
 	for _, ck := range checks {
 		job, err := c.prepare(ctx, ck)
