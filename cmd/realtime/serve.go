@@ -104,6 +104,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 			rcfg.Private = feed.prober
 		}
 		insp.SetSource(feed.source.Status)
+		insp.SetRLS(rlsStatsOf(feed.Checker, o.RLSVerify))
 		defer feed.Close()
 	}
 	srv := realtime.New(rcfg)

@@ -135,6 +135,12 @@ describe('admin page in headless Chromium', () => {
       message: 'messages in never updated',
     })
     await page.locator('#rep-dot[data-ok="true"]').waitFor({ timeout: UI_TIMEOUT })
+    // The RLS row-check counters (alice's and bob's owner-only policy compiles).
+    await waitFor(async () => /compiled [1-9]/.test(await page.locator('#rep-rls').textContent()), {
+      timeout: UI_TIMEOUT,
+      interval: 100,
+      message: 'rls counters never shown',
+    })
 
     mkdirSync(ARTIFACTS, { recursive: true })
     const shot = `${ARTIFACTS}admin-inspector.png`

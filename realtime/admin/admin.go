@@ -54,6 +54,7 @@ type Inspector struct {
 	hasToken bool
 
 	source atomic.Pointer[func() decoder.Status] // nil: no change source
+	rls    atomic.Pointer[func() RLSStats]       // nil: no RLS evaluator
 
 	tail  tail
 	stats pipelineStats

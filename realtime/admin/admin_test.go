@@ -595,3 +595,37 @@ func TestPageIsEmbeddedAndSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The RLS row-check counters (--rls-verify verifications and
+// disagreements, live-row reads) appear in the replication view and as
+// metrics once a getter is installed, and not before.
+func TestRLSCounters(t *testing.T) {
+	f := newFixture(t, testToken)
+	f.insp.SetSource(func() decoder.Status { return decoder.Status{Kind: "logical", VisibilityWaits: 4} })
+	var rep Replication
+	f.getJSON(t, "/admin/api/replication", &rep)
+	if rep.RLS != nil || rep.VisibilityWaits != 4 {
+		t.Fatalf("without an RLS getter: rls %+v, visibility waits %d", rep.RLS, rep.VisibilityWaits)
+	}
+	if _, ok := f.metric(t, "realtime_pg_rls_verify_disagreements_total", ""); ok {
+		t.Fatal("rls counters exported without a getter")
+	}
+	want := RLSStats{CompiledGroups: 10, SQLGroups: 7, VerifyFraction: 0.25, VerifiedGroups: 3, Disagreements: 2, LiveReads: 1}
+	f.insp.SetRLS(func() RLSStats { return want })
+	f.getJSON(t, "/admin/api/replication", &rep)
+	if rep.RLS == nil || *rep.RLS != want {
+		t.Fatalf("rls = %+v, want %+v", rep.RLS, want)
+	}
+	for name, v := range map[string]float64{
+		"realtime_pg_rls_compiled_groups_total":      10,
+		"realtime_pg_rls_sql_groups_total":           7,
+		"realtime_pg_rls_verified_groups_total":      3,
+		"realtime_pg_rls_verify_disagreements_total": 2,
+		"realtime_pg_rls_live_reads_total":           1,
+		"realtime_pg_rls_verify_fraction":            0.25,
+	} {
+		if got, ok := f.metric(t, name, ""); !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, v)
+		}
+	}
+}

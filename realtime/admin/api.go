@@ -204,7 +204,12 @@ type Replication struct {
 	Sessions          int64      `json:"sessions"`
 	Transactions      int64      `json:"transactions"`
 	Changes           int64      `json:"changes"`
-	Time              time.Time  `json:"time"`
+	// VisibilityWaits counts batches that waited for their commits to be
+	// visible (only the RLS live-row fallback asks: docs/protocol.md §4.5).
+	VisibilityWaits int64 `json:"visibility_waits"`
+	// RLS holds the row-check counters; absent without a database.
+	RLS  *RLSStats `json:"rls,omitempty"`
+	Time time.Time `json:"time"`
 }
 
 func optTime(t time.Time) *time.Time {
@@ -251,6 +256,10 @@ func (i *Inspector) replication(now time.Time) (Replication, bool) {
 	}
 	rep.LastError, rep.LastErrorTime = st.LastError, optTime(st.LastErrorTime)
 	rep.Sessions, rep.Transactions, rep.Changes = st.Sessions, st.Transactions, st.Changes
+	rep.VisibilityWaits = st.VisibilityWaits
+	if r, ok := i.rlsStats(); ok {
+		rep.RLS = &r
+	}
 	return rep, true
 }
 

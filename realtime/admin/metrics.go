@@ -66,6 +66,7 @@ type inspectorCollector struct {
 	topics, subs, out, dropped                     *prometheus.Desc
 	repConnected, repLagBytes, repLagSeconds       *prometheus.Desc
 	repLastCommit, repSessions, repChangesReceived *prometheus.Desc
+	rls                                            rlsDescs
 }
 
 // Collector returns the Prometheus collector of the channel and pipeline
@@ -97,6 +98,7 @@ func (i *Inspector) Collector() prometheus.Collector {
 			"Streaming sessions the change source started (1 + reconnects).", nil, nil),
 		repChangesReceived: prometheus.NewDesc("realtime_replication_changes_total",
 			"Row changes the change source delivered to the fan-out (a redelivered batch counts again).", nil, nil),
+		rls: newRLSDescs(),
 	}
 }
 
@@ -109,6 +111,7 @@ func (c *inspectorCollector) Describe(ch chan<- *prometheus.Desc) {
 	s.rlsQueries.Describe(ch)
 	s.rlsWait.Describe(ch)
 	s.fanout.Describe(ch)
+	c.rls.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -138,6 +141,7 @@ func (c *inspectorCollector) Collect(ch chan<- prometheus.Metric) {
 	s.rlsQueries.Collect(ch)
 	s.rlsWait.Collect(ch)
 	s.fanout.Collect(ch)
+	c.rls.collect(i, ch)
 
 	rep, ok := i.replication(time.Now())
 	if !ok {

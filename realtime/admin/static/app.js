@@ -530,7 +530,7 @@ function renderReplication(r) {
     dot.dataset.ok = 'unknown'
     $('rep-kind').textContent = 'replication'
     $('rep-state').textContent = 'no database configured'
-    for (const id of ['rep-slot', 'rep-received', 'rep-confirmed', 'rep-lag', 'rep-commit', 'rep-changes']) $(id).textContent = '–'
+    for (const id of ['rep-slot', 'rep-received', 'rep-confirmed', 'rep-lag', 'rep-commit', 'rep-changes', 'rep-rls']) $(id).textContent = '–'
     $('t-lag').textContent = 'n/a'
     $('rep-error').hidden = true
     return
@@ -545,10 +545,28 @@ function renderReplication(r) {
   $('rep-commit').textContent = r.last_commit_time ? fmtAgo(r.last_commit_time) : 'none yet'
   $('rep-commit').title = r.last_fanout_seconds ? `newest batch reached subscribers ${fmtSeconds(r.last_fanout_seconds)} after commit` : ''
   setText($('rep-changes'), fmtNum(r.changes))
+  renderRLS(r)
   setText($('t-lag'), r.connected ? fmtBytes(r.lag_bytes) : 'down')
   const err = $('rep-error')
   err.hidden = !r.last_error
   err.textContent = r.last_error ? `last error ${fmtAgo(r.last_error_time)}: ${r.last_error}` : ''
+}
+
+// renderRLS shows the row-check counters: groups judged in Go and in
+// PostgreSQL, and with --rls-verify the re-checked groups and disagreements.
+function renderRLS(r) {
+  const el = $('rep-rls')
+  const x = r.rls
+  if (!x) {
+    el.textContent = '–'
+    return
+  }
+  let text = `compiled ${fmtNum(x.compiled_groups)} · sql ${fmtNum(x.sql_groups)}`
+  if (x.verify_fraction > 0) text += ` · verified ${fmtNum(x.verified_groups)} · disagreements ${fmtNum(x.disagreements)}`
+  if (x.live_reads > 0) text += ` · live reads ${fmtNum(x.live_reads)}`
+  setText(el, text)
+  el.dataset.disagree = String(x.disagreements > 0)
+  el.title = `groups of a batch judged by compiled policies / by PostgreSQL; batches that waited for commit visibility: ${fmtNum(r.visibility_waits)}`
 }
 
 // ---- live tail ----
