@@ -37,6 +37,11 @@ type PGConfig struct {
 	// OnDelivery, when set, is called once per batch with per-stage
 	// figures (for metrics).
 	OnDelivery func(DeliveryStats)
+	// ClassBudget is the time one subscriber class may spend on filter
+	// evaluation per batch before the rest of the batch is dropped for it
+	// (reason fanout_budget; docs/protocol.md §4.7). Zero means
+	// [DefaultClassBudget]; negative disables the budget.
+	ClassBudget time.Duration
 }
 
 // DeliveryStats describes the fan-out of one batch.
@@ -51,6 +56,9 @@ type DeliveryStats struct {
 	RLSDuration time.Duration
 	// Oldest is the commit time of the batch's first change.
 	Oldest time.Time
+	// OverBudget is the number of subscriber classes that passed their
+	// fan-out budget in this batch.
+	OverBudget int
 }
 
 // PGChanges is the postgres_changes pipeline: it turns join bindings into
@@ -69,6 +77,15 @@ type PGChanges struct {
 
 	deniedMu sync.Mutex          // guards denied
 	denied   map[string]struct{} // row-check denials already logged
+
+	budgetMu     sync.Mutex           // guards budgetLogged
+	budgetLogged map[string]time.Time // class key → when last logged over budget
+
+	// now is the fan-out's clock (time.Now; tests substitute it).
+	now func() time.Time
+	// beforeFilter, when set (tests only), runs as part of a class's filter
+	// evaluation for a change (its time is charged to the class).
+	beforeFilter func(*subscriberClass)
 }
 
 // NewPGChanges returns a pipeline over cfg.
@@ -91,8 +108,11 @@ func NewPGChanges(cfg PGConfig) *PGChanges {
 	if cfg.ReplayBytes == 0 {
 		cfg.ReplayBytes = 64 << 20
 	}
+	if cfg.ClassBudget == 0 {
+		cfg.ClassBudget = DefaultClassBudget
+	}
 	return &PGChanges{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, replay: newReplayWindow(cfg.ReplayCount, cfg.ReplayAge, cfg.ReplayBytes),
-		denied: make(map[string]struct{})}
+		denied: make(map[string]struct{}), budgetLogged: make(map[string]time.Time), now: time.Now}
 }
 
 // bindingSpec is what Bind parsed from one postgres_changes element.

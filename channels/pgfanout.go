@@ -65,7 +65,8 @@ type pgBatch struct {
 	deliveries []delivery
 	privs      map[privKey]map[string]bool // nil entry: lookup failed
 	groups     map[groupKey]*rlsGroup
-	frames     map[frameKey]Frame // envelopes of the change being delivered
+	frames     map[frameKey]Frame               // envelopes of the change being delivered
+	spend      map[*subscriberClass]*classSpend // live only: filter time per class (pgbudget.go)
 
 	replayed []Frame        // replay only: the frames for only, in order
 	taps     map[tapKey]int // live only, while a tap is installed
@@ -141,6 +142,7 @@ var batchPool = sync.Pool{New: func() any {
 		privs:      make(map[privKey]map[string]bool),
 		groups:     make(map[groupKey]*rlsGroup),
 		frames:     make(map[frameKey]Frame),
+		spend:      make(map[*subscriberClass]*classSpend),
 	}
 }}
 
@@ -169,6 +171,7 @@ func (b *pgBatch) release() {
 	clear(b.privs)
 	clear(b.groups)
 	clear(b.frames)
+	clear(b.spend)
 	b.p, b.changes, b.cursors, b.only, b.onlyClass = nil, nil, nil, nil, nil
 	b.replayed, b.taps, b.tapping, b.touched, b.stats = nil, nil, false, 0, DeliveryStats{}
 	batchPool.Put(b)
@@ -250,16 +253,29 @@ func (b *pgBatch) lookupTable(ctx context.Context, rel *decoder.Relation) error 
 // rejected counts as a filter drop for the class (live fan-out only).
 func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView, skipFilters bool) (delivery, bool) {
 	ch := &b.changes[ci]
+	if b.overBudget(c) {
+		c.drop(DropFanoutBudget)
+		return delivery{}, false
+	}
 	var ids []int64
 	var sel map[string]bool
+	var start time.Time // set at the class's first filter for this change
 	filtered := false
 	for _, ab := range c.active {
 		if ab.events&(1<<ch.Kind) == 0 || !tableMatch(ab, ch.Rel) {
 			continue
 		}
-		if ab.filter != nil && !skipFilters && !ab.filter.Match(row) {
-			filtered = true
-			continue
+		if ab.filter != nil && !skipFilters {
+			if start.IsZero() {
+				start = b.p.now()
+				if b.p.beforeFilter != nil {
+					b.p.beforeFilter(c)
+				}
+			}
+			if !ab.filter.Match(row) {
+				filtered = true
+				continue
+			}
 		}
 		switch {
 		case ids == nil:
@@ -270,6 +286,9 @@ func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView, skipFilter
 		if ab.sel != nil && sel == nil {
 			sel = ab.sel
 		}
+	}
+	if !start.IsZero() {
+		b.charge(c, b.p.now().Sub(start))
 	}
 	if len(ids) == 0 {
 		if filtered && b.only == nil {

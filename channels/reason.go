@@ -64,10 +64,13 @@ const (
 	// DropEncoding means the message cannot be framed for the subscriber's
 	// protocol (binary payload to a vsn 1.0.0 client).
 	DropEncoding
+	// DropFanoutBudget means the subscriber's class used up its fan-out
+	// time budget for the batch (docs/protocol.md §4.7).
+	DropFanoutBudget
 	numDropReasons
 )
 
-var dropNames = [...]string{"filter_mismatch", "rls_denied", "column_privilege", "payload_too_large", "rate_limit", "slow_consumer", "encoding"}
+var dropNames = [...]string{"filter_mismatch", "rls_denied", "column_privilege", "payload_too_large", "rate_limit", "slow_consumer", "encoding", "fanout_budget"}
 
 // String returns a stable snake_case name, used in the inspector and metrics.
 func (r DropReason) String() string {

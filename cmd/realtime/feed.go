@@ -90,7 +90,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	pg := channels.NewPGChanges(channels.PGConfig{
 		Hub: hub, Auth: checker, Logger: log,
 		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge, ReplayBytes: o.SSEReplayBytes,
-		OnDelivery: onDelivery,
+		OnDelivery: onDelivery, ClassBudget: o.FanoutClassBudget,
 	})
 
 	f := &pgFeed{PGChanges: pg, Checker: checker, pool: pool, bridge: bridge, done: make(chan struct{}), streaming: make(chan struct{})}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/openrealtime/realtime/channels"
 )
 
 // options is the service configuration. Every flag has a matching
@@ -39,6 +41,7 @@ type options struct {
 	SSEReplayAge         time.Duration
 	SSEReplayBytes       int
 	RLSVerify            float64
+	FanoutClassBudget    time.Duration
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
 	MessagesRetention    time.Duration
@@ -111,6 +114,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.DurationVar(&o.SSEReplayAge, "sse-replay-age", envDuration("REALTIME_SSE_REPLAY_AGE", 10*time.Minute), "oldest change kept for SSE resume (REALTIME_SSE_REPLAY_AGE)")
 	fs.IntVar(&o.SSEReplayBytes, "sse-replay-bytes", envInt("REALTIME_SSE_REPLAY_BYTES", 64<<20), "bytes of changes kept for SSE resume (REALTIME_SSE_REPLAY_BYTES)")
 	fs.Float64Var(&o.RLSVerify, "rls-verify", envFloat("REALTIME_RLS_VERIFY", 0), "fraction (0..1) of compiled RLS decisions re-checked in PostgreSQL; disagreements are counted (REALTIME_RLS_VERIFY)")
+	fs.DurationVar(&o.FanoutClassBudget, "fanout-class-budget", envDuration("REALTIME_FANOUT_CLASS_BUDGET", channels.DefaultClassBudget), "filter time one subscriber class may spend per change batch before the rest of the batch is dropped for it; negative disables (REALTIME_FANOUT_CLASS_BUDGET)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
 	fs.DurationVar(&o.MessagesRetention, "messages-retention", envDuration("REALTIME_MESSAGES_RETENTION", 72*time.Hour), "how long realtime.messages day partitions are kept (REALTIME_MESSAGES_RETENTION)")
 	fs.StringVar(&o.PGliteBridgeSecret, "pglite-bridge-secret", envString("", "REALTIME_PGLITE_BRIDGE_SECRET"), "secret a browser tab presents to serve as the database of --db-url pglite-bridge:// (the service-role key is accepted too) (REALTIME_PGLITE_BRIDGE_SECRET)")

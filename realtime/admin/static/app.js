@@ -16,6 +16,7 @@ const REASONS = {
   rate_limit: 'A rate limit dropped the message.',
   slow_consumer: "The subscriber's outgoing queue was full.",
   encoding: "The message cannot be framed for the subscriber's protocol version (binary payload to a vsn 1.0.0 client).",
+  fanout_budget: "The subscriber's filters used up their time budget for the change batch (--fanout-class-budget); the rest of the batch was skipped for it.",
 }
 
 const $ = (id) => document.getElementById(id)
