@@ -254,7 +254,12 @@ func (b *pgBatch) lookupTable(ctx context.Context, rel *decoder.Relation) error 
 func (b *pgBatch) matchClass(ci int, c *subscriberClass, row rowView, skipFilters bool) (delivery, bool) {
 	ch := &b.changes[ci]
 	if b.overBudget(c) {
-		c.drop(DropFanoutBudget)
+		for _, ab := range c.active {
+			if ab.events&(1<<ch.Kind) != 0 && tableMatch(ab, ch.Rel) {
+				c.drop(DropFanoutBudget) // a change it might have had
+				break
+			}
+		}
 		return delivery{}, false
 	}
 	var ids []int64
