@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/decoder"
 )
 
 // Row checks judge the committed image (docs/protocol.md §4.5). For each
@@ -186,6 +187,9 @@ func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) er
 			jobs = append(jobs, job)
 		}
 	}
+	if err := awaitForJobs(ctx, jobs); err != nil {
+		return err
+	}
 	for len(jobs) > 0 {
 		failed, err := c.runJobs(ctx, jobs)
 		if err != nil {
@@ -195,6 +199,23 @@ func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) er
 			break
 		}
 		jobs = append(jobs[:failed:failed], jobs[failed+1:]...)
+	}
+	return nil
+}
+
+// awaitForJobs waits for the batch's commits to be visible
+// ([decoder.AwaitVisible]) when a job evaluates a policy PostgreSQL must
+// judge: its functions and sub-queries may read rows the batch's own
+// transactions wrote (a membership granted together with the row). Jobs
+// that only verify a compiled decision read nothing live and do not wait.
+func awaitForJobs(ctx context.Context, jobs []*sqlJob) error {
+	for _, j := range jobs {
+		if j.verify == nil {
+			if err := decoder.AwaitVisible(ctx); err != nil {
+				return fmt.Errorf("%w: rls: wait for commit visibility: %w", channels.ErrTransient, err)
+			}
+			return nil
+		}
 	}
 	return nil
 }
