@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ type soakConfig struct {
 	BadTokenRate  float64 // connection attempts with bad tokens per second
 	ScrapeRate    float64 // /metrics scrapes per second without a token
 	SkipClean     bool    // run the attack phase only
+	Only          string  // comma-separated attacks to run (empty: all)
 }
 
 func (s *soakConfig) register(fs *flag.FlagSet) {
@@ -47,6 +49,7 @@ func (s *soakConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.BadTokenRate, "attack-bad-tokens", 20, "soak: connection attempts with bad tokens per second")
 	fs.Float64Var(&s.ScrapeRate, "attack-scrapes", 10, "soak: /metrics scrapes per second without the admin token")
 	fs.BoolVar(&s.SkipClean, "skip-clean", false, "soak: skip the clean phase")
+	fs.StringVar(&s.Only, "attacks", "", "soak: comma-separated attacks to run, to find which one hurts (default every attack: "+strings.Join(attackOrder, ",")+")")
 }
 
 // validateSoak checks a soak run: loopback target, a database, sane and
@@ -82,7 +85,26 @@ func (c *config) validateSoak() error {
 	case s.BadTokenRate < 0 || s.BadTokenRate > 1000 || s.ScrapeRate < 0 || s.ScrapeRate > 1000:
 		return errors.New("--attack-bad-tokens and --attack-scrapes must be 0..1000 per second")
 	}
+	for _, name := range s.selected() {
+		if !slices.Contains(attackOrder, name) {
+			return fmt.Errorf("--attacks: unknown attack %q (known: %s)", name, strings.Join(attackOrder, ","))
+		}
+	}
 	return nil
+}
+
+// selected lists the attacks to run: --attacks, or every attack.
+func (s *soakConfig) selected() []string {
+	if strings.TrimSpace(s.Only) == "" {
+		return attackOrder
+	}
+	var out []string
+	for _, name := range strings.Split(s.Only, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // SoakResult is the outcome of --load soak: the same ordinary load run
