@@ -84,6 +84,14 @@ func (w *replayWindow) add(batch []decoder.Change, cursors []Cursor) {
 // change after it may be missing (evicted, or older than this process's
 // window).
 func (w *replayWindow) since(after Cursor) (batch []decoder.Change, cursors []Cursor, gap bool) {
+	return w.sinceWithin(after, 0)
+}
+
+// sinceWithin is since with a budget: when maxBytes > 0 the changes
+// returned hold at most maxBytes (as changeSize counts), the newest that
+// fit; older ones are left out and reported as a gap, so that one resume's
+// work is bounded whatever the window holds.
+func (w *replayWindow) sinceWithin(after Cursor, maxBytes int) (batch []decoder.Change, cursors []Cursor, gap bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
@@ -97,11 +105,18 @@ func (w *replayWindow) since(after Cursor) (batch []decoder.Change, cursors []Cu
 	default:
 		gap = !w.seen || after.Less(w.firstSeen)
 	}
-	for _, e := range w.entries {
-		if after.Less(e.cur) {
-			batch = append(batch, e.ch)
-			cursors = append(cursors, e.cur)
+	first, budget := len(w.entries), maxBytes
+	for first > 0 && after.Less(w.entries[first-1].cur) {
+		if maxBytes > 0 && budget < w.entries[first-1].size {
+			gap = true // older changes past the budget are left out
+			break
 		}
+		budget -= w.entries[first-1].size
+		first--
+	}
+	for _, e := range w.entries[first:] {
+		batch = append(batch, e.ch)
+		cursors = append(cursors, e.cur)
 	}
 	return batch, cursors, gap
 }
@@ -126,12 +141,13 @@ const replayBaseWait = 15 * time.Second
 // Replay returns the frames sub would have received for the changes after
 // `after` that are still in the replay window, RLS-checked for sub, and
 // whether the window could not cover the whole gap (the client must then
-// refetch). It does not queue anything.
+// refetch). It does not queue anything. maxBytes > 0 bounds the changes
+// it considers to the newest that fit (the rest is a gap).
 //
 // A resume that arrives before the source streams for the first time (the
 // process has just started) waits for it, up to replayBaseWait: until then
 // the window cannot tell what the previous process delivered.
-func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor) (frames []Frame, gap bool, err error) {
+func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor, maxBytes int) (frames []Frame, gap bool, err error) {
 	t := time.NewTimer(replayBaseWait)
 	select {
 	case <-p.replay.based:
@@ -139,7 +155,7 @@ func (p *PGChanges) Replay(ctx context.Context, sub *Subscription, after Cursor)
 	case <-ctx.Done():
 	}
 	t.Stop()
-	batch, cursors, gap := p.replay.since(after)
+	batch, cursors, gap := p.replay.sinceWithin(after, maxBytes)
 	if len(batch) == 0 {
 		return nil, gap, nil
 	}

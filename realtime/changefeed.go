@@ -21,6 +21,8 @@ type ChangeFeed interface {
 	// Deactivate stops delivery to sub (before a rebind on a new token).
 	Deactivate(sub *channels.Subscription)
 	// Replay returns the frames sub missed after the cursor, RLS-checked,
-	// and whether the replay window could not cover the whole gap.
-	Replay(ctx context.Context, sub *channels.Subscription, after channels.Cursor) ([]channels.Frame, bool, error)
+	// and whether the replay window could not cover the whole gap; when
+	// maxBytes > 0 it considers only the newest changes that fit in it
+	// (the older ones are a gap).
+	Replay(ctx context.Context, sub *channels.Subscription, after channels.Cursor, maxBytes int) ([]channels.Frame, bool, error)
 }

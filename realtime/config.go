@@ -48,8 +48,13 @@ type Config struct {
 	ResumeTimeout time.Duration
 	// MaxQueueBytes is a connection's outgoing byte budget (default 8 MiB).
 	MaxQueueBytes int
-	// MaxFrameBytes is the largest inbound WebSocket message (default 5,000,000).
+	// MaxFrameBytes is the largest inbound WebSocket message (default
+	// twice MaxPayloadBytes plus 64 KiB, at least 1 MiB): a larger one is
+	// refused from its frame header, before its payload is read
+	// (docs/operations.md "Hostile clients").
 	MaxFrameBytes int64
+	// MaxBodyBytes is the largest POST /api/broadcast body (default 5,000,000).
+	MaxBodyBytes int64
 	// WriteTimeout bounds one socket write (default 10 s).
 	WriteTimeout time.Duration
 	// IdleTimeout closes a socket that received nothing for this long (default 60 s).
@@ -91,7 +96,10 @@ func (c *Config) setDefaults() {
 		c.MaxQueueBytes = 8 << 20
 	}
 	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = 5_000_000
+		c.MaxFrameBytes = max(1<<20, 2*int64(c.MaxPayloadBytes)+64<<10)
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 5_000_000
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

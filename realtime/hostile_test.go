@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -219,7 +220,7 @@ func TestTopicLengthCap(t *testing.T) {
 	if m := c.join(ok, "1", map[string]any{}); status(m) != "ok" {
 		t.Fatalf("255-byte topic: %s", m.Payload)
 	}
-	for i, n := range []int{MaxTopicBytes + 1, 1 << 20} {
+	for i, n := range []int{MaxTopicBytes + 1, 512 << 10} {
 		long := "realtime:" + strings.Repeat("b", n-len("realtime:"))
 		m := c.join(long, string(rune('2'+i)), map[string]any{})
 		if string(m.Payload) != `{"status":"error","response":{"reason":"TopicNameTooLong: Topic names are limited to 255 bytes"}}` {
@@ -232,6 +233,59 @@ func TestTopicLengthCap(t *testing.T) {
 	c.send("", "9", "phoenix", "heartbeat", map[string]any{})
 	if r := c.expect("phx_reply"); r.msg.Ref != "9" {
 		t.Fatalf("heartbeat: %+v", r.msg)
+	}
+}
+
+// A frame over the read limit (a join with a 4.5 MB topic name) is refused
+// from its header with 1009, before the server reads its payload: the
+// client stops writing a little past the limit and is closed all the same.
+// The limit follows the payload limit, at least 1 MiB.
+func TestHugeFrameRefusedByReadLimit(t *testing.T) {
+	ts := startServer(t, nil)
+	if got := ts.srv.cfg.MaxFrameBytes; got != 1<<20 {
+		t.Fatalf("default frame limit %d, want 1 MiB (twice the 256 KiB payload limit and 64 KiB)", got)
+	}
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/realtime/v1/websocket?apikey=" + token(t, map[string]any{"role": "anon"}) + "&vsn=2.0.0"
+	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	// One 4.5 MB frame announced in its header, of which only the first
+	// 1.5 MiB are sent: a server that read the whole frame would wait.
+	head := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0} // FIN text, masked, 64-bit length
+	binary.BigEndian.PutUint64(head[2:], 4_500_000)
+	mask := []byte{1, 2, 3, 4}
+	part := []byte(`["1","1","realtime:` + strings.Repeat("t", 3<<19))
+	for i := range part {
+		part[i] ^= mask[i%4]
+	}
+	conn := ws.NetConn()
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(append(append(head[:2:2], head[2:]...), append(mask, part...)...)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("want close 1009 before the frame is complete, got %v", err)
+	}
+	// The service still serves others.
+	c := ts.dial(t, "2.0.0", token(t, map[string]any{"role": "anon"}))
+	if m := c.join("realtime:after", "1", map[string]any{}); status(m) != "ok" {
+		t.Fatalf("join after the huge frame: %s", m.Payload)
+	}
+}
+
+// The frame limit follows a raised payload limit.
+func TestFrameLimitFollowsPayloadLimit(t *testing.T) {
+	c := Config{MaxPayloadBytes: 3_000_000}
+	c.setDefaults()
+	if want := int64(2*3_000_000 + 64<<10); c.MaxFrameBytes != want {
+		t.Fatalf("frame limit %d, want %d", c.MaxFrameBytes, want)
+	}
+	if c.MaxBodyBytes != 5_000_000 {
+		t.Fatalf("REST body limit %d, want 5,000,000", c.MaxBodyBytes)
 	}
 }
 
@@ -418,7 +472,7 @@ func (f *fakeFeed) Activate(*channels.Subscription, []*channels.Binding) error {
 	return f.activateErr
 }
 func (f *fakeFeed) Deactivate(*channels.Subscription) {}
-func (f *fakeFeed) Replay(ctx context.Context, sub *channels.Subscription, _ channels.Cursor) ([]channels.Frame, bool, error) {
+func (f *fakeFeed) Replay(ctx context.Context, sub *channels.Subscription, _ channels.Cursor, _ int) ([]channels.Frame, bool, error) {
 	f.entered <- sub.Identity().Sub
 	select {
 	case <-f.gate:
@@ -541,4 +595,44 @@ func TestSSEResumeCaps(t *testing.T) {
 			t.Fatalf("stream %d never opened", i)
 		}
 	}
+}
+
+// A resume slot rests after each resume, three times as long as the
+// resume ran, before another resume may take it: back-to-back resumes of
+// a flood cannot keep a core busy. The rest is scheduled through the
+// gate's after hook, so the test needs no clock.
+func TestResumeSlotRests(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxResumes = 1; c.MaxResumesPerUser = 4 })
+	var rested time.Duration
+	var release func()
+	ts.srv.resumes.after = func(d time.Duration, f func()) { rested, release = d, f }
+
+	done, err := ts.srv.enterResume(context.Background(), "sub:u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for time.Since(began) < time.Millisecond { // the resume "runs" for at least 1 ms
+	}
+	done()
+	if release == nil || rested < 3*time.Millisecond {
+		t.Fatalf("slot rest %v (scheduled %v), want at least three times the 1 ms resume", rested, release != nil)
+	}
+	// While resting, the slot is taken: another user's resume waits.
+	if n := len(ts.srv.resumes.slots); n != 1 {
+		t.Fatalf("%d slots taken while the only one rests, want 1", n)
+	}
+	ts.srv.resumes.mu.Lock()
+	n := ts.srv.resumes.byUser["sub:u1"]
+	ts.srv.resumes.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("u1 holds %d resumes while its slot rests, want 1 (the rest counts against the flooding user)", n)
+	}
+	release()
+	done2, err := ts.srv.enterResume(context.Background(), "sub:u2")
+	if err != nil {
+		t.Fatalf("after the rest: %v", err)
+	}
+	ts.srv.resumes.after = func(_ time.Duration, f func()) { f() }
+	done2()
 }

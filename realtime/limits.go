@@ -88,10 +88,14 @@ func clientAddr(r *http.Request) string {
 
 // resumeGate bounds SSE resumes: at most MaxResumesPerUser concurrent per
 // identity (more are refused) and MaxResumes running at once in the
-// process (more wait), so that a flood of resumes never competes with live
-// fan-out for more than a few cores' worth of work.
+// process (more wait), each slot resting after a resume (resumeRest), so
+// that a flood of resumes never takes more than a fraction of a core from
+// the live fan-out.
 type resumeGate struct {
-	slots chan struct{} // one token per running resume
+	slots chan struct{} // one token per running resume (or resting slot)
+	// after runs release once a slot has rested for d (time.AfterFunc;
+	// tests replace it).
+	after func(d time.Duration, release func())
 
 	mu     sync.Mutex     // guards byUser
 	byUser map[string]int // resumes admitted (waiting or running) by identity
@@ -127,8 +131,22 @@ func (s *Server) enterResume(ctx context.Context, user string) (done func(), err
 		leave()
 		return nil, ctx.Err()
 	}
-	return func() { <-g.slots; leave() }, nil
+	start := time.Now()
+	return func() {
+		// The slot rests resumeRest times as long as the resume ran
+		// before the next one may use it, so resumes back to back take
+		// at most 1/(1+resumeRest) of a core per slot.
+		after := g.after
+		if after == nil {
+			after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+		}
+		after(time.Duration(float64(time.Since(start))*resumeRest), func() { <-g.slots; leave() })
+	}, nil
 }
+
+// resumeRest is how long a resume slot stays taken after a resume, as a
+// multiple of the resume's own duration (docs/sse.md).
+const resumeRest = 3
 
 // joinBucket is a connection's join token bucket: it refills at rate
 // tokens per second up to burst, and a join takes one token, so a page

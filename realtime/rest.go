@@ -59,8 +59,8 @@ func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxFrameBytes)+1))
-	if err != nil || int64(len(body)) > s.cfg.MaxFrameBytes {
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+	if err != nil || int64(len(body)) > s.cfg.MaxBodyBytes {
 		writeErrors(w, http.StatusRequestEntityTooLarge, map[string][]string{"messages": {"request body too large"}})
 		return
 	}

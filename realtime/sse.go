@@ -163,6 +163,31 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A resume replays RLS-checked changes: admitted per identity before
+	// any other work (a refused one costs a token check), and run, from
+	// the subscription to the replay, in one of a few process-wide slots,
+	// off the live fan-out's cores.
+	var resumeDone func()
+	if binding != nil && p.resume {
+		if v, err := s.verify(creds.token()); err == nil {
+			done, err := s.enterResume(r.Context(), resumeKey(v.identity, r))
+			if errors.Is(err, errTooManyResumes) {
+				s.log.Info("SSE resume refused: too many concurrent resumes", "remote_addr", clientAddr(r))
+				writeJSONError(w, http.StatusTooManyRequests, msgTooManyResumes)
+				return
+			}
+			if err != nil {
+				return // the client went away while waiting
+			}
+			resumeDone = done
+			defer func() {
+				if resumeDone != nil {
+					resumeDone()
+				}
+			}()
+		}
+	}
+
 	st := &sseStream{w: w, rc: http.NewResponseController(w)}
 	st.session = s.newSession(transportSSE, creds, encSSE, remote{addr: remoteAddr(r), version: "sse"})
 	st.attach(st, st)
@@ -195,24 +220,8 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// A resume replays RLS-checked changes: admitted per identity, and run
-	// in one of a few process-wide slots, off the live fan-out's cores.
-	if binding != nil && p.resume {
-		done, err := s.enterResume(r.Context(), resumeKey(ch.sub.Identity(), r))
-		if errors.Is(err, errTooManyResumes) {
-			s.log.Info("SSE resume refused: too many concurrent resumes", "remote_addr", clientAddr(r))
-			writeJSONError(w, http.StatusTooManyRequests, msgTooManyResumes)
-			return
-		}
-		if err != nil {
-			return // the client went away while waiting
-		}
-		defer func() {
-			if done != nil {
-				done()
-			}
-		}()
-		st.resumeDone = func() { done(); done = nil }
+	if resumeDone != nil {
+		st.resumeDone = func() { resumeDone(); resumeDone = nil }
 	}
 
 	// Registered only now, so that Shutdown waits for streams that have a
@@ -268,7 +277,9 @@ func (st *sseStream) opening(r *http.Request, p *sseParams, changes bool) (out [
 	if changes {
 		if p.resume {
 			ctx, cancel := context.WithTimeout(r.Context(), st.srv.cfg.ResumeTimeout)
-			frames, gap, err := st.srv.cfg.Changes.Replay(ctx, st.ch.sub, p.after)
+			// One resume replays at most a connection's outgoing budget:
+			// bounded work per stream whatever the window holds.
+			frames, gap, err := st.srv.cfg.Changes.Replay(ctx, st.ch.sub, p.after, st.srv.cfg.MaxQueueBytes)
 			cancel()
 			if err != nil {
 				st.logger().Warn("SSE replay failed", "err", err)

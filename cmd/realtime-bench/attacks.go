@@ -88,7 +88,7 @@ type attacks struct {
 
 func newAttacks(cfg *config, log *slog.Logger) *attacks {
 	a := &attacks{cfg: cfg, log: log, stats: map[string]*attackStats{}, prefix: cfg.Prefix + "-atk"}
-	for _, n := range attackOrder {
+	for _, n := range cfg.Soak.selected() {
 		a.stats[n] = &attackStats{}
 	}
 	return a
@@ -112,12 +112,15 @@ func (a *attacks) run(ctx context.Context, d time.Duration) {
 	a.sub = userID(900_000)
 	a.attacker = a.sign(map[string]any{"role": "authenticated", "sub": a.sub, "aud": "authenticated", "exp": now.Add(time.Hour).Unix()})
 	a.anon = a.sign(map[string]any{"role": "anon", "exp": now.Add(time.Hour).Unix()})
-	jobs := []func(context.Context){
-		a.metricsScrape, a.badTokens, a.socketFlood, a.sseResumeFlood, a.hugeTopics,
-		a.likeBomb, a.bigRows, a.bigPresence, a.presenceJoiners, a.joinStorm,
+	jobs := map[string]func(context.Context){
+		"metrics-scrape": a.metricsScrape, "bad-tokens": a.badTokens, "socket-flood": a.socketFlood,
+		"sse-resume-flood": a.sseResumeFlood, "huge-topics": a.hugeTopics, "like-bomb": a.likeBomb,
+		"big-rows": a.bigRows, "big-presence": a.bigPresence, "presence-joiners": a.presenceJoiners,
+		"join-storm": a.joinStorm,
 	}
 	var wg sync.WaitGroup
-	for _, job := range jobs {
+	for _, name := range a.cfg.Soak.selected() {
+		job := jobs[name]
 		wg.Add(1)
 		go func() { defer wg.Done(); job(ctx) }()
 	}
@@ -562,8 +565,14 @@ func (a *attacks) bigPresence(ctx context.Context) {
 			var status, reason string
 			match := func(ref string) func(m phoenix.Message) bool {
 				return func(m phoenix.Message) bool {
-					if m.Event == "phx_reply" && m.Ref == ref {
+					switch {
+					case m.Event == "phx_reply" && m.Ref == ref:
 						status, reason = replyStatus(m)
+						return true
+					case m.Event == "phx_close", m.Event == "system" && strings.Contains(string(m.Payload), `"error"`):
+						// An oversized track closes the channel with a
+						// system error instead of a reply.
+						status, reason = "closed", string(m.Payload)
 						return true
 					}
 					return false

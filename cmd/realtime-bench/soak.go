@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ type soakConfig struct {
 	BadTokenRate  float64 // connection attempts with bad tokens per second
 	ScrapeRate    float64 // /metrics scrapes per second without a token
 	SkipClean     bool    // run the attack phase only
+	Only          string  // comma-separated attacks to run (empty: all)
 }
 
 func (s *soakConfig) register(fs *flag.FlagSet) {
@@ -47,6 +49,7 @@ func (s *soakConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.BadTokenRate, "attack-bad-tokens", 20, "soak: connection attempts with bad tokens per second")
 	fs.Float64Var(&s.ScrapeRate, "attack-scrapes", 10, "soak: /metrics scrapes per second without the admin token")
 	fs.BoolVar(&s.SkipClean, "skip-clean", false, "soak: skip the clean phase")
+	fs.StringVar(&s.Only, "attacks", "", "soak: comma-separated attacks to run, to find which one hurts, or none (default every attack: "+strings.Join(attackOrder, ",")+")")
 }
 
 // validateSoak checks a soak run: loopback target, a database, sane and
@@ -82,7 +85,29 @@ func (c *config) validateSoak() error {
 	case s.BadTokenRate < 0 || s.BadTokenRate > 1000 || s.ScrapeRate < 0 || s.ScrapeRate > 1000:
 		return errors.New("--attack-bad-tokens and --attack-scrapes must be 0..1000 per second")
 	}
+	for _, name := range s.selected() {
+		if !slices.Contains(attackOrder, name) {
+			return fmt.Errorf("--attacks: unknown attack %q (known: %s)", name, strings.Join(attackOrder, ","))
+		}
+	}
 	return nil
+}
+
+// selected lists the attacks to run: --attacks, or every attack.
+func (s *soakConfig) selected() []string {
+	if strings.TrimSpace(s.Only) == "" {
+		return attackOrder
+	}
+	var out []string
+	if strings.TrimSpace(s.Only) == "none" {
+		return out // the attack phase runs the load alone
+	}
+	for _, name := range strings.Split(s.Only, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // SoakResult is the outcome of --load soak: the same ordinary load run
@@ -110,6 +135,12 @@ type soakPhase struct {
 	ChangesP99    float64 `json:"postgres_changes_p99_ms"`
 	BroadcastLost int64   `json:"broadcast_missing"`
 	ChangesLost   int64   `json:"postgres_changes_missing"`
+	// ServiceCores and OtherCores are the service's CPU and everything
+	// else's (PostgreSQL, other work on the machine) during the load, in
+	// cores: on a shared machine the p99 follows OtherCores as much as the
+	// attacks.
+	ServiceCores float64 `json:"service_cpu_cores"`
+	OtherCores   float64 `json:"other_cpu_cores"`
 }
 
 // soakSlack is the run bound of a soak on top of its phases.
@@ -227,6 +258,7 @@ func soakRun(ctx context.Context, cfg *config, log *slog.Logger, atk *attacks) (
 	}
 	p := &soakPhase{Broadcast: bres, Changes: dres, PeakRSSBytes: peak.Load()}
 	if m := bres.Messages; m != nil {
+		p.ServiceCores, p.OtherCores = m.ServiceCPUCores, m.OtherCores
 		p.BroadcastP99 = m.SendToReceipt.P99MS
 		p.BroadcastLost = m.Accounting.Expected - m.Accounting.Delivered
 	}
@@ -250,12 +282,12 @@ func connectAllowance(c *config) time.Duration {
 func printSoak(w io.Writer, r *SoakResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "soak against %s\n", r.Target)
-	fmt.Fprintln(tw, "phase\tbroadcast p99 ms\tpostgres_changes p99 ms\tbroadcast missing\tchanges missing\tservice peak RSS MB")
+	fmt.Fprintln(tw, "phase\tbroadcast p99 ms\tpostgres_changes p99 ms\tbroadcast missing\tchanges missing\tservice peak RSS MB\tservice cores\tother cores")
 	row := func(name string, p *soakPhase) {
 		if p == nil {
 			return
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%.1f\n", name, p.BroadcastP99, p.ChangesP99, p.BroadcastLost, p.ChangesLost, float64(p.PeakRSSBytes)/(1<<20))
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\n", name, p.BroadcastP99, p.ChangesP99, p.BroadcastLost, p.ChangesLost, float64(p.PeakRSSBytes)/(1<<20), p.ServiceCores, p.OtherCores)
 	}
 	row("clean", r.Clean)
 	row("under attack", r.Attack)
