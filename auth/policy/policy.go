@@ -52,26 +52,52 @@ var (
 // realtime.messages (its owner or a superuser) and may SET ROLE to every
 // role a token can claim.
 type Prober struct {
-	pool  *pgxpool.Pool
-	reads *readBatcher
+	pool *pgxpool.Pool
 }
-
-// probeTimeout bounds one batch of read probes.
-const probeTimeout = 10 * time.Second
 
 // NewProber returns a Prober using pool.
-func NewProber(pool *pgxpool.Pool) *Prober {
-	p := &Prober{pool: pool}
-	p.reads = newReadBatcher(p)
-	return p
-}
+func NewProber(pool *pgxpool.Pool) *Prober { return &Prober{pool: pool} }
 
 // Read reports whether the request may read broadcasts and (when asked)
 // presence on the topic (docs/protocol.md §9.2): probe rows are inserted as
 // the pool user, then selected back as the request's role.
 func (p *Prober) Read(ctx context.Context, r *Request) (broadcast, presence bool, err error) {
-	// Concurrent probes share a transaction and a round trip (batch.go).
-	return p.reads.read(ctx, r)
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return false, false, fmt.Errorf("%w: begin read probe: %v", ErrUnavailable, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	bid, pid := uuid.NewString(), uuid.NewString()
+	ins := `INSERT INTO realtime.messages (topic, extension, updated_at, inserted_at, id) VALUES
+($1, 'broadcast', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', $2::uuid)`
+	args := []any{r.Topic, bid}
+	if r.Presence {
+		ins += `, ($1, 'presence', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', $3::uuid)`
+		args = append(args, pid)
+	}
+	if _, err := tx.Exec(ctx, ins, args...); err != nil {
+		return false, false, classify("insert read probe", err)
+	}
+	if err := setContext(ctx, tx, r); err != nil {
+		return false, false, err
+	}
+	rows, err := tx.Query(ctx, "SELECT id::text FROM realtime.messages WHERE id = ANY($1::uuid[])", []string{bid, pid})
+	if err != nil {
+		return false, false, classify("select read probe", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return false, false, classify("select read probe", err)
+	}
+	for _, id := range ids {
+		switch id {
+		case bid:
+			broadcast = true
+		case pid:
+			presence = true
+		}
+	}
+	return broadcast, presence, nil
 }
 
 // Write reports whether the request may write broadcasts and presence on
@@ -111,14 +137,8 @@ VALUES ($1, $2, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')`, r.Topic, e
 	return out[0], out[1], nil
 }
 
-// contextSQL sets the request's role and settings, transaction-locally;
-// its arguments are contextArgs.
-const contextSQL = `SELECT set_config('role', $1, true), set_config('realtime.topic', $2, true),
-set_config('request.jwt.claims', $3, true), set_config('request.jwt.claim.sub', coalesce($4::text, ''), true),
-set_config('request.jwt.claim.role', $1, true), set_config('request.headers', $5, true)`
-
-// contextArgs are contextSQL's arguments for r.
-func contextArgs(r *Request) []any {
+// setContext switches the transaction to the request's role and settings.
+func setContext(ctx context.Context, tx pgx.Tx, r *Request) error {
 	claims := string(r.Claims)
 	if claims == "" {
 		claims = "{}"
@@ -131,12 +151,11 @@ func contextArgs(r *Request) []any {
 	if r.Sub != "" {
 		sub = r.Sub
 	}
-	return []any{r.Role, r.Topic, claims, sub, string(headers)}
-}
-
-// setContext switches the transaction to the request's role and settings.
-func setContext(ctx context.Context, tx pgx.Tx, r *Request) error {
-	if _, err := tx.Exec(ctx, contextSQL, contextArgs(r)...); err != nil {
+	_, err = tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('realtime.topic', $2, true),
+set_config('request.jwt.claims', $3, true), set_config('request.jwt.claim.sub', coalesce($4::text, ''), true),
+set_config('request.jwt.claim.role', $1, true), set_config('request.headers', $5, true)`,
+		r.Role, r.Topic, claims, sub, string(headers))
+	if err != nil {
 		return classify("set probe context", err)
 	}
 	return nil
