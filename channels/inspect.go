@@ -43,6 +43,8 @@ type SubscriberStats struct {
 	NotSent     map[string]int64 `json:"messages_not_sent"`
 	Presence    bool             `json:"presence"`
 	Bindings    []BindingInfo    `json:"postgres_changes"`
+	// Permissions is set on private channels only.
+	Permissions *Permissions `json:"permissions,omitempty"`
 }
 
 func bindingInfos(s *Subscription) []BindingInfo {
@@ -138,6 +140,9 @@ func (s *Subscription) stats() SubscriberStats {
 	}
 	if id := s.Identity(); id != nil {
 		st.Role, st.Sub = id.Role, id.Sub
+	}
+	if s.Perms != nil {
+		st.Permissions = s.Perms()
 	}
 	if c := s.Conn; c != nil {
 		st.ConnID, st.Transport, st.Version, st.RemoteAddr, st.Since = c.ID, c.Transport, c.Version, c.RemoteAddr, c.Since

@@ -42,6 +42,9 @@ type Subscription struct {
 	Encoder Encoder
 	// Conn describes the owning connection for the inspector.
 	Conn *ConnInfo
+	// Perms, when set (private channels), reports the subscriber's
+	// permissions for the inspector; safe for concurrent use.
+	Perms func() *Permissions
 
 	presence atomic.Bool                 // presence events are delivered
 	muted    atomic.Bool                 // broadcasts are not delivered (private, no read)

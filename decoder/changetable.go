@@ -55,6 +55,11 @@ type ChangeTableConfig struct {
 	// changes that use the relation reach the sink, and must not block.
 	OnRelation func(*Relation)
 
+	// ExtraPublications are captured too, under the same cursor; every
+	// action on their tables is delivered (the realtime.messages
+	// publication of Broadcast from the database, docs/protocol.md §9.3).
+	ExtraPublications []string
+
 	// Cursor names this consumer's durable position in
 	// realtime.change_cursor; "" means the publication name. Two sources
 	// running at once must not share a cursor.
@@ -144,6 +149,7 @@ type changeTableRel struct {
 	rel   *Relation
 	types []*TypeInfo
 	known map[string]bool // every attribute name of the table
+	main  bool            // in the main publication: its actions apply
 }
 
 // pubActions are the publication's published actions.
@@ -313,7 +319,16 @@ func (s *changeTableSession) install(ctx context.Context, cfg *pgx.ConnConfig) e
 		return err
 	}
 	var last int64
-	if err := s.conn.QueryRow(ctx, changeTableRegisterSQL, n.cfg.Cursor, n.cfg.Publication).Scan(&last); err != nil {
+	for _, p := range n.cfg.ExtraPublications {
+		if err := ensurePublication(ctx, s.conn, p); err != nil {
+			return err
+		}
+	}
+	extra := n.cfg.ExtraPublications
+	if extra == nil {
+		extra = []string{}
+	}
+	if err := s.conn.QueryRow(ctx, changeTableRegisterSQL, n.cfg.Cursor, n.cfg.Publication, extra).Scan(&last); err != nil {
 		return fmt.Errorf("decoder: notify: register cursor %s: %w", n.cfg.Cursor, err)
 	}
 	last = max(last, 0)
@@ -710,16 +725,17 @@ func (s *changeTableSession) loadRelations(ctx context.Context) error {
 		schema, table, ident string
 		name                 string
 		typeOID              uint32
-		key, published       bool
+		key, published, main bool
 	}
-	rows, err := s.conn.Query(ctx, changeTableRelationsSQL, n.cfg.Publication)
+	pubs := append([]string{n.cfg.Publication}, n.cfg.ExtraPublications...)
+	rows, err := s.conn.Query(ctx, changeTableRelationsSQL, pubs, n.cfg.Publication)
 	if err != nil {
 		return fmt.Errorf("decoder: notify: read relations: %w", err)
 	}
 	var cols []colRow
 	for rows.Next() {
 		var c colRow
-		if err := rows.Scan(&c.oid, &c.schema, &c.table, &c.ident, &c.name, &c.typeOID, &c.key, &c.published); err != nil {
+		if err := rows.Scan(&c.oid, &c.schema, &c.table, &c.ident, &c.name, &c.typeOID, &c.key, &c.published, &c.main); err != nil {
 			rows.Close()
 			return fmt.Errorf("decoder: notify: read relations: %w", err)
 		}
@@ -746,7 +762,7 @@ func (s *changeTableSession) loadRelations(ctx context.Context) error {
 		}
 		c0 := cols[i]
 		rel := &Relation{OID: c0.oid, Schema: c0.schema, Table: c0.table, ReplicaIdentity: firstByte(c0.ident)}
-		nr := &changeTableRel{rel: rel, known: map[string]bool{}}
+		nr := &changeTableRel{rel: rel, known: map[string]bool{}, main: c0.main}
 		for _, c := range cols[i:j] {
 			nr.known[c.name] = true
 			if !c.published {
@@ -760,7 +776,7 @@ func (s *changeTableSession) loadRelations(ctx context.Context) error {
 			nr.types = append(nr.types, t)
 		}
 		k := relKey{c0.schema, c0.table}
-		if old := n.rels[k]; old != nil && sameRelation(old.rel, rel) {
+		if old := n.rels[k]; old != nil && old.main == nr.main && sameRelation(old.rel, rel) {
 			next[k] = old
 		} else {
 			next[k] = nr
@@ -794,9 +810,6 @@ func (s *changeTableSession) change(ctx context.Context, e *logEntry) (Change, b
 	default:
 		return Change{}, false, fmt.Errorf("decoder: notify: change %d: unknown operation %q", e.ID, e.Op)
 	}
-	if (kind == Insert && !n.pub.insert) || (kind == Update && !n.pub.update) || (kind == Delete && !n.pub.delete) {
-		return Change{}, false, nil
-	}
 	newRow, err := parseRow(e.New)
 	if err != nil {
 		return Change{}, false, fmt.Errorf("decoder: notify: change %d: new row: %w", e.ID, err)
@@ -819,6 +832,9 @@ func (s *changeTableSession) change(ctx context.Context, e *logEntry) (Change, b
 		r = n.rels[k]
 	}
 	if r == nil {
+		return Change{}, false, nil
+	}
+	if r.main && ((kind == Insert && !n.pub.insert) || (kind == Update && !n.pub.update) || (kind == Delete && !n.pub.delete)) {
 		return Change{}, false, nil
 	}
 	c := Change{Kind: kind, Rel: r.rel, CommitTime: time.UnixMicro(e.TS).UTC(), Position: e.ID}

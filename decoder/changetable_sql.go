@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS realtime.change_cursor (
 COMMENT ON TABLE realtime.change_cursor IS
   'Position of each realtime consumer in realtime.change_log (the last delivered id). Delete the row of a retired consumer, or pruning waits for it.';
 
+-- Further publications a consumer captures besides its own (the realtime.messages
+-- publication of Broadcast from the database, docs/protocol.md §9.3).
+ALTER TABLE realtime.change_cursor ADD COLUMN IF NOT EXISTS extra_publications text[] NOT NULL DEFAULT '{}';
+
 REVOKE ALL ON realtime.change_log, realtime.change_cursor FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION realtime.capture_change() RETURNS trigger
@@ -107,7 +111,8 @@ BEGIN
     FROM pg_publication_tables pt
     JOIN pg_namespace ns ON ns.nspname = pt.schemaname
     JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = pt.tablename
-    WHERE pt.pubname IN (SELECT publication FROM realtime.change_cursor)
+    WHERE pt.pubname IN (SELECT publication FROM realtime.change_cursor
+                       UNION ALL SELECT unnest(extra_publications) FROM realtime.change_cursor)
       AND c.relkind = 'r'
       AND NOT (ns.nspname = 'realtime' AND c.relname IN ('change_log', 'change_cursor'))
       AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = '` + captureTrigger + `')
@@ -125,7 +130,8 @@ BEGIN
       AND t.tgparentid = 0
       AND NOT EXISTS (
         SELECT 1 FROM pg_publication_tables pt
-        WHERE pt.pubname IN (SELECT publication FROM realtime.change_cursor)
+        WHERE pt.pubname IN (SELECT publication FROM realtime.change_cursor
+                       UNION ALL SELECT unnest(extra_publications) FROM realtime.change_cursor)
           AND pt.schemaname = ns.nspname AND pt.tablename = c.relname)
   LOOP
     EXECUTE format('DROP TRIGGER ` + captureTrigger + ` ON %s', r.rel);
@@ -165,10 +171,10 @@ $do$;
 
 // changeTableRegisterSQL registers a consumer: its cursor starts at the end of
 // the change log, like a new replication slot. $1 cursor name, $2
-// publication.
-const changeTableRegisterSQL = `INSERT INTO realtime.change_cursor (name, publication, last_id)
-SELECT $1, $2, coalesce((SELECT max(id) FROM realtime.change_log), 0)
-ON CONFLICT (name) DO UPDATE SET publication = EXCLUDED.publication
+// publication, $3 extra publications.
+const changeTableRegisterSQL = `INSERT INTO realtime.change_cursor (name, publication, extra_publications, last_id)
+SELECT $1, $2, $3::text[], coalesce((SELECT max(id) FROM realtime.change_log), 0)
+ON CONFLICT (name) DO UPDATE SET publication = EXCLUDED.publication, extra_publications = EXCLUDED.extra_publications
 RETURNING last_id`
 
 // changeTableSyncSQL installs missing capture triggers.
@@ -180,7 +186,8 @@ const changeTablePublicationSQL = `SELECT pubinsert, pubupdate, pubdelete FROM p
 // changeTableRelationsSQL lists the published columns of every table of the
 // publication in attnum order, with the replica identity key as pgoutput
 // flags it: the primary key (default), the identity index (index), every
-// column (full) or none (nothing). $1 publication.
+// column (full) or none (nothing), and whether the table is in the main
+// publication. $1 every captured publication, $2 the main one.
 const changeTableRelationsSQL = `SELECT c.oid, ns.nspname::text, c.relname::text, c.relreplident::text,
   a.attname::text, a.atttypid,
   CASE c.relreplident
@@ -190,8 +197,9 @@ const changeTableRelationsSQL = `SELECT c.oid, ns.nspname::text, c.relname::text
                    WHERE i.indrelid = c.oid AND CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END
                    LIMIT 1), false)
   END,
-  a.attname = ANY (pt.attnames)
-FROM (SELECT DISTINCT schemaname, tablename, attnames FROM pg_catalog.pg_publication_tables WHERE pubname = $1) pt
+  a.attname = ANY (pt.attnames), pt.main
+FROM (SELECT schemaname, tablename, attnames, bool_or(pubname = $2) AS main FROM pg_catalog.pg_publication_tables
+      WHERE pubname = ANY ($1::text[]) GROUP BY schemaname, tablename, attnames) pt
 JOIN pg_catalog.pg_namespace ns ON ns.nspname = pt.schemaname
 JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = pt.tablename
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

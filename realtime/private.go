@@ -52,9 +52,10 @@ type privatePerms struct {
 	mu sync.Mutex // guards every field below
 	// the four permissions; unknown until probed
 	bRead, pRead, bWrite, pWrite tri
-	// failure is why the last probe failed ("" when it did not); logged,
-	// kept for operators.
-	failure string
+	// failure is why the last probe failed ("" when it did not) and
+	// failedProbe which one it was ("read" or "write"); logged, kept for
+	// the inspector.
+	failure, failedProbe string
 }
 
 // xHeaders returns the request's x-* headers with lower-case names, what
@@ -185,11 +186,14 @@ func (ss *session) canWrite(ch *channelState, ext string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		p.failure = err.Error()
+		p.failure, p.failedProbe = err.Error(), "write"
 		ss.logger().Info("private channel write probe failed", "topic", ch.sub.Topic, "err", err)
 		return false
 	}
 	p.bWrite, p.pWrite = triOf(b), triOf(pr)
+	if p.failedProbe == "write" {
+		p.failure, p.failedProbe = "", ""
+	}
 	if ext == "presence" {
 		return pr
 	}
@@ -230,8 +234,10 @@ func (ss *session) recheckPrivate(ch *channelState, v *verified) bool {
 	if oldP != unknown {
 		p.pRead = triOf(pr)
 	}
+	// Cached writes are forgotten, and so is any earlier failure.
+	p.failure, p.failedProbe = "", ""
 	if err != nil {
-		p.failure = err.Error()
+		p.failure, p.failedProbe = err.Error(), "read"
 	}
 	p.mu.Unlock()
 	switch {

@@ -160,6 +160,7 @@ func (ss *session) openChannel(sp *channelSpec) (*channelState, *refusal) {
 	sub.SetPresence(sp.presence)
 	ch := &channelState{sub: sub, joinRef: sp.joinRef, ack: sp.ack, token: v.token, perms: perms}
 	applyPerms(ch)
+	inspectPerms(ch)
 	if sp.replay {
 		sub.StartReplay()
 	}

@@ -98,9 +98,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	if setupRealtimeSchema(ctx, o, pool, log) {
 		f.prober = policy.NewProber(pool)
 		f.dbb = channels.NewDBBroadcasts(hub, o.MaxPayloadBytes, log)
-		if o.Source == "logical" {
-			extraPubs = []string{realtimeschema.Publication}
-		}
+		extraPubs = []string{realtimeschema.Publication}
 	}
 	var src decoder.Source
 	// onState tells subscribers when changes stop and flow again, and marks
@@ -128,13 +126,14 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		})
 	case "notify":
 		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
-			DBURL:        dbURL,
-			Publication:  o.Publication,
-			PollInterval: o.PollInterval,
-			Retention:    o.Retention,
-			Logger:       log,
-			OnState:      onState,
-			OnRelation:   onRelation,
+			DBURL:             dbURL,
+			Publication:       o.Publication,
+			ExtraPublications: extraPubs,
+			PollInterval:      o.PollInterval,
+			Retention:         o.Retention,
+			Logger:            log,
+			OnState:           onState,
+			OnRelation:        onRelation,
 		})
 	}
 	fctx, cancel := context.WithCancel(context.Background())

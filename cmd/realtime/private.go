@@ -19,7 +19,7 @@ import (
 // not, private channels fall back to service_role only and database
 // broadcasts are off.
 func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, log *slog.Logger) bool {
-	opts := realtimeschema.Options{Publication: o.Source == "logical", Retention: o.MessagesRetention}
+	opts := realtimeschema.Options{Publication: true, Retention: o.MessagesRetention}
 	mctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	applied, err := realtimeschema.Migrate(mctx, pool, opts)
 	cancel()

@@ -1,7 +1,7 @@
 // The admin page (/admin/) in real headless Chromium (Debian's /usr/bin/chromium driven by
 // playwright-core): it asks for the token, lists a channel that supabase-js clients joined, shows
 // its subscribers with an RLS drop, streams a broadcast into the live tail, and saves a screenshot
-// to e2e/artifacts/admin-inspector.png.
+// to e2e/artifacts/admin-inspector.png; on a private channel it shows each subscriber's permissions.
 
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
@@ -147,5 +147,42 @@ describe('admin page in headless Chromium', () => {
     await page.screenshot({ path: shot, fullPage: true, animations: 'disabled' })
     await page.close()
     assert.deepEqual(problems, [], 'the page ran without errors or outside requests')
+  })
+
+  h.test('private channel: each subscriber shows its permissions and why one is denied', async () => {
+    await h.sql(`DROP POLICY IF EXISTS "insp page read" ON realtime.messages`)
+    await h.sql(`CREATE POLICY "insp page read" ON realtime.messages FOR SELECT TO authenticated USING (realtime.topic() = 'insp-page')`)
+    const alice = h.client({ accessToken: async () => h.srv.userKey })
+    await alice.realtime.setAuth(h.srv.userKey)
+    const ch = alice.channel('insp-page', { config: { private: true } })
+    await subscribed(ch)
+
+    const page = await browser.newPage({ viewport: { width: 1440, height: 960 } })
+    const problems = []
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
+    await page.goto(`${h.srv.httpUrl}/admin/`)
+    await page.locator('#token').fill(TOKEN)
+    await page.locator('#login-submit').click()
+    const item = page.locator('#channel-list li[data-topic="realtime:insp-page"][data-private="true"]')
+    await item.waitFor({ timeout: UI_TIMEOUT })
+    await item.locator('button').click()
+    const read = page.locator('#subs-body [data-perm="broadcast_read"]')
+    await read.waitFor({ timeout: UI_TIMEOUT })
+    assert.equal(await read.getAttribute('data-state'), 'granted')
+    const write = page.locator('#subs-body [data-perm="broadcast_write"]')
+    assert.equal(await write.getAttribute('data-state'), 'unknown')
+    assert.match(await write.getAttribute('title'), /not probed yet/)
+
+    // The first broadcast probes the write permission: no INSERT policy, so denied, with why.
+    assert.equal(await ch.send({ type: 'broadcast', event: 'chat', payload: { text: 'hi' } }), 'ok')
+    await page.locator('#subs-body [data-perm="broadcast_write"][data-state="denied"]').waitFor({ timeout: UI_TIMEOUT })
+    assert.match(await write.getAttribute('title'), /no INSERT policy on realtime\.messages admits role authenticated/)
+    await waitFor(async () => /broadcast write denied/.test(await page.locator('#hints').textContent()), {
+      timeout: UI_TIMEOUT,
+      interval: 100,
+      message: 'no hint about the denied broadcast write',
+    })
+    await page.close()
+    assert.deepEqual(problems, [])
   })
 })

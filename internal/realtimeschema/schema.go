@@ -41,8 +41,8 @@ var migrations = []migration{
 	{2, "persisted client broadcasts: expires_at, origin", v2SQL},
 }
 
-// Publication is the publication through which the logical source streams
-// realtime.messages (the name Supabase uses).
+// Publication is the publication through which the change source (logical
+// slot or change table) delivers realtime.messages (the name Supabase uses).
 const Publication = "supabase_realtime_messages_publication"
 
 // lockKey is the advisory lock serializing migrations across servers.
@@ -59,7 +59,7 @@ type Execer interface {
 // Options tunes Migrate.
 type Options struct {
 	// Publication, when true, creates the publication streaming
-	// realtime.messages (logical source only).
+	// realtime.messages.
 	Publication bool
 	// Now is the clock for partition maintenance (default time.Now).
 	Now func() time.Time

@@ -412,7 +412,7 @@ function buildSubRow(s) {
     td('id', 'mono', h('span', { class: 'sub-id' }, `#${s.id}`), h('div', { class: 'small' }, `conn ${s.conn_id}`)),
     td('transport', '', s.transport || '–', h('div', { class: 'small' }, s.protocol_version ? `vsn ${s.protocol_version}` : '')),
     td('client', 'mono', s.remote_addr || '–'),
-    td('who', '', h('span', { 'data-role': 'role' }, ''), h('div', { class: 'small mono', 'data-role': 'sub' }, '')),
+    td('who', '', h('span', { 'data-role': 'role' }, ''), h('div', { class: 'small mono', 'data-role': 'sub' }, ''), h('div', { class: 'perms', 'data-role': 'perms' })),
     td('since', '', ''),
     td('queued', 'num', ''),
     td('sent', 'num', ''),
@@ -433,6 +433,7 @@ function updateSubRow(tr, s) {
   q('sub').title = s.sub || ''
   q('since').textContent = fmtAgo(s.connected_since)
   q('since').title = s.connected_since || ''
+  renderPerms(q('perms'), s.permissions)
   setText(q('queued'), fmtBytes(s.queued_bytes))
   setText(q('sent'), fmtNum(s.messages_sent))
   const ns = s.messages_not_sent || {}
@@ -452,6 +453,31 @@ function updateSubRow(tr, s) {
   }
 }
 
+const PERMS = [
+  ['broadcast_read', 'broadcast read'],
+  ['broadcast_write', 'broadcast write'],
+  ['presence_read', 'presence read'],
+  ['presence_write', 'presence write'],
+]
+const PERM_MARK = { granted: '✓', denied: '✗', unknown: '?' }
+
+// Private channels: one chip per permission (granted, denied, not probed yet), why in the title.
+function renderPerms(cell, p) {
+  const key = JSON.stringify(p || null)
+  if (cell.dataset.key === key) return
+  cell.dataset.key = key
+  if (!p) {
+    cell.replaceChildren()
+    return
+  }
+  const why = p.why || {}
+  cell.replaceChildren(
+    ...PERMS.map(([k, label]) =>
+      h('span', { class: `perm ${p[k]}`, title: why[k] || `${label}: ${p[k]}`, dataset: { perm: k, state: p[k] } }, `${label} ${PERM_MARK[p[k]] || p[k]}`)
+    )
+  )
+}
+
 const shortId = (s) => (s.length > 14 ? `${s.slice(0, 8)}…${s.slice(-4)}` : s)
 
 function renderHints(subs) {
@@ -466,6 +492,15 @@ function renderHints(subs) {
     }
     if (ns.column_privilege > 0) {
       hints.push(`#${s.id} (${s.role || 'no role'}) may not read a key column of the table, so ${fmtNum(ns.column_privilege)} change(s) were withheld. GRANT SELECT on the key columns.`)
+    }
+    const p = s.permissions
+    if (p && p.failure) {
+      hints.push(`#${s.id} (${s.role || 'no role'}): a policy probe on realtime.messages failed: ${p.failure}`)
+    }
+    if (p && p.why) {
+      for (const [k, label] of PERMS) {
+        if (p[k] === 'denied' && p.why[k]) hints.push(`#${s.id} ${label} denied: ${p.why[k]}.`)
+      }
     }
     if (ns.slow_consumer > 0) {
       hints.push(`#${s.id} could not keep up and lost ${fmtNum(ns.slow_consumer)} message(s); its connection is closed as a slow consumer.`)
