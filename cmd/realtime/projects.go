@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,11 @@ func startProjects(ctx context.Context, o *options, def *stack, log *slog.Logger
 	ps, err := projects.LoadFile(o.ProjectsFile)
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range ps {
+		if def != nil && p.Ref == o.ProjectRef {
+			return nil, fmt.Errorf("projects file: ref %q names the flag-configured project (--project-ref)", p.Ref)
+		}
 	}
 	if err := reg.Apply(ctx, ps); err != nil {
 		log.Error("some projects did not start", "err", err)
@@ -149,7 +155,7 @@ func dropSlot(ctx context.Context, dbURL, slot string) error {
 	for {
 		var active, exists bool
 		err := conn.QueryRow(ctx, `SELECT true, active FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
