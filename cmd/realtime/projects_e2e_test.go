@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/openrealtime/realtime/internal/demo"
 	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/internal/pglitetest"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
@@ -321,4 +325,119 @@ func nextData(t *testing.T, c *wsClient) phoenix.Message {
 			t.Fatal("no data frame")
 		}
 	}
+}
+
+// A PGlite project (source notify) beside a PostgreSQL project, without
+// a flag-configured project: each one's changes reach only its own
+// subscribers, and a request naming no project is refused.
+func TestProjectsPGliteBesidePostgres(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	admin, err := pgxConnect(c.URL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	pg := newProjectDB(t, c, admin, "pgproj")
+
+	lite := pglitetest.Start(t, pglitetest.Options{MaxConnections: 8})
+	cfg, err := pgx.ParseConfig(lite.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // no named statements on the shared session
+	liteDB, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { liteDB.Close(context.Background()) })
+	if _, err := liteDB.Exec(ctx, demo.SchemaSQL); err != nil {
+		t.Fatal(err)
+	}
+	liteKeys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	file := filepath.Join(t.TempDir(), "projects.yaml")
+	body := "projects:\n" + pg.entry("SECRET_PG", "") +
+		fmt.Sprintf("  - ref: lite\n    db_url: %q\n    source: notify\n    jwt_secret: ${SECRET_LITE}\n", lite.URL())
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SECRET_PG", pg.keys.Secret)
+	t.Setenv("SECRET_LITE", liteKeys.Secret)
+	s := launchProjectsOnly(t, file, "--poll-interval", "20ms")
+	waitProjectReady(t, s.addr, "pgproj")
+	waitProjectReady(t, s.addr, "lite")
+	waitCaptured(t, liteDB, "public.messages")
+	if resp, err := http.Get("http://" + s.addr + "/healthz"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("no default project: %v %v", err, resp)
+	}
+
+	cp, _, err := dialHost(t, s.addr, "pgproj.example.com", pg.keys.Anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _, err := dialHost(t, s.addr, "lite.example.com", liteKeys.Anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.join("realtime:room", pg.keys.Anon, messagesAll)
+	cl.join("realtime:room", liteKeys.Anon, messagesAll)
+	cp.next("system", 30*time.Second)
+	cl.next("system", 30*time.Second)
+	if _, err := liteDB.Exec(ctx, "INSERT INTO messages (room, body) VALUES ('r', 'from-lite')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.db.Exec(ctx, "INSERT INTO messages (room, body) VALUES ('r', 'from-pg')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, rec, _ := changeRecord(t, cl.next("postgres_changes", 30*time.Second)); rec["body"] != "from-lite" {
+		t.Fatalf("lite got %v", rec)
+	}
+	if _, rec, _ := changeRecord(t, cp.next("postgres_changes", 30*time.Second)); rec["body"] != "from-pg" {
+		t.Fatalf("pg got %v", rec)
+	}
+}
+
+// launchProjectsOnly runs the service with a projects file and no
+// flag-configured project; it waits for the listener, not /healthz (which
+// names no project).
+func launchProjectsOnly(t *testing.T, file string, extra ...string) *service {
+	t.Helper()
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	argv, _ := json.Marshal(append([]string{"serve", "--addr", addr, "--projects", file, "--log-level", "debug"}, extra...))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
+	s := &service{cmd: cmd, addr: addr}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		if t.Failed() {
+			t.Logf("service log:\n%s", s.output())
+		}
+	})
+	return s
 }
