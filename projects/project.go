@@ -38,48 +38,48 @@ var refPattern = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
 type Limits struct {
 	// MaxConcurrentUsers caps the project's open WebSocket connections and
 	// SSE streams together.
-	MaxConcurrentUsers int `yaml:"max_concurrent_users" json:"max_concurrent_users"`
+	MaxConcurrentUsers int `yaml:"max_concurrent_users" json:"max_concurrent_users,omitempty"`
 	// MaxChannelsPerClient caps the channels one connection joins.
-	MaxChannelsPerClient int `yaml:"max_channels_per_client" json:"max_channels_per_client"`
+	MaxChannelsPerClient int `yaml:"max_channels_per_client" json:"max_channels_per_client,omitempty"`
 	// MaxJoinsPerSecond is the join rate of one connection.
-	MaxJoinsPerSecond int `yaml:"max_joins_per_second" json:"max_joins_per_second"`
+	MaxJoinsPerSecond int `yaml:"max_joins_per_second" json:"max_joins_per_second,omitempty"`
 	// MaxEventsPerSecond is the project's message rate (stored; not yet enforced).
-	MaxEventsPerSecond int `yaml:"max_events_per_second" json:"max_events_per_second"`
+	MaxEventsPerSecond int `yaml:"max_events_per_second" json:"max_events_per_second,omitempty"`
 	// MaxBytesPerSecond is the project's byte rate (stored only, as Supabase).
-	MaxBytesPerSecond int `yaml:"max_bytes_per_second" json:"max_bytes_per_second"`
+	MaxBytesPerSecond int `yaml:"max_bytes_per_second" json:"max_bytes_per_second,omitempty"`
 	// MaxPresenceEventsPerSecond is the project's presence rate (stored; not yet enforced).
-	MaxPresenceEventsPerSecond int `yaml:"max_presence_events_per_second" json:"max_presence_events_per_second"`
+	MaxPresenceEventsPerSecond int `yaml:"max_presence_events_per_second" json:"max_presence_events_per_second,omitempty"`
 	// MaxPayloadSizeInKB caps a broadcast or presence payload, in units of 1000 bytes.
-	MaxPayloadSizeInKB int `yaml:"max_payload_size_in_kb" json:"max_payload_size_in_kb"`
+	MaxPayloadSizeInKB int `yaml:"max_payload_size_in_kb" json:"max_payload_size_in_kb,omitempty"`
 	// MaxClientPresenceEventsPerWindow and ClientPresenceWindowMS are the
 	// per-channel presence push limit.
-	MaxClientPresenceEventsPerWindow int `yaml:"max_client_presence_events_per_window" json:"max_client_presence_events_per_window"`
-	ClientPresenceWindowMS           int `yaml:"client_presence_window_ms" json:"client_presence_window_ms"`
+	MaxClientPresenceEventsPerWindow int `yaml:"max_client_presence_events_per_window" json:"max_client_presence_events_per_window,omitempty"`
+	ClientPresenceWindowMS           int `yaml:"client_presence_window_ms" json:"client_presence_window_ms,omitempty"`
 }
 
 // Project is one project's record: which database it streams, which keys
 // sign its tokens, and its limits.
 type Project struct {
 	// Ref is the project reference, [a-z0-9-]{1,63}: the host's first label.
-	Ref string `yaml:"ref" json:"external_id"`
+	Ref string `yaml:"ref" json:"ref,omitempty"`
 	// DBURL is the project's database; empty serves broadcast and presence only.
-	DBURL string `yaml:"db_url" json:"-"`
+	DBURL string `yaml:"db_url" json:"db_url,omitempty"`
 	// Source is the change source: logical (replication slot) or notify
 	// (change table, for PGlite).
-	Source string `yaml:"source" json:"source"`
+	Source string `yaml:"source" json:"source,omitempty"`
 	// Slot is the logical replication slot; slot names are cluster-wide,
 	// so the default carries the ref.
-	Slot string `yaml:"slot" json:"slot_name"`
+	Slot string `yaml:"slot" json:"slot,omitempty"`
 	// Publication names the published tables.
-	Publication string `yaml:"publication" json:"publication"`
+	Publication string `yaml:"publication" json:"publication,omitempty"`
 	// JWTSecret signs HS256/384/512 tokens; never returned by any API.
-	JWTSecret string `yaml:"jwt_secret" json:"-"`
+	JWTSecret string `yaml:"jwt_secret" json:"jwt_secret,omitempty"`
 	// JWTJWKS is a JWK Set document ({"keys":[...]}) for the other algorithms.
-	JWTJWKS string `yaml:"jwt_jwks" json:"-"`
+	JWTJWKS string `yaml:"jwt_jwks" json:"jwt_jwks,omitempty"`
 	// PrivateOnly refuses public channel joins.
-	PrivateOnly bool `yaml:"private_only" json:"private_only"`
+	PrivateOnly bool `yaml:"private_only" json:"private_only,omitempty"`
 	// Suspend refuses every connection and request of the project.
-	Suspend bool `yaml:"suspend" json:"suspend"`
+	Suspend bool `yaml:"suspend" json:"suspend,omitempty"`
 	Limits  `yaml:",inline"`
 }
 

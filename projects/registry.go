@@ -201,3 +201,56 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		refuse(w, req, http.StatusServiceUnavailable, msgRestarting)
 	}
 }
+
+// errNotFound is an unknown project.
+var errNotFound = errors.New("not found")
+
+// restart closes ref's stack and starts a new one from the same record;
+// it reports whether ref is configured.
+func (r *Registry) restart(ctx context.Context, ref string) bool {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	e := (*r.table.Load())[ref]
+	if e == nil {
+		return false
+	}
+	if e.stack != nil {
+		r.set(ref, &entry{p: e.p, state: stateRestarting})
+		e.stack.Close(ctx, false)
+	}
+	next := &entry{p: e.p, state: stateSuspended}
+	if !e.p.Suspend {
+		if st, err := r.cfg.Start(ctx, e.p); err != nil {
+			r.log.Error("project did not restart", "project", ref, "err", err)
+			next.state = stateFailed
+		} else {
+			next.stack, next.state = st, stateRunning
+		}
+	}
+	r.set(ref, next)
+	return true
+}
+
+// Health is what a stack reports about itself (the management API's
+// health endpoint); stacks implementing HealthReporter provide it.
+type Health struct {
+	// Streaming says the change source streams (false without a database).
+	Streaming bool
+}
+
+// HealthReporter is a Stack that reports its Health.
+type HealthReporter interface {
+	Health() Health
+}
+
+// health returns ref's state and its stack's health.
+func (r *Registry) health(ref string) (running bool, h Health, ok bool) {
+	e := (*r.table.Load())[ref]
+	if e == nil {
+		return false, Health{}, false
+	}
+	if hr, isHR := e.stack.(HealthReporter); isHR && e.state == stateRunning {
+		h = hr.Health()
+	}
+	return e.state == stateRunning, h, true
+}

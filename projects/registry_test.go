@@ -108,3 +108,31 @@ func TestRegistryApply(t *testing.T) {
 		t.Fatal("Close left c running")
 	}
 }
+
+func TestStorePersistsAtomically(t *testing.T) {
+	path := t.TempDir() + "/state.json"
+	s, err := OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Project{Ref: "a", JWTSecret: "s", DBURL: "postgres://x"}
+	p.Normalize()
+	if err := s.Put(Record{Project: p, Settings: map[string]any{"db_host": "h"}}); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := s2.Get("a")
+	if !ok || r.Project != p || r.Settings["db_host"] != "h" {
+		t.Fatalf("reopened: %+v %v", r, ok)
+	}
+	if ok, err := s2.Delete("a"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	s3, _ := OpenStore(path)
+	if len(s3.All()) != 0 {
+		t.Fatal("delete not persisted")
+	}
+}

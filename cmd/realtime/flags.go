@@ -47,6 +47,8 @@ type options struct {
 	PGliteBridgeSecret   string
 	ProjectsFile         string
 	ProjectRef           string
+	ProjectsState        string
+	APIJWTSecret         string
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -120,6 +122,8 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&o.PGliteBridgeSecret, "pglite-bridge-secret", envString("", "REALTIME_PGLITE_BRIDGE_SECRET"), "secret a browser tab presents to serve as the database of --db-url pglite-bridge:// (the service-role key is accepted too) (REALTIME_PGLITE_BRIDGE_SECRET)")
 	fs.StringVar(&o.ProjectsFile, "projects", envString("", "REALTIME_PROJECTS"), "YAML file of further projects, each with its own database, keys and limits, chosen by the host's first label or X-Project-Ref; reloaded on SIGHUP (REALTIME_PROJECTS, docs/projects.md)")
 	fs.StringVar(&o.ProjectRef, "project-ref", envString("realtime-dev", "REALTIME_PROJECT_REF", "SELF_HOST_TENANT_NAME"), "with --projects: the ref that names the flag-configured project (REALTIME_PROJECT_REF)")
+	fs.StringVar(&o.ProjectsState, "projects-state", envString("", "REALTIME_PROJECTS_STATE"), "with --projects: JSON file keeping the projects made through /api/tenants; default <projects file>.state.json (REALTIME_PROJECTS_STATE)")
+	fs.StringVar(&o.APIJWTSecret, "api-jwt-secret", envString("", "REALTIME_API_JWT_SECRET", "API_JWT_SECRET"), "with --projects: HS256/384/512 secret of the bearer JWTs the management API /api/tenants accepts besides the admin token (REALTIME_API_JWT_SECRET, API_JWT_SECRET)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 

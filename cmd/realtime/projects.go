@@ -16,38 +16,63 @@ import (
 	"github.com/openrealtime/realtime/projects"
 )
 
-// projectSet runs the projects of --projects beside the flag-configured
-// project and reloads the file on SIGHUP (docs/projects.md).
+// projectSet runs the projects of --projects and of the management API
+// beside the flag-configured project and reloads the file on SIGHUP
+// (docs/projects.md).
 type projectSet struct {
-	reg  *projects.Registry
-	stop func()        // stops the SIGHUP loop
-	done chan struct{} // closed when the SIGHUP loop has returned
+	reg     *projects.Registry
+	handler http.Handler  // the registry, behind the management API when enabled
+	stop    func()        // stops the SIGHUP loop
+	done    chan struct{} // closed when the SIGHUP loop has returned
 }
 
-// startProjects loads --projects, starts its projects and the reload loop.
-// A file that does not load is an error at start; on reload it is logged
-// and the running projects are kept.
+// startProjects loads --projects and the API state, starts their projects
+// and the reload loop. A file that does not load is an error at start; on
+// reload it is logged and the running projects are kept.
 func startProjects(ctx context.Context, o *options, def *stack, log *slog.Logger) (*projectSet, error) {
 	cfg := projects.Config{DefaultRef: o.ProjectRef, Logger: log, Start: projectStarter(o, log)}
 	if def != nil {
 		cfg.Default = def.srv.Handler()
 	}
 	reg := projects.New(cfg)
-	ps, err := projects.LoadFile(o.ProjectsFile)
+	statePath := o.ProjectsState
+	if statePath == "" {
+		statePath = o.ProjectsFile + ".state.json"
+	}
+	store, err := projects.OpenStore(statePath)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range ps {
-		if def != nil && p.Ref == o.ProjectRef {
-			return nil, fmt.Errorf("projects file: ref %q names the flag-configured project (--project-ref)", p.Ref)
+	load := func() ([]projects.Project, error) {
+		ps, err := projects.LoadFile(o.ProjectsFile)
+		if err != nil {
+			return nil, err
 		}
+		for _, p := range ps {
+			if def != nil && p.Ref == o.ProjectRef {
+				return nil, fmt.Errorf("projects file: ref %q names the flag-configured project (--project-ref)", p.Ref)
+			}
+		}
+		return ps, nil
 	}
-	if err := reg.Apply(ctx, ps); err != nil {
+	mgr := projects.NewManager(reg, store, load, log)
+	if _, err := load(); err != nil {
+		return nil, err
+	}
+	if err := mgr.Reload(ctx); err != nil {
 		log.Error("some projects did not start", "err", err)
+	}
+	set := &projectSet{reg: reg, handler: reg, done: make(chan struct{})}
+	if o.APIJWTSecret != "" || o.AdminToken != "" {
+		api := projects.NewAPI(mgr, projects.APIConfig{Secret: []byte(o.APIJWTSecret), AdminToken: o.AdminToken})
+		mux := http.NewServeMux()
+		mux.Handle("/api/tenants", api)
+		mux.Handle("/api/tenants/", api)
+		mux.Handle("/", reg)
+		set.handler = mux
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	set := &projectSet{reg: reg, done: make(chan struct{})}
 	lctx, cancel := context.WithCancel(ctx)
 	set.stop = func() { signal.Stop(hup); cancel() }
 	go func() {
@@ -58,15 +83,11 @@ func startProjects(ctx context.Context, o *options, def *stack, log *slog.Logger
 				return
 			case <-hup:
 			}
-			ps, err := projects.LoadFile(o.ProjectsFile)
-			if err != nil {
-				log.Error("projects file not reloaded; running projects kept", "err", err)
+			if err := mgr.Reload(lctx); err != nil {
+				log.Error("projects file reload: running projects kept or some did not start", "err", err)
 				continue
 			}
-			if err := reg.Apply(lctx, ps); err != nil {
-				log.Error("some projects did not start", "err", err)
-			}
-			log.Info("projects file reloaded", "projects", len(ps))
+			log.Info("projects file reloaded")
 		}
 	}()
 	return set, nil
@@ -127,6 +148,19 @@ type projectStack struct {
 	p       projects.Project
 	log     *slog.Logger
 	timeout time.Duration
+}
+
+// Health reports whether the project's change source streams.
+func (s *projectStack) Health() projects.Health {
+	if s.st.feed == nil {
+		return projects.Health{}
+	}
+	select {
+	case <-s.st.feed.streaming:
+		return projects.Health{Streaming: true}
+	default:
+		return projects.Health{}
+	}
 }
 
 // Handler serves the project's endpoints.

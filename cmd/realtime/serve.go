@@ -108,7 +108,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		if projs, err = startProjects(ctx, o, def, log); err != nil {
 			return err
 		}
-		handler = projs.reg
+		handler = projs.handler
 		maxConns = max(maxConns, connectionCap(o.MaxConnections, log))
 	}
 
