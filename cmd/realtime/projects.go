@@ -120,8 +120,10 @@ func projectStarter(base *options, log *slog.Logger) projects.Starter {
 		if err != nil {
 			return nil, err
 		}
+		// The project's /healthz says 200 once its source streams; the wait
+		// ends with the stack, not with the request that created it.
 		go func() {
-			waitStreaming(ctx, st, plog)
+			waitStreaming(st.ctx, st, plog)
 			st.srv.SetReady(true)
 		}()
 		return &projectStack{st: st, p: p, log: plog, timeout: base.ShutdownTimeout}, nil

@@ -90,7 +90,7 @@ func TestProjectsManagementAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--jwt-secret", defKeys.Secret, "--projects", file, "--api-jwt-secret", apiSecret, "--admin-token", "adm"}
+	args := []string{"--jwt-secret", defKeys.Secret, "--projects", file, "--api-jwt-secret", apiSecret, "--admin-token", "adm", "--log-level", "debug"}
 	s := launch(t, "", args...)
 	waitProjectReady(t, s.addr, "filed")
 
@@ -138,7 +138,9 @@ func TestProjectsManagementAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp.join("realtime:room", p.keys.Anon, messagesAll)
-	cp.next("system", 10*time.Second)
+	if m := cp.next("system", 10*time.Second); !strings.Contains(string(m.Payload), "Subscribed to PostgreSQL") {
+		t.Fatalf("system: %s", m.Payload)
+	}
 	if _, err := p.db.Exec(ctx, "INSERT INTO messages (room, body) VALUES ('r', 'via-api')"); err != nil {
 		t.Fatal(err)
 	}

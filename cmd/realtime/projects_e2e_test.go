@@ -296,7 +296,15 @@ func TestProjectsIsolationAndReload(t *testing.T) {
 	write(b.entry("SECRET_B2", "    private_only: true\n") + g.entry("SECRET_G", "    suspend: true\n"))
 	s.cmd.Process.Signal(syscall.SIGHUP)
 	expectClosed(t, cg, "suspended project's client")
-	_, resp, err = dialHost(t, s.addr, "gamma.localhost:"+port, g.keys.Anon)
+	// The socket closes while the project is being stopped (503); then
+	// the suspended record is in force.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, resp, err = dialHost(t, s.addr, "gamma.localhost:"+port, g.keys.Anon)
+		if err == nil || resp == nil || resp.StatusCode != 503 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err == nil || resp.StatusCode != 403 {
 		t.Fatalf("suspended project: %v %v", err, resp)
 	}

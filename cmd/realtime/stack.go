@@ -35,6 +35,7 @@ type stack struct {
 	insp     *admin.Inspector
 	feed     *pgFeed // nil without a database
 	rcfg     realtime.Config
+	ctx      context.Context // ends when the stack is closed
 	cancel   context.CancelFunc
 }
 
@@ -92,7 +93,7 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 	if feed != nil && feed.bridge != nil {
 		feed.bridge.Mount(srv.Handle)
 	}
-	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, rcfg: rcfg, cancel: cancel}, nil
+	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, rcfg: rcfg, ctx: sctx, cancel: cancel}, nil
 }
 
 // streaming returns a channel closed once the change source streams; it
