@@ -11,6 +11,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/r3labs/sse/v2 v2.10.0
+	go.yaml.in/yaml/v3 v3.0.5
 	gopkg.in/cenkalti/backoff.v1 v1.1.0
 )
 

@@ -25,6 +25,9 @@ type Config struct {
 	ReplicationReady func() <-chan struct{}
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// PrivateOnly refuses public channel joins (a project's private_only,
+	// docs/projects.md).
+	PrivateOnly bool
 
 	// MaxChannelsPerClient limits joined channels per connection (default 100).
 	MaxChannelsPerClient int

@@ -47,6 +47,10 @@ type joinPayload struct {
 
 const topicPrefix = "realtime:"
 
+// reasonPrivateOnly refuses a public join on a private_only project
+// (docs/protocol.md §7.5).
+const reasonPrivateOnly = "PrivateOnly: This project only allows private channels"
+
 // handleJoin answers phx_join (docs/protocol.md §3): the session opens the
 // channel; the reply waits briefly for its postgres_changes subscription to
 // go live, then presence_state follows when presence is on.
@@ -100,6 +104,10 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 	}
 	if why != "" {
 		c.joinError(joinRef, m, why)
+		return
+	}
+	if c.srv.cfg.PrivateOnly && !bool(p.Config.Private) {
+		c.joinError(joinRef, m, reasonPrivateOnly)
 		return
 	}
 	tok := p.AccessToken

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/projects"
 )
 
 // options is the service configuration. Every flag has a matching
@@ -46,6 +47,10 @@ type options struct {
 	PprofAddr            string
 	MessagesRetention    time.Duration
 	PGliteBridgeSecret   string
+	ProjectsFile         string
+	ProjectRef           string
+	ProjectsState        string
+	APIJWTSecret         string
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -118,12 +123,16 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&o.PprofAddr, "pprof-addr", envString("", "REALTIME_PPROF_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty disables (REALTIME_PPROF_ADDR)")
 	fs.DurationVar(&o.MessagesRetention, "messages-retention", envDuration("REALTIME_MESSAGES_RETENTION", 72*time.Hour), "how long realtime.messages day partitions are kept (REALTIME_MESSAGES_RETENTION)")
 	fs.StringVar(&o.PGliteBridgeSecret, "pglite-bridge-secret", envString("", "REALTIME_PGLITE_BRIDGE_SECRET"), "secret a browser tab presents to serve as the database of --db-url pglite-bridge:// (the service-role key is accepted too) (REALTIME_PGLITE_BRIDGE_SECRET)")
+	fs.StringVar(&o.ProjectsFile, "projects", envString("", "REALTIME_PROJECTS"), "YAML file of further projects, each with its own database, keys and limits, chosen by the host's first label or X-Project-Ref; reloaded on SIGHUP (REALTIME_PROJECTS, docs/projects.md)")
+	fs.StringVar(&o.ProjectRef, "project-ref", envString("realtime-dev", "REALTIME_PROJECT_REF", "SELF_HOST_TENANT_NAME"), "with --projects: the ref that names the flag-configured project (REALTIME_PROJECT_REF)")
+	fs.StringVar(&o.ProjectsState, "projects-state", envString("", "REALTIME_PROJECTS_STATE"), "with --projects: JSON file keeping the projects made through /api/tenants; default <projects file>.state.json (REALTIME_PROJECTS_STATE)")
+	fs.StringVar(&o.APIJWTSecret, "api-jwt-secret", envString("", "REALTIME_API_JWT_SECRET", "API_JWT_SECRET"), "with --projects: HS256/384/512 secret of the bearer JWTs the management API /api/tenants accepts besides the admin token (REALTIME_API_JWT_SECRET, API_JWT_SECRET)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 
 // validate checks the options that have no safe default.
 func (o *options) validate() error {
-	if o.JWTSecret == "" && o.JWKSFile == "" {
+	if o.JWTSecret == "" && o.JWKSFile == "" && o.ProjectsFile == "" {
 		return fmt.Errorf("a JWT secret (--jwt-secret or REALTIME_JWT_SECRET) or a JWKS file (--jwks-file) is required")
 	}
 	switch o.Source {
@@ -139,6 +148,9 @@ func (o *options) validate() error {
 	}
 	if o.MaxConnections < 0 || o.MaxConnectionsPerIP < 0 {
 		return fmt.Errorf("connection caps must be positive, or 0 for the default")
+	}
+	if o.ProjectsFile != "" && !projects.ValidRef(o.ProjectRef) {
+		return fmt.Errorf("--project-ref must match [a-z0-9-]{1,63}, not %q", o.ProjectRef)
 	}
 	if o.RLSVerify < 0 || o.RLSVerify > 1 {
 		return fmt.Errorf("--rls-verify must be between 0 and 1")

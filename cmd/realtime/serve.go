@@ -18,10 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/openrealtime/realtime/auth"
-	"github.com/openrealtime/realtime/channels"
 	"github.com/openrealtime/realtime/realtime"
-	"github.com/openrealtime/realtime/realtime/admin"
 )
 
 func runServe(args []string) error {
@@ -64,76 +61,55 @@ type hooks struct {
 // accepting, close every client, stop the change source, wait.
 func serve(ctx context.Context, o *options, h hooks) error {
 	log := newLogger(o)
-	vcfg := auth.Config{Secret: []byte(o.JWTSecret)}
-	if o.JWKSFile != "" {
-		data, err := os.ReadFile(o.JWKSFile)
-		if err != nil {
-			return fmt.Errorf("read JWKS file: %w", err)
+	// The flag-configured project (the default project) exists when a JWT
+	// secret or JWKS is given; with --projects it may be absent.
+	var def *stack
+	if o.JWTSecret != "" || o.JWKSFile != "" {
+		var err error
+		if def, err = newStack(ctx, o, stackExtras{}, log); err != nil {
+			return err
 		}
-		vcfg.JWKS = data
-	}
-	verifier, err := auth.NewVerifier(vcfg)
-	if err != nil {
-		return err
-	}
-	hub := channels.NewHub(channels.HubConfig{Logger: log})
-	rcfg := realtime.Config{
-		Verifier:             verifier,
-		Hub:                  hub,
-		Logger:               log,
-		MaxChannelsPerClient: o.MaxChannelsPerClient,
-		MaxPayloadBytes:      o.MaxPayloadBytes,
-		MaxJoinsPerSecond:    o.MaxJoinsPerSecond,
-		MaxQueueBytes:        o.MaxQueueBytes,
-		IdleTimeout:          o.IdleTimeout,
-		WriteTimeout:         o.WriteTimeout,
-		SSEHeartbeat:         o.SSEHeartbeat,
-		MaxConnections:       connectionCap(o.MaxConnections, log),
-		MaxConnectionsPerIP:  o.MaxConnectionsPerIP,
-		MaxResumesPerUser:    o.MaxResumesPerUser,
-	}
-	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
-	feed, err := startFeed(ctx, o, log, hub, verifier, insp.ObserveDelivery)
-	if err != nil {
-		return err
-	}
-	if feed != nil {
-		rcfg.Changes = feed
-		rcfg.ReplicationReady = func() <-chan struct{} { return feed.streaming }
-		if feed.prober != nil {
-			rcfg.Private = feed.prober
+		if def.feed != nil {
+			defer def.feed.Close()
 		}
-		insp.SetSource(feed.source.Status)
-		insp.SetRLS(rlsStatsOf(feed.Checker, o.RLSVerify))
-		defer feed.Close()
 	}
-	srv := realtime.New(rcfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		srv.MetricsCollector(),
-		insp.Collector(),
 		realtime.PrivateMetricsCollector(),
 	)
-	if feed != nil && feed.dbb != nil {
-		reg.MustRegister(dbBroadcastCollector{feed.dbb})
+	var handler http.Handler
+	maxConns := 0
+	if def != nil {
+		reg.MustRegister(def.srv.MetricsCollector(), def.insp.Collector())
+		if def.feed != nil && def.feed.dbb != nil {
+			reg.MustRegister(dbBroadcastCollector{def.feed.dbb})
+		}
+		handler, maxConns = def.srv.Handler(), def.rcfg.MaxConnections
 	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	// Drop counters tell what other subscribers were (not) sent: on the
-	// public address they need the admin token (docs/operations.md).
-	srv.Handle("GET /metrics", insp.Protect(metricsHandler))
+	if def != nil {
+		// Drop counters tell what other subscribers were (not) sent: on the
+		// public address they need the admin token (docs/operations.md).
+		def.srv.Handle("GET /metrics", def.insp.Protect(metricsHandler))
+		if h.routes != nil {
+			h.routes(def.srv)
+		}
+	}
 	if o.MetricsAddr != "" {
 		if err := startMetrics(o.MetricsAddr, metricsHandler, log); err != nil {
 			return err
 		}
 	}
-	srv.Handle("/admin/", insp.Handler())
-	if feed != nil && feed.bridge != nil {
-		feed.bridge.Mount(srv.Handle)
-	}
-	if h.routes != nil {
-		h.routes(srv)
+	var projs *projectSet
+	if o.ProjectsFile != "" {
+		var err error
+		if projs, err = startProjects(ctx, o, def, log); err != nil {
+			return err
+		}
+		handler = projs.handler
+		maxConns = max(maxConns, connectionCap(o.MaxConnections, log))
 	}
 
 	if o.PprofAddr != "" {
@@ -148,23 +124,20 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	// Sockets that never become a connection (idle, or refused by a cap)
 	// still hold descriptors: the listener sheds past a headroom above
 	// the connection cap, and backs off when descriptors run out.
-	ln := realtime.GuardListener(rawLn, rcfg.MaxConnections+listenerHeadroom(rcfg.MaxConnections), log)
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	hs.RegisterOnShutdown(insp.Close) // live tails must not hold up Shutdown
+	ln := realtime.GuardListener(rawLn, maxConns+listenerHeadroom(maxConns), log)
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	if feed != nil {
+	if def != nil {
+		hs.RegisterOnShutdown(def.insp.Close) // live tails must not hold up Shutdown
+		go func() { errc <- hs.Serve(ln) }()
 		// Ready once changes are captured: a row committed after /healthz
 		// says 200 is never missed because the slot did not exist yet.
-		select {
-		case <-feed.streaming:
-		case <-time.After(30 * time.Second):
-			log.Warn("change source not streaming after 30s; serving anyway")
-		case <-ctx.Done():
-		}
+		waitStreaming(ctx, def, log)
+		def.srv.SetReady(true)
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
 	}
-	srv.SetReady(true)
-	log.Info("realtime listening", "addr", ln.Addr().String(), "version", version, "db", o.DBURL != "")
+	log.Info("realtime listening", "addr", ln.Addr().String(), "version", version, "db", o.DBURL != "", "projects", o.ProjectsFile != "")
 	if h.listening != nil {
 		h.listening(ln.Addr().String())
 	}
@@ -181,8 +154,13 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	defer cancel()
 	herr := make(chan error, 1)
 	go func() { herr <- hs.Shutdown(sctx) }()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("closing connections", "err", err)
+	if projs != nil {
+		projs.close(sctx)
+	}
+	if def != nil {
+		if err := def.srv.Shutdown(sctx); err != nil {
+			log.Warn("closing connections", "err", err)
+		}
 	}
 	if err := <-herr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("http shutdown", "err", err)

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/realtime"
+	"github.com/openrealtime/realtime/realtime/admin"
+)
+
+// stackExtras are the settings of a project's stack that have no flag.
+type stackExtras struct {
+	// jwks is a JWK Set document given inline (a project's jwt_jwks).
+	jwks []byte
+	// privateOnly refuses public joins.
+	privateOnly bool
+	// presenceLimit per presenceWindow is the per-channel presence push
+	// limit; zero keeps the server's default.
+	presenceLimit  int
+	presenceWindow time.Duration
+}
+
+// stack is one project's complete service: JWT verifier, channel hub,
+// change source and RLS checker (feed), realtime server and inspector.
+// Nothing in it is shared with another project's stack.
+type stack struct {
+	verifier *auth.Verifier
+	hub      *channels.Hub
+	srv      *realtime.Server
+	insp     *admin.Inspector
+	feed     *pgFeed // nil without a database
+	rcfg     realtime.Config
+	ctx      context.Context // ends when the stack is closed
+	cancel   context.CancelFunc
+}
+
+// newStack builds and starts a stack from o (the project's options) and x.
+// The stack's goroutines live until close.
+func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) (*stack, error) {
+	vcfg := auth.Config{Secret: []byte(o.JWTSecret), JWKS: x.jwks}
+	if o.JWKSFile != "" {
+		data, err := os.ReadFile(o.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("read JWKS file: %w", err)
+		}
+		vcfg.JWKS = data
+	}
+	verifier, err := auth.NewVerifier(vcfg)
+	if err != nil {
+		return nil, err
+	}
+	hub := channels.NewHub(channels.HubConfig{Logger: log})
+	rcfg := realtime.Config{
+		Verifier:             verifier,
+		Hub:                  hub,
+		Logger:               log,
+		PrivateOnly:          x.privateOnly,
+		MaxChannelsPerClient: o.MaxChannelsPerClient,
+		MaxPayloadBytes:      o.MaxPayloadBytes,
+		MaxJoinsPerSecond:    o.MaxJoinsPerSecond,
+		MaxQueueBytes:        o.MaxQueueBytes,
+		IdleTimeout:          o.IdleTimeout,
+		WriteTimeout:         o.WriteTimeout,
+		SSEHeartbeat:         o.SSEHeartbeat,
+		MaxConnections:       connectionCap(o.MaxConnections, log),
+		MaxConnectionsPerIP:  o.MaxConnectionsPerIP,
+		MaxResumesPerUser:    o.MaxResumesPerUser,
+		PresenceLimit:        x.presenceLimit,
+		PresenceWindow:       x.presenceWindow,
+	}
+	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
+	sctx, cancel := context.WithCancel(ctx)
+	feed, err := startFeed(sctx, o, log, hub, verifier, insp.ObserveDelivery)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if feed != nil {
+		rcfg.Changes = feed
+		rcfg.ReplicationReady = func() <-chan struct{} { return feed.streaming }
+		if feed.prober != nil {
+			rcfg.Private = feed.prober
+		}
+		insp.SetSource(feed.source.Status)
+		insp.SetRLS(rlsStatsOf(feed.Checker, o.RLSVerify))
+	}
+	srv := realtime.New(rcfg)
+	srv.Handle("/admin/", insp.Handler())
+	if feed != nil && feed.bridge != nil {
+		feed.bridge.Mount(srv.Handle)
+	}
+	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, rcfg: rcfg, ctx: sctx, cancel: cancel}, nil
+}
+
+// streaming returns a channel closed once the change source streams; it
+// is closed at once without a database.
+func (s *stack) streaming() <-chan struct{} {
+	if s.feed == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.feed.streaming
+}
+
+// close disconnects every client (a restart close frame, so clients
+// reconnect), then stops the change source and the stack's goroutines.
+func (s *stack) close(ctx context.Context, log *slog.Logger) {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		log.Warn("closing connections", "err", err)
+	}
+	s.insp.Close()
+	if s.feed != nil {
+		s.feed.Close()
+	}
+	s.cancel()
+}
