@@ -366,33 +366,20 @@ func (p *parser) accept(seq ...string) bool {
 	return true
 }
 
-func (p *parser) or() *node {
-	n := p.and()
-	if n == nil {
-		return nil
-	}
-	out := &node{op: '|', kids: []*node{n}}
-	for p.accept("OR") {
-		k := p.and()
-		if k == nil {
-			return nil
-		}
-		out.kids = append(out.kids, k)
-	}
-	if len(out.kids) == 1 {
-		return n
-	}
-	return out
-}
+func (p *parser) or() *node { return p.chain('|', "OR", p.and) }
 
-func (p *parser) and() *node {
-	n := p.prim()
+func (p *parser) and() *node { return p.chain('&', "AND", p.prim) }
+
+// chain parses next (keyword next)* into one node of op, or next's node
+// alone when the keyword does not follow.
+func (p *parser) chain(op byte, keyword string, next func() *node) *node {
+	n := next()
 	if n == nil {
 		return nil
 	}
-	out := &node{op: '&', kids: []*node{n}}
-	for p.accept("AND") {
-		k := p.prim()
+	out := &node{op: op, kids: []*node{n}}
+	for p.accept(keyword) {
+		k := next()
 		if k == nil {
 			return nil
 		}
