@@ -72,6 +72,7 @@ type config struct {
 	JoinTimeout time.Duration
 	Heartbeat   time.Duration
 	JSONPath    string
+	CPUProfile  string
 	Quiet       bool
 	Soak        soakConfig
 }
@@ -115,6 +116,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 25*time.Second, "Phoenix heartbeat interval, as realtime-js")
 	c.Soak.register(fs)
 	fs.StringVar(&c.JSONPath, "json", "", "also write the result as JSON to this file (- for stdout)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the tool's own CPU profile to this file (to tell the tool's cost from the service's)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -16,6 +16,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "realtime-bench:", err)
 		os.Exit(2)
 	}
+	if cfg.CPUProfile != "" {
+		stopProfile, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "realtime-bench:", err)
+			os.Exit(2)
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Hard bound on the whole run: connect + hold/load + drain + slack.
