@@ -324,11 +324,19 @@ type event struct {
 	data      []byte // pgoutput message, owned by the event
 }
 
+// eventBuffer is how many received WAL messages may wait for the Run
+// goroutine. While the sink works on a batch the reader keeps receiving, so
+// under a backlog the next batch merges every transaction that arrived
+// meanwhile (up to MaxBatch changes): a sink's per-batch cost, such as one
+// row-check statement per claims group (docs/protocol.md §4.5), is then paid
+// once for many transactions.
+const eventBuffer = 4096
+
 // run streams until ctx (the Run context) ends or an error. sctx is the
 // session context; run cancels it before returning.
 func (s *stream) run(ctx, sctx context.Context) error {
 	sctx, cancel := context.WithCancelCause(sctx)
-	events := make(chan event, 256)
+	events := make(chan event, eventBuffer)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {

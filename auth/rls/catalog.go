@@ -57,7 +57,15 @@ type CheckerConfig struct {
 	Verify float64
 	// NoCompile sends every policy to PostgreSQL (tests, diagnosis).
 	NoCompile bool
+	// Parallel is how many connections one CheckRows call may use at
+	// once for the groups PostgreSQL judges (split by rows). Zero means
+	// [DefaultParallel]; 1 sends every group in one message.
+	Parallel int
 }
+
+// DefaultParallel is the default of [CheckerConfig.Parallel]: two messages
+// at once let PostgreSQL use two cores for one batch's checks.
+const DefaultParallel = 2
 
 // Stats counts how row checks were answered.
 type Stats struct {
@@ -108,6 +116,7 @@ type Checker struct {
 
 	verify    float64
 	noCompile bool
+	parallel  int
 
 	tables *ttlCache[tableKey, *tableEntry]
 	cols   *ttlCache[colsKey, map[string]bool]
@@ -134,6 +143,10 @@ func NewChecker(cfg CheckerConfig) *Checker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	parallel := cfg.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
 	ttl := cfg.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultCacheTTL
@@ -146,6 +159,7 @@ func NewChecker(cfg CheckerConfig) *Checker {
 		now:         time.Now,
 		verify:      cfg.Verify,
 		noCompile:   cfg.NoCompile,
+		parallel:    parallel,
 		tables:      newTTLCache[tableKey, *tableEntry](),
 		cols:        newTTLCache[colsKey, map[string]bool](),
 		pols:        newTTLCache[colsKey, *policySet](),
@@ -438,6 +452,14 @@ func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, tt
 	for {
 		tc.mu.Lock()
 		if e, ok := tc.entries[k]; ok && now().Before(e.expires) && !e.started.Before(notBefore) {
+			if tc.flights[k] == nil && !now().Before(e.expires.Add(-ttl/refreshAhead)) {
+				// Refresh ahead of expiry, off the caller's path, so that a
+				// hot key never waits for its catalog query (a tail latency
+				// of every change once per ttl otherwise).
+				f := &flight[V]{started: now(), done: make(chan struct{})}
+				tc.flights[k] = f
+				go tc.run(context.WithoutCancel(ctx), k, f, now, ttl, load, refreshTimeout)
+			}
 			tc.mu.Unlock()
 			return e.val, nil
 		}
@@ -457,22 +479,40 @@ func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, tt
 		f := &flight[V]{started: now(), done: make(chan struct{})}
 		tc.flights[k] = f
 		tc.mu.Unlock()
-
-		f.val, f.err = load(ctx)
-
-		tc.mu.Lock()
-		if tc.flights[k] == f { // not invalidated (nor replaced by a fresher load) meanwhile
-			delete(tc.flights, k)
-			if f.err == nil && ttl > 0 {
-				t := now()
-				tc.sweepLocked(t, ttl)
-				tc.entries[k] = ttlEntry[V]{val: f.val, started: f.started, expires: t.Add(ttl)}
-			}
-		}
-		tc.mu.Unlock()
-		close(f.done)
+		tc.run(ctx, k, f, now, ttl, load, 0)
 		return f.val, f.err
 	}
+}
+
+// refreshAhead sets when a cached value is refreshed in the background: in
+// the last 1/refreshAhead of its ttl, at the first use then.
+const refreshAhead = 4
+
+// refreshTimeout bounds a background refresh.
+const refreshTimeout = 30 * time.Second
+
+// run performs flight f of key k (already registered in tc.flights), stores
+// its value unless the key was invalidated meanwhile, and releases its
+// waiters. timeout > 0 bounds the load.
+func (tc *ttlCache[K, V]) run(ctx context.Context, k K, f *flight[V], now func() time.Time, ttl time.Duration, load func(context.Context) (V, error), timeout time.Duration) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	f.val, f.err = load(ctx)
+
+	tc.mu.Lock()
+	if tc.flights[k] == f { // not invalidated (nor replaced by a fresher load) meanwhile
+		delete(tc.flights, k)
+		if f.err == nil && ttl > 0 {
+			t := now()
+			tc.sweepLocked(t, ttl)
+			tc.entries[k] = ttlEntry[V]{val: f.val, started: f.started, expires: t.Add(ttl)}
+		}
+	}
+	tc.mu.Unlock()
+	close(f.done)
 }
 
 // sweepLocked removes expired entries at most once per ttl, so keys that are

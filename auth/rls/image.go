@@ -42,6 +42,9 @@ type policySet struct {
 	// reads holds the names of the table's columns that appear in expr
 	// (a superset of what it reads), for images with absent columns.
 	reads map[string]bool
+	// wholeRow is set when expr may refer to the whole row (the table's
+	// name not followed by a column): every column then goes to PostgreSQL.
+	wholeRow bool
 }
 
 // policiesSQL reads, in a transaction with search_path ” (so pg_get_expr
@@ -118,7 +121,7 @@ func (c *Checker) loadPolicies(ctx context.Context, e *tableEntry, role string) 
 	for _, r := range restrictive {
 		expr += " AND " + r
 	}
-	ps := &policySet{mode: policyExpr, expr: expr, reads: make(map[string]bool)}
+	ps := &policySet{mode: policyExpr, expr: expr, reads: make(map[string]bool), wholeRow: wholeRowRef(expr, e.info.Table)}
 	cols := make(map[string]string, len(e.info.Columns))
 	for _, col := range e.info.Columns {
 		cols[col.Name] = col.Type
@@ -190,17 +193,7 @@ func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) er
 	if err := awaitForJobs(ctx, jobs); err != nil {
 		return err
 	}
-	for len(jobs) > 0 {
-		failed, err := c.runJobs(ctx, jobs)
-		if err != nil {
-			return err
-		}
-		if failed < 0 {
-			break
-		}
-		jobs = append(jobs[:failed:failed], jobs[failed+1:]...)
-	}
-	return nil
+	return c.runParallel(ctx, jobs)
 }
 
 // awaitForJobs waits for the batch's commits to be visible
@@ -403,68 +396,6 @@ func (c *Checker) denyJob(jobs []*sqlJob, i int, err error) int {
 	ck := jobs[i].check
 	ck.Err, ck.Visible = fmt.Errorf("rls: rows of %q.%q as role %q: %w", ck.Rel.Schema, ck.Rel.Table, ck.ID.Role, err), nil
 	return i
-}
-
-// writeJob writes one group: role, claims, and the SELECT of the indices of
-// visible images. Every image becomes a row of a VALUES list aliased with
-// the table's name and columns, each value cast to the column's type (its
-// input function, exactly as for a stored value); absent values are NULL.
-func writeJob(b *strings.Builder, j *sqlJob) error {
-	ck, id := j.check, j.check.ID
-	b.WriteString("SET LOCAL ROLE ")
-	b.WriteString(pgx.Identifier{id.Role}.Sanitize())
-	b.WriteString(";SELECT pg_catalog.set_config('request.jwt.claims',")
-	if err := writeLiteral(b, string(id.Claims)); err != nil {
-		return err
-	}
-	b.WriteString(",true),pg_catalog.set_config('request.jwt.claim.sub',")
-	if err := writeLiteral(b, id.Sub); err != nil {
-		return err
-	}
-	b.WriteString(",true),pg_catalog.set_config('request.jwt.claim.role',")
-	if err := writeLiteral(b, id.Role); err != nil {
-		return err
-	}
-	b.WriteString(",true);SELECT ")
-	b.WriteString(ordCol)
-	b.WriteString(" FROM (VALUES ")
-	cols := j.e.info.Columns
-	idx := make([]int, len(cols))
-	for k, col := range cols {
-		idx[k] = ck.Rel.ColumnIndex(col.Name)
-	}
-	for n, i := range j.rows {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		b.WriteString(strconv.Itoa(i))
-		img := ck.Images[i]
-		for k := range cols {
-			b.WriteByte(',')
-			x := idx[k]
-			if x < 0 || x >= len(img) || img[x].Absent || img[x].Null {
-				b.WriteString("NULL")
-			} else if err := writeLiteral(b, img[x].Text); err != nil {
-				return err
-			}
-			b.WriteString("::")
-			b.WriteString(j.e.colCast[k])
-		}
-		b.WriteByte(')')
-	}
-	b.WriteString(") AS ")
-	b.WriteString(pgx.Identifier{ck.Rel.Table}.Sanitize())
-	b.WriteByte('(')
-	b.WriteString(ordCol)
-	for _, col := range cols {
-		b.WriteByte(',')
-		b.WriteString(pgx.Identifier{col.Name}.Sanitize())
-	}
-	b.WriteString(") WHERE ")
-	b.WriteString(j.ps.expr)
-	b.WriteByte(';')
-	return nil
 }
 
 // ordCol numbers the images; no table is expected to have a column of

@@ -654,8 +654,9 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // writeJob renders one group: role and claims as quoted literals, the images
-// as a VALUES list cast to the column types and aliased with the table's
-// name, filtered by the combined policy expression.
+// as one text array per column the policy reads, unnested, cast to the
+// column types and aliased with the table's name, filtered by the combined
+// policy expression; a whole-row reference sends every column.
 func TestWriteJobSQL(t *testing.T) {
 	e := &tableEntry{
 		info: &channels.TableInfo{Schema: "s", Table: `t"x`, RLS: true, PrimaryKey: []string{"a"},
@@ -667,18 +668,27 @@ func TestWriteJobSQL(t *testing.T) {
 	ck := &channels.RowCheck{ID: claims, Rel: rel, Images: [][]decoder.Value{
 		{{Text: "1"}, {Text: `x'y\`}}, {{Text: "2"}, {Null: true}}, {{Text: "3"}, {Absent: true}}}}
 	var b strings.Builder
-	err := writeJob(&b, &sqlJob{check: ck, e: e, ps: &policySet{mode: policyExpr, expr: `(("b""c" = 'x'::text))`}, rows: []int{0, 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := `SET LOCAL ROLE "r""o";` +
 		`SELECT pg_catalog.set_config('request.jwt.claims','{"role":"r\"o","sub":"it''s"}',true),` +
 		`pg_catalog.set_config('request.jwt.claim.sub','it''s',true),` +
 		`pg_catalog.set_config('request.jwt.claim.role','r"o',true);` +
-		`SELECT _realtime_image_ord FROM (VALUES (0,'1'::pg_catalog.int8,'x''y\'::pg_catalog.text),(2,'3'::pg_catalog.int8,NULL::pg_catalog.text))` +
-		` AS "t""x"(_realtime_image_ord,"a","b""c") WHERE (("b""c" = 'x'::text));`
+		`SELECT _realtime_image_ord FROM (SELECT _realtime_images._realtime_image_ord,NULL::pg_catalog.int8 AS "a",` +
+		`_realtime_images."b""c"::pg_catalog.text AS "b""c" FROM ROWS FROM (pg_catalog.unnest('{0,2}'::pg_catalog.int4[]),` +
+		`pg_catalog.unnest('{"x''y\\",NULL}'::pg_catalog.text[])) AS _realtime_images(_realtime_image_ord,"b""c"))` +
+		` AS "t""x" WHERE (("b""c" = 'x'::text));`
+	ps := &policySet{mode: policyExpr, expr: `(("b""c" = 'x'::text))`, reads: map[string]bool{`b"c`: true}}
+	if err := writeJob(&b, &sqlJob{check: ck, e: e, ps: ps, rows: []int{0, 2}}); err != nil {
+		t.Fatal(err)
+	}
 	if got := b.String(); got != want {
 		t.Fatalf("writeJob:\n got %s\nwant %s", got, want)
+	}
+	for expr, whole := range map[string]bool{
+		`("t""x".a = 1)`: false, `(f("t""x".*))`: true, `(f("t""x"))`: true, `(a = 1)`: false,
+	} {
+		if got := wholeRowRef(expr, `t"x`); got != whole {
+			t.Errorf("wholeRowRef(%s) = %v, want %v", expr, got, whole)
+		}
 	}
 	if err := checkIdentity(&channels.Identity{Role: "r", Claims: json.RawMessage("{\"a\":\"\x00\"}")}); err == nil {
 		t.Error("NUL in claims accepted")

@@ -86,7 +86,12 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
-	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log, Verify: o.RLSVerify})
+	// PGlite runs one query at a time: split row checks only for PostgreSQL.
+	parallel := rls.DefaultParallel
+	if o.Source == "notify" {
+		parallel = 1
+	}
+	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log, Verify: o.RLSVerify, Parallel: parallel})
 	pg := channels.NewPGChanges(channels.PGConfig{
 		Hub: hub, Auth: checker, Logger: log,
 		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge, ReplayBytes: o.SSEReplayBytes,
