@@ -53,15 +53,40 @@ var (
 // role a token can claim.
 type Prober struct {
 	pool *pgxpool.Pool
+	// reads batches concurrent read probes; nil runs each on its own.
+	reads *readBatcher
 }
 
-// NewProber returns a Prober using pool.
+// NewProber returns a Prober using pool that runs each probe in its own
+// transaction, one statement per round trip (safe on any connection,
+// PGlite's shared session included).
 func NewProber(pool *pgxpool.Pool) *Prober { return &Prober{pool: pool} }
+
+// NewBatchingProber returns a Prober using pool that evaluates concurrent
+// read probes in batches, each batch one pipelined round trip on one
+// connection, at most workers batches at once (docs/protocol.md §9.2). The
+// pool must reach PostgreSQL directly (the extended protocol's pipeline).
+func NewBatchingProber(pool *pgxpool.Pool, workers int) *Prober {
+	if workers < 1 {
+		workers = 1
+	}
+	p := &Prober{pool: pool}
+	p.reads = newReadBatcher(p, workers)
+	return p
+}
 
 // Read reports whether the request may read broadcasts and (when asked)
 // presence on the topic (docs/protocol.md §9.2): probe rows are inserted as
 // the pool user, then selected back as the request's role.
 func (p *Prober) Read(ctx context.Context, r *Request) (broadcast, presence bool, err error) {
+	if p.reads != nil {
+		return p.reads.read(ctx, r)
+	}
+	return p.readOne(ctx, r)
+}
+
+// readOne is Read in a transaction of its own.
+func (p *Prober) readOne(ctx context.Context, r *Request) (broadcast, presence bool, err error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return false, false, fmt.Errorf("%w: begin read probe: %v", ErrUnavailable, err)
@@ -139,26 +164,29 @@ VALUES ($1, $2, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')`, r.Topic, e
 
 // setContext switches the transaction to the request's role and settings.
 func setContext(ctx context.Context, tx pgx.Tx, r *Request) error {
-	claims := string(r.Claims)
-	if claims == "" {
-		claims = "{}"
+	claims, headers, sub := contextValues(r)
+	var s any
+	if sub != "" {
+		s = sub
 	}
-	headers, err := json.Marshal(r.Headers)
-	if err != nil || r.Headers == nil {
-		headers = []byte("{}")
-	}
-	var sub any
-	if r.Sub != "" {
-		sub = r.Sub
-	}
-	_, err = tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('realtime.topic', $2, true),
-set_config('request.jwt.claims', $3, true), set_config('request.jwt.claim.sub', coalesce($4::text, ''), true),
-set_config('request.jwt.claim.role', $1, true), set_config('request.headers', $5, true)`,
-		r.Role, r.Topic, claims, sub, string(headers))
-	if err != nil {
+	if _, err := tx.Exec(ctx, contextSQL, r.Role, r.Topic, claims, s, headers); err != nil {
 		return classify("set probe context", err)
 	}
 	return nil
+}
+
+// contextValues are the claims and headers JSON texts and the sub ("" when
+// absent) a probe sets for r.
+func contextValues(r *Request) (claims, headers, sub string) {
+	claims = string(r.Claims)
+	if claims == "" {
+		claims = "{}"
+	}
+	h, err := json.Marshal(r.Headers)
+	if err != nil || r.Headers == nil {
+		h = []byte("{}")
+	}
+	return claims, string(h), r.Sub
 }
 
 // classify wraps a database error in its failure class.

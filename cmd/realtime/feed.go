@@ -56,6 +56,10 @@ func (f *pgFeed) Close() {
 	}
 }
 
+// probeWorkers bounds the read-probe batches running at once: half of
+// the feed pool's connections (docs/protocol.md §9.2).
+const probeWorkers = 4
+
 // startFeed starts the change source and pipeline when a database is
 // configured; it returns nil without one. onDelivery, when set, observes
 // every fanned-out batch (metrics).
@@ -102,6 +106,11 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	var extraPubs []string
 	if setupRealtimeSchema(ctx, o, pool, log) {
 		f.prober = policy.NewProber(pool)
+		if bridge == nil {
+			// PostgreSQL itself: batch concurrent read probes, half the
+			// pool at most (docs/protocol.md §9.2 "Batched read probes").
+			f.prober = policy.NewBatchingProber(pool, probeWorkers)
+		}
 		f.dbb = channels.NewDBBroadcasts(hub, o.MaxPayloadBytes, log)
 		extraPubs = []string{realtimeschema.Publication}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -22,9 +23,17 @@ func TestDatabaseBroadcastsAcrossRestart(t *testing.T) {
 	c1 := dialV1(t, s.addr, e.keys.Service)
 	c1.joinPrivate(t, "restart-room", e.keys.Service, "")
 	e.exec(t, `SELECT realtime.send('{"n":1}', 'e', 'restart-room')`)
+	var sent string
+	if err := e.db.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&sent); err != nil {
+		t.Fatal(err)
+	}
 	if n := c1.nextN(t); n != 1 {
 		t.Fatalf("before the crash got n=%d, want 1", n)
 	}
+	// Fan-out precedes the slot's confirmation (docs/protocol.md §9.3): a
+	// crash in between would stream n=1 again after the restart, live to
+	// whoever has joined by then. Crash once the slot has confirmed it.
+	waitSlotConfirmed(t, e, sent)
 	s.kill9()
 	down := time.Now() // n=1 was stored before this, n=2..4 after
 	for n := 2; n <= 4; n++ {
@@ -51,6 +60,27 @@ func TestDatabaseBroadcastsAcrossRestart(t *testing.T) {
 	}
 	if seen[1] != 0 {
 		t.Fatalf("n=1 (before since) replayed: %v", seen)
+	}
+}
+
+// waitSlotConfirmed waits until the service's slot has confirmed lsn.
+func waitSlotConfirmed(t *testing.T, e *env, lsn string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		var done bool
+		err := e.db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'supabase_realtime_slot'", lsn).Scan(&done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("slot did not confirm %s within 30s", lsn)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
