@@ -23,6 +23,8 @@ const MSG_NOTIFICATION = 0x41 // 'A'
 const MSG_TERMINATE = 0x58 // 'X'
 const MSG_QUERY = 0x51 // 'Q'
 const MSG_PARSE = 0x50 // 'P'
+const MSG_SYNC = 0x53 // 'S'
+const MSG_READY = 0x5a // 'Z'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -58,6 +60,28 @@ function concat(chunks) {
 }
 
 const int32 = (b, at) => new DataView(b.buffer, b.byteOffset, b.byteLength).getInt32(at)
+
+/** A simple-protocol Query message running ROLLBACK, for a connection that closed in a transaction. */
+const ROLLBACK_MESSAGE = (() => {
+  const sql = encoder.encode('ROLLBACK')
+  const out = new Uint8Array(1 + 4 + sql.length + 1)
+  out[0] = MSG_QUERY
+  new DataView(out.buffer).setInt32(1, 4 + sql.length + 1)
+  out.set(sql, 5)
+  return out
+})()
+
+/** The status of the last ReadyForQuery ('Z') message in a response ('I', 'T' or 'E'), or null. */
+function readyStatus(out) {
+  let status = null
+  let at = 0
+  while (at + 5 <= out.length) {
+    const len = 1 + int32(out, at + 1)
+    if (out[at] === MSG_READY && len >= 6 && at + 5 < out.length) status = String.fromCharCode(out[at + 5])
+    at += len
+  }
+  return status
+}
 
 /** A NotificationResponse ('A') message for a notification the page's own queries caused. */
 function notificationMessage(channel, payload) {
@@ -126,10 +150,10 @@ class Tunnel {
     this.db = db
     this.ws = ws
     this.log = log
-    this.conns = new Map() // id -> {id, buf, started, listens, closed}
+    this.conns = new Map() // id -> {id, buf, started, listens, closed, status, sequence}
     this.queue = [] // {conn, msg} in arrival order
-    this.running = false
-    this.owner = null // the connection whose message ran last (owns an open transaction)
+    this.running = false // pump is running: only it takes PGlite's lock for virtual connections
+    this.wake = null // resolves the turn waiting for its connection's next message or close
     this.dirty = false // written since the last sync to IndexedDB
     this.stats = { messages: 0, relayed: 0, hostNotifications: 0 }
     this.unsubscribe = db.onNotification((channel, payload) => {
@@ -144,7 +168,8 @@ class Tunnel {
     const op = b[0]
     const id = new DataView(b.buffer, b.byteOffset).getUint32(1)
     if (op === OP_OPEN) {
-      this.conns.set(id, { id, buf: new Uint8Array(0), started: false, listens: new Set(), closed: false })
+      // status: the last ReadyForQuery status; sequence: an extended-protocol sequence awaits its Sync.
+      this.conns.set(id, { id, buf: new Uint8Array(0), started: false, listens: new Set(), closed: false, status: 'I', sequence: false })
       return
     }
     const conn = this.conns.get(id)
@@ -173,7 +198,7 @@ class Tunnel {
         }
         if (code === CANCEL_REQUEST) continue // not supported
         conn.started = true
-        this.enqueue(conn, buf.subarray(0, len))
+        this.enqueue(conn, buf.subarray(0, len), true)
         continue
       }
       if (buf.length < 5) return
@@ -197,55 +222,91 @@ class Tunnel {
     }
   }
 
-  enqueue(conn, msg) {
-    this.queue.push({ conn, msg })
+  enqueue(conn, msg, startup = false) {
+    this.queue.push({ conn, msg, startup })
+    this.wakeTurn()
     this.pump()
   }
 
-  /** Runs queued messages through PGlite one at a time; an open transaction keeps its connection's turn. */
+  /** Wakes a turn waiting for its connection's next message (or its close). */
+  wakeTurn() {
+    const w = this.wake
+    this.wake = null
+    w?.()
+  }
+
+  /**
+   * Gives PGlite to one virtual connection at a time, in order of arrival (docs/pglite.md §Browser
+   * bridge). A turn holds PGlite's lock, so the page's own db.query / db.exec cannot run between
+   * the connection's messages: it lasts from the connection's first queued message until the
+   * connection is idle again (see turn).
+   */
   async pump() {
     if (this.running) return
     this.running = true
     try {
-      for (;;) {
-        if (this.owner?.closed && this.db.isInTransaction()) {
-          // Its connection went away mid-transaction: nobody else may inherit it.
-          await this.db.exec('ROLLBACK')
-          this.owner = null
-        }
-        if (this.queue.length === 0) break
-        let i = 0
-        if (this.owner && this.db.isInTransaction()) {
-          i = this.queue.findIndex((e) => e.conn === this.owner)
-          if (i < 0) break // wait for the owner's next message
-        }
-        const { conn, msg } = this.queue.splice(i, 1)[0]
-        if (conn.closed) continue
-        const chunks = []
-        this.stats.messages++
-        try {
-          await this.db.runExclusive(() =>
-            this.db.execProtocolRawStream(msg, { syncToFs: false, onRawData: (d) => chunks.push(d.slice()) })
-          )
-        } catch (err) {
-          this.log?.('pglite bridge: message failed', err)
-          this.drop(conn, true)
-          continue
-        }
-        this.owner = conn
-        const out = chunks.length ? concat(chunks) : new Uint8Array(0)
-        // Persist to IndexedDB only after statements that may have written: syncing the whole
-        // file system after every read would make each of the service's polls cost a sync.
-        if (mayHaveWritten(msg, out)) this.dirty = true
-        if (this.dirty && !this.db.isInTransaction()) {
-          this.dirty = false // a transaction's writes are synced once, when it has ended
-          await this.db.syncToFs()
-        }
-        if (out.length) this.route(conn, out)
+      while (this.queue.length) {
+        const { conn } = this.queue[0]
+        await this.db.runExclusive(() => this.turn(conn))
       }
     } finally {
       this.running = false
     }
+  }
+
+  /**
+   * Runs `conn`'s messages while holding PGlite's lock, until PGlite answered an idle
+   * ReadyForQuery ('Z' with status 'I') with no extended-protocol sequence left open (the last
+   * Parse/Bind/Execute answered by a Sync). In a transaction or mid-sequence it waits for the
+   * connection's next message; if the connection closes instead, its transaction is rolled back.
+   */
+  async turn(conn) {
+    for (;;) {
+      const i = this.queue.findIndex((e) => e.conn === conn)
+      if (i < 0) {
+        if (conn.closed) {
+          if (this.db.isInTransaction()) await this.run(ROLLBACK_MESSAGE)
+          conn.status = 'I'
+          conn.sequence = false
+          return
+        }
+        if (conn.status === 'I' && !conn.sequence) return
+        await new Promise((resolve) => (this.wake = resolve))
+        continue
+      }
+      const { msg, startup } = this.queue.splice(i, 1)[0]
+      if (conn.closed) continue
+      this.stats.messages++
+      let out
+      try {
+        out = await this.run(msg)
+      } catch (err) {
+        this.log?.('pglite bridge: message failed', err)
+        this.drop(conn, true)
+        continue
+      }
+      // Query and Sync end a sequence (each answers with ReadyForQuery); the startup message is
+      // answered the same way. Every other message (Parse, Bind, Describe, Execute, Close, Flush)
+      // belongs to a sequence that a Sync ends.
+      conn.sequence = !startup && msg[0] !== MSG_QUERY && msg[0] !== MSG_SYNC
+      const status = readyStatus(out)
+      if (status) conn.status = status
+      // Persist to IndexedDB only after statements that may have written: syncing the whole
+      // file system after every read would make each of the service's polls cost a sync.
+      if (mayHaveWritten(msg, out)) this.dirty = true
+      if (this.dirty && !this.db.isInTransaction()) {
+        this.dirty = false // a transaction's writes are synced once, when it has ended
+        await this.db.syncToFs()
+      }
+      if (out.length) this.route(conn, out)
+    }
+  }
+
+  /** Runs one protocol message through PGlite (the caller holds its lock); resolves with the response bytes. */
+  async run(msg) {
+    const chunks = []
+    await this.db.execProtocolRawStream(msg, { syncToFs: false, onRawData: (d) => chunks.push(d.slice()) })
+    return chunks.length ? concat(chunks) : new Uint8Array(0)
   }
 
   /** Sends a response to its connection, except notifications, which go to every listener of their channel. */
@@ -288,6 +349,7 @@ class Tunnel {
     this.conns.delete(conn.id)
     this.queue = this.queue.filter((e) => e.conn !== conn)
     if (tell && this.ws.readyState === WebSocket.OPEN) this.ws.send(frame(OP_CLOSE, conn.id))
+    this.wakeTurn()
     this.pump()
   }
 
