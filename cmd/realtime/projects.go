@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openrealtime/realtime/projects"
+	"github.com/openrealtime/realtime/realtime"
 )
 
 // projectSet runs the projects of --projects and of the management API
@@ -107,9 +108,11 @@ func projectStarter(base *options, log *slog.Logger) projects.Starter {
 		o := projectOptions(base, p)
 		plog := log.With("project", p.Ref)
 		x := stackExtras{
-			privateOnly:    p.PrivateOnly,
-			presenceLimit:  p.MaxClientPresenceEventsPerWindow,
-			presenceWindow: time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
+			privateOnly:             p.PrivateOnly,
+			presenceLimit:           p.MaxClientPresenceEventsPerWindow,
+			presenceWindow:          time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
+			eventsPerSecond:         p.MaxEventsPerSecond,
+			presenceEventsPerSecond: p.MaxPresenceEventsPerSecond,
 		}
 		if p.JWTJWKS != "" {
 			x.jwks = []byte(p.JWTJWKS)
@@ -163,6 +166,22 @@ func (s *projectStack) Health() projects.Health {
 	default:
 		return projects.Health{}
 	}
+}
+
+// UpdateLimits applies p's limits to the running stack: open connections
+// keep going under the new limits (docs/projects.md "Reload").
+func (s *projectStack) UpdateLimits(p projects.Project) {
+	s.st.srv.SetLimits(realtime.Limits{
+		MaxConnections:             p.MaxConcurrentUsers,
+		MaxChannelsPerClient:       p.MaxChannelsPerClient,
+		MaxJoinsPerSecond:          float64(p.MaxJoinsPerSecond),
+		MaxPayloadBytes:            p.MaxPayloadBytes(),
+		PresenceLimit:              p.MaxClientPresenceEventsPerWindow,
+		PresenceWindow:             time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
+		MaxEventsPerSecond:         p.MaxEventsPerSecond,
+		MaxPresenceEventsPerSecond: p.MaxPresenceEventsPerSecond,
+	})
+	s.p = p
 }
 
 // Handler serves the project's endpoints.
