@@ -30,8 +30,8 @@ type projectSet struct {
 // startProjects loads --projects and the API state, starts their projects
 // and the reload loop. A file that does not load is an error at start; on
 // reload it is logged and the running projects are kept.
-func startProjects(ctx context.Context, o *options, def *stack, log *slog.Logger) (*projectSet, error) {
-	cfg := projects.Config{DefaultRef: o.ProjectRef, Logger: log, Start: projectStarter(o, log)}
+func startProjects(ctx context.Context, o *options, def *stack, pm projectMetrics, log *slog.Logger) (*projectSet, error) {
+	cfg := projects.Config{DefaultRef: o.ProjectRef, Logger: log, Start: projectStarter(o, pm, log)}
 	if def != nil {
 		cfg.Default = def.srv.Handler()
 	}
@@ -103,7 +103,7 @@ func (s *projectSet) close(ctx context.Context) {
 
 // projectStarter returns the Starter that builds a project's stack from
 // the service options with the project's database, keys and limits.
-func projectStarter(base *options, log *slog.Logger) projects.Starter {
+func projectStarter(base *options, pm projectMetrics, log *slog.Logger) projects.Starter {
 	return func(ctx context.Context, p projects.Project) (projects.Stack, error) {
 		o := projectOptions(base, p)
 		plog := log.With("project", p.Ref)
@@ -129,7 +129,7 @@ func projectStarter(base *options, log *slog.Logger) projects.Starter {
 			waitStreaming(st.ctx, st, plog)
 			st.srv.SetReady(true)
 		}()
-		return &projectStack{st: st, p: p, log: plog, timeout: base.ShutdownTimeout}, nil
+		return &projectStack{st: st, p: p, log: plog, timeout: base.ShutdownTimeout, unregister: pm.add(p.Ref, st)}, nil
 	}
 }
 
@@ -153,6 +153,8 @@ type projectStack struct {
 	p       projects.Project
 	log     *slog.Logger
 	timeout time.Duration
+	// unregister removes the stack's series from /metrics.
+	unregister func()
 }
 
 // Health reports whether the project's change source streams.
@@ -192,6 +194,7 @@ func (s *projectStack) Handler() http.Handler { return s.st.srv.Handler() }
 func (s *projectStack) Close(ctx context.Context, removed bool) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
+	s.unregister()
 	s.st.close(cctx, s.log)
 	if removed && s.p.DBURL != "" && s.p.Source == "logical" {
 		if err := dropSlot(cctx, s.p.DBURL, s.p.Slot); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/openrealtime/realtime/internal/demo"
+	"github.com/openrealtime/realtime/internal/pgcluster"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
@@ -102,7 +104,12 @@ func TestProjectsLimitsLive(t *testing.T) {
 		}
 	}
 	write("    max_concurrent_users: 2\n    max_events_per_second: 3\n    max_presence_events_per_second: 2\n    max_client_presence_events_per_window: 1000\n")
-	s := launchProjectsOnly(t, file)
+	mport, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", mport)
+	s := launchProjectsOnly(t, file, "--metrics-addr", metricsAddr)
 	waitProjectReady(t, s.addr, "lim")
 	host := "lim.localhost"
 
@@ -169,6 +176,26 @@ func TestProjectsLimitsLive(t *testing.T) {
 	}
 	if code, body := restBroadcast(t, s.addr, host, keys.Anon, 50); code != 202 {
 		t.Fatalf("REST after the raise: %d %s", code, body)
+	}
+	// /metrics: the project's series carry its label; its counters
+	// survived the live change (same stack).
+	mresp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	body := string(mb)
+	for _, want := range []string{
+		`realtime_conn_open_connections{project="lim",transport="websocket"} 3`,
+		`realtime_limit_hits_total{project="lim"} `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `realtime_limit_hits_total{project="lim"} 0`) {
+		t.Fatalf("limit hits not counted:\n%s", body)
 	}
 	if strings.Contains(s.output(), `"project restarted"`) || !strings.Contains(s.output(), "project limits changed live") {
 		t.Fatalf("limits not applied live:\n%s", s.output())
