@@ -94,7 +94,7 @@ func runDevProjects(ctx context.Context, o *options, n, pgPort int) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	return serve(ctx, o, hooks{listening: func(addr string) { printDevProjects(os.Stdout, addr, o.AdminToken, ps) }})
+	return serve(ctx, o, hooks{listening: func(addr string) { printDevProjects(os.Stdout, addr, o.AdminToken, path, ps) }})
 }
 
 // devDatabase creates database name in c with the demo schema.
@@ -114,15 +114,16 @@ func devDatabase(ctx context.Context, c *pgcluster.Cluster, name string) (string
 	return url, nil
 }
 
-// printDevProjects prints one line per project: its URL, database, keys
-// and a curl line that broadcasts to it.
-func printDevProjects(w io.Writer, addr, adminToken string, ps []devProject) {
+// printDevProjects prints one line per project: its URL, database, JWT
+// secret, keys and a curl line that broadcasts to it.
+func printDevProjects(w io.Writer, addr, adminToken, file string, ps []devProject) {
 	port := addr[strings.LastIndex(addr, ":")+1:]
-	fmt.Fprintf(w, "\nrealtime dev is running %d projects (Ctrl-C stops it and removes the databases); admin token %s, inspector at http://<ref>.localhost:%s/admin/\n\n", len(ps), adminToken, port)
+	fmt.Fprintf(w, "\nrealtime dev is running %d projects (Ctrl-C stops it and removes the databases)\n  admin token %s, inspector at http://<ref>.localhost:%s/admin/\n  projects file %s (edit it, then kill -HUP %d)\n\n",
+		len(ps), adminToken, port, file, os.Getpid())
 	for _, p := range ps {
 		url := fmt.Sprintf("http://%s.localhost:%s", p.ref, port)
-		fmt.Fprintf(w, "%s  %s  db %s  anon %s  service %s  curl -X POST %s/realtime/v1/api/broadcast -H 'apikey: %s' -H 'Content-Type: application/json' -d '{\"messages\":[{\"topic\":\"room\",\"event\":\"hello\",\"payload\":{\"from\":\"%s\"}}]}'\n",
-			p.ref, url, p.dbURL, p.keys.Anon, p.keys.Service, url, p.keys.Service, p.ref)
+		fmt.Fprintf(w, "%s  %s  db %s  secret %s  anon %s  service %s  curl -X POST %s/realtime/v1/api/broadcast -H 'apikey: %s' -H 'Content-Type: application/json' -d '{\"messages\":[{\"topic\":\"room\",\"event\":\"hello\",\"payload\":{\"from\":\"%s\"}}]}'\n",
+			p.ref, url, p.dbURL, p.keys.Secret, p.keys.Anon, p.keys.Service, url, p.keys.Service, p.ref)
 	}
 	fmt.Fprintln(w)
 }

@@ -45,7 +45,7 @@ func TestDevProjects(t *testing.T) {
 			t.Logf("realtime dev output:\n%s", log.String())
 		}
 	})
-	line := regexp.MustCompile(`^(project\d+)  http://(project\d+\.localhost:\d+)  db \S+  anon (\S+)  service \S+  curl (.+)$`)
+	line := regexp.MustCompile(`^(project\d+)  http://(project\d+\.localhost:\d+)  db \S+  secret \S+  anon (\S+)  service \S+  curl (.+)$`)
 	var got [][]string
 	for len(got) < 2 {
 		select {
