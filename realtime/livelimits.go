@@ -123,3 +123,17 @@ func (r *secondRate) allow(now time.Time, n, limit int) bool {
 	r.cur += n
 	return true
 }
+
+// Stats are a server's figures for an overview of projects.
+type Stats struct {
+	// Connections are the open WebSocket connections and SSE streams.
+	Connections int
+	// LimitHits counts events refused by the events/s and presence events/s limits.
+	LimitHits int64
+}
+
+// Stats returns the server's current figures.
+func (s *Server) Stats() Stats {
+	ws, sse := s.sessionCounts()
+	return Stats{Connections: ws + sse, LimitHits: s.metrics.limitHits.Load()}
+}

@@ -69,6 +69,9 @@ func startProjects(ctx context.Context, o *options, def *stack, pm projectMetric
 		mux := http.NewServeMux()
 		mux.Handle("/api/tenants", api)
 		mux.Handle("/api/tenants/", api)
+		if o.AdminToken != "" {
+			mux.Handle("GET /admin/api/projects", projectsOverview(reg, def, o.ProjectRef, o.AdminToken))
+		}
 		mux.Handle("/", reg)
 		set.handler = mux
 	}
