@@ -140,23 +140,17 @@ function renderCharts() {
 
 function chart(label, values, fmt) {
   const W = 220, H = 48
-  const NS = 'http://www.w3.org/2000/svg'
-  const svg = document.createElementNS(NS, 'svg')
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`)
-  svg.setAttribute('width', W)
-  svg.setAttribute('height', H)
-  svg.setAttribute('role', 'img')
-  svg.setAttribute('aria-label', label)
-  const top = Math.max(1, ...values)
+  // Built by the HTML parser from numbers only, which puts it in the SVG namespace.
+  const tpl = document.createElement('template')
+  let line = ''
   if (values.length > 1) {
+    const top = Math.max(1, ...values)
     const pts = values.map((v, i) => `${((i / (CHART_POINTS - 1)) * W).toFixed(1)},${(H - 2 - (v / top) * (H - 4)).toFixed(1)}`)
-    const line = document.createElementNS(NS, 'polyline')
-    line.setAttribute('points', pts.join(' '))
-    line.setAttribute('fill', 'none')
-    line.setAttribute('stroke', 'currentColor')
-    line.setAttribute('stroke-width', '1.5')
-    svg.append(line)
+    line = `<polyline points="${pts.join(' ')}" fill="none" stroke="currentColor" stroke-width="1.5"></polyline>`
   }
+  tpl.innerHTML = `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">${line}</svg>`
+  const svg = tpl.content.firstElementChild
+  svg.setAttribute('aria-label', label)
   const last = values.length ? fmt(values[values.length - 1]) : '–'
   return h('figure', { class: 'chart' }, svg, h('figcaption', {}, h('span', {}, label), h('strong', {}, last)))
 }
