@@ -126,6 +126,12 @@ func (r *Registry) Apply(ctx context.Context, ps []Project) error {
 		if e != nil && e.state != stateFailed && reflect.DeepEqual(e.p, p) {
 			continue
 		}
+		if lu, ok := liveUpdater(e); ok && onlyLimitsDiffer(e.p, p) {
+			lu.UpdateLimits(p)
+			r.set(p.Ref, &entry{p: p, stack: e.stack, state: stateRunning})
+			r.log.Info("project limits changed live", "project", p.Ref)
+			continue
+		}
 		if e != nil && e.stack != nil {
 			r.set(p.Ref, &entry{p: e.p, state: stateRestarting})
 			e.stack.Close(ctx, false)
@@ -145,6 +151,30 @@ func (r *Registry) Apply(ctx context.Context, ps []Project) error {
 			"suspended", p.Suspend, "private_only", p.PrivateOnly, "replaced", e != nil, "started", next.state == stateRunning)
 	}
 	return errors.Join(errs...)
+}
+
+// LimitsUpdater is a Stack whose limits can change while it runs.
+type LimitsUpdater interface {
+	// UpdateLimits applies p's Limits to the running stack; its clients
+	// stay connected.
+	UpdateLimits(p Project)
+}
+
+// liveUpdater returns e's stack as a LimitsUpdater when e is running one.
+func liveUpdater(e *entry) (LimitsUpdater, bool) {
+	if e == nil || e.state != stateRunning {
+		return nil, false
+	}
+	lu, ok := e.stack.(LimitsUpdater)
+	return lu, ok
+}
+
+// onlyLimitsDiffer reports whether a and b differ in their Limits only:
+// such a change applies live; any other (secret, JWKS, private_only,
+// suspend, database) restarts the project (docs/projects.md "Reload").
+func onlyLimitsDiffer(a, b Project) bool {
+	a.Limits, b.Limits = Limits{}, Limits{}
+	return reflect.DeepEqual(a, b)
 }
 
 // Close stops every project's stack (the service is shutting down).

@@ -68,6 +68,11 @@ type Config struct {
 	PresenceWindow time.Duration
 	// SSEHeartbeat is the interval of SSE comment heartbeats (default 15 s).
 	SSEHeartbeat time.Duration
+	// MaxEventsPerSecond caps the rate of broadcasts received from clients,
+	// server-wide (0: unlimited; docs/protocol.md §7.6).
+	MaxEventsPerSecond int
+	// MaxPresenceEventsPerSecond caps track and untrack, server-wide (0: unlimited).
+	MaxPresenceEventsPerSecond int
 }
 
 func (c *Config) setDefaults() {

@@ -85,14 +85,14 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 	// A join past the channel limit is refused as such without taking a
 	// join token.
 	c.mu.Lock()
-	full := c.chans != nil && c.chans[m.Topic] == nil && len(c.chans) >= c.srv.cfg.MaxChannelsPerClient
+	full := c.chans != nil && c.chans[m.Topic] == nil && len(c.chans) >= c.srv.limits().MaxChannelsPerClient
 	c.mu.Unlock()
 	if full {
 		c.joinError(joinRef, m, "ChannelRateLimitReached: Too many channels")
 		return
 	}
-	burst := max(c.srv.cfg.MaxChannelsPerClient, int(c.srv.cfg.MaxJoinsPerSecond))
-	if !c.joins.allow(time.Now(), c.srv.cfg.MaxJoinsPerSecond, burst) {
+	burst := max(c.srv.limits().MaxChannelsPerClient, int(c.srv.limits().MaxJoinsPerSecond))
+	if !c.joins.allow(time.Now(), c.srv.limits().MaxJoinsPerSecond, burst) {
 		c.joinError(joinRef, m, "ClientJoinRateLimitReached: Too many joins per second")
 		c.logger().Warn("join rate limit reached; closing connection", "topic", m.Topic)
 		c.out.Close(channels.ReasonRateLimit)

@@ -37,7 +37,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), 
 	ip := clientAddr(r)
 	a := &s.admission
 	a.mu.Lock()
-	over := a.open >= s.cfg.MaxConnections ||
+	over := a.open >= s.limits().MaxConnections ||
 		(s.cfg.MaxConnectionsPerIP > 0 && a.perIP[ip] >= s.cfg.MaxConnectionsPerIP)
 	if !over {
 		a.open++

@@ -22,6 +22,7 @@ type serverCollector struct {
 	joins     *prometheus.Desc
 	joined    *prometheus.Desc
 	messageIn *prometheus.Desc
+	limitHits *prometheus.Desc
 }
 
 // MetricsCollector returns a Prometheus collector for the server's
@@ -48,12 +49,14 @@ func (s *Server) MetricsCollector() prometheus.Collector {
 			"Channels joined over WebSocket right now (one per connection and topic).", nil, nil),
 		messageIn: prometheus.NewDesc("realtime_channel_messages_in_total",
 			"Messages published into channels by clients (WebSocket and REST), by kind.", []string{"kind"}, nil),
+		limitHits: prometheus.NewDesc("realtime_limit_hits_total",
+			"Client broadcasts and presence events refused by the events/s or presence events/s limit.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.accepted, c.slow, c.refused, c.frames, c.joins, c.joined, c.messageIn} {
+	for _, d := range []*prometheus.Desc{c.open, c.accepted, c.slow, c.refused, c.frames, c.joins, c.joined, c.messageIn, c.limitHits} {
 		ch <- d
 	}
 }
@@ -75,4 +78,5 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.joined, gauge, float64(max(m.channels.Load(), 0)))
 	ch <- prometheus.MustNewConstMetric(c.messageIn, counter, float64(m.broadcasts.Load()), "broadcast")
 	ch <- prometheus.MustNewConstMetric(c.messageIn, counter, float64(m.presenceMsgs.Load()), "presence")
+	ch <- prometheus.MustNewConstMetric(c.limitHits, counter, float64(m.limitHits.Load()))
 }

@@ -23,7 +23,7 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 	if !c.canWrite(ch, "broadcast") {
 		return // dropped without a reply, even with ack (docs/protocol.md §9.2)
 	}
-	if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
+	if len(p.Payload) > c.srv.limits().MaxPayloadBytes {
 		c.payloadTooLarge(ch, p.Topic, p.Ref, len(p.Payload))
 		return
 	}
@@ -32,6 +32,9 @@ func (c *wsConn) handleBinaryBroadcast(p *phoenix.BroadcastPush) {
 		if ch.ack {
 			c.reply(ch.joinRef, p.Ref, p.Topic, false, []byte(`{"reason":"invalid JSON payload"}`))
 		}
+		return
+	}
+	if !c.eventsWithinLimit(ch, p.Topic) {
 		return
 	}
 	b := &channels.Broadcast{
@@ -77,8 +80,8 @@ func (c *wsConn) handleBinaryPush(p *phoenix.Push) {
 		c.replyError(ch.joinRef, p.Ref, p.Topic, "binary payloads are not supported for "+p.Event)
 		return
 	}
-	if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
-		c.logger().Info("binary push over the payload limit dropped", "topic", p.Topic, "bytes", len(p.Payload), "limit", c.srv.cfg.MaxPayloadBytes)
+	if len(p.Payload) > c.srv.limits().MaxPayloadBytes {
+		c.logger().Info("binary push over the payload limit dropped", "topic", p.Topic, "bytes", len(p.Payload), "limit", c.srv.limits().MaxPayloadBytes)
 		ch.sub.Drop(channels.DropPayloadTooLarge)
 		c.reply(ch.joinRef, p.Ref, p.Topic, false, []byte(`"payload_size_exceeded"`))
 		return
@@ -106,8 +109,11 @@ func (c *wsConn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 		Payload json.RawMessage `json:"payload"`
 	}
 	json.Unmarshal(m.Payload, &obj)
-	if len(obj.Payload) > c.srv.cfg.MaxPayloadBytes {
+	if len(obj.Payload) > c.srv.limits().MaxPayloadBytes {
 		c.payloadTooLarge(ch, m.Topic, m.Ref, len(obj.Payload))
+		return
+	}
+	if !c.eventsWithinLimit(ch, m.Topic) {
 		return
 	}
 	b := &channels.Broadcast{Event: obj.Event, Payload: obj.Payload, Verbatim: append([]byte(nil), m.Payload...)}
@@ -121,7 +127,7 @@ func (c *wsConn) handleTextBroadcast(ch *channelState, m *phoenix.Message) {
 // payloadTooLarge answers an oversized broadcast: an error reply with ack,
 // silence without (as the real server).
 func (c *wsConn) payloadTooLarge(ch *channelState, topic, ref string, n int) {
-	c.logger().Info("broadcast over the payload limit dropped", "topic", topic, "bytes", n, "limit", c.srv.cfg.MaxPayloadBytes)
+	c.logger().Info("broadcast over the payload limit dropped", "topic", topic, "bytes", n, "limit", c.srv.limits().MaxPayloadBytes)
 	ch.sub.Drop(channels.DropPayloadTooLarge)
 	if ch.ack {
 		c.reply(ch.joinRef, ref, topic, false, []byte(`"payload_size_exceeded"`))
@@ -139,7 +145,7 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 		return
 	}
 	c.mu.Lock()
-	allowed := ch.presence.allow(time.Now(), c.srv.cfg.PresenceLimit, c.srv.cfg.PresenceWindow)
+	allowed := ch.presence.allow(time.Now(), c.srv.limits().PresenceLimit, c.srv.limits().PresenceWindow)
 	c.mu.Unlock()
 	if !allowed {
 		c.logger().Info("presence rate limit reached; closing channel", "topic", m.Topic)
@@ -147,9 +153,16 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 		c.closeChannel(ch, "Client presence rate limit exceeded", channels.ReasonRateLimit)
 		return
 	}
+	if !c.srv.allowPresenceEvent() {
+		c.logger().Info("project presence rate limit reached; closing channel", "topic", m.Topic)
+		ch.sub.Drop(channels.DropRateLimit)
+		c.srv.metrics.limitHit()
+		c.closeChannel(ch, msgTooManyPresence, channels.ReasonRateLimit)
+		return
+	}
 	switch strings.ToLower(p.Event) {
 	case "track":
-		if len(p.Payload) > c.srv.cfg.MaxPayloadBytes {
+		if len(p.Payload) > c.srv.limits().MaxPayloadBytes {
 			ch.sub.Drop(channels.DropPayloadTooLarge)
 			c.closeChannel(ch, "Track message size exceeded", channels.ReasonProtocol)
 			return
@@ -168,7 +181,7 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 		// the outgoing budget, so its presence_state never trips a joiner's
 		// slow-consumer limit.
 		lim := channels.PresenceLimits{
-			MetaBytes:    min(c.srv.cfg.MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
+			MetaBytes:    min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
 			ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
 		}
 		// The ok reply is queued before the track's own diff is published.
@@ -197,4 +210,18 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 	default:
 		c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 	}
+}
+
+// eventsWithinLimit counts a client broadcast against the server-wide
+// events/s limit; over it the sending channel gets the system error
+// "Too many messages per second" and is closed (docs/protocol.md §7.6).
+func (c *wsConn) eventsWithinLimit(ch *channelState, topic string) bool {
+	if c.srv.allowEvents(1) {
+		return true
+	}
+	c.logger().Info("events per second limit reached; closing channel", "topic", topic)
+	ch.sub.Drop(channels.DropRateLimit)
+	c.srv.metrics.limitHit()
+	c.closeChannel(ch, msgTooManyMessages, channels.ReasonRateLimit)
+	return false
 }

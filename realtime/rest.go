@@ -86,12 +86,17 @@ func (s *Server) handleBroadcastBatch(w http.ResponseWriter, r *http.Request) {
 			errs["messages"] = append(errs["messages"], "message "+strconv.Itoa(i)+": event can't be blank")
 		case !jsonObject(m.Payload):
 			errs["messages"] = append(errs["messages"], "message "+strconv.Itoa(i)+": payload must be an object")
-		case len(m.Payload) > s.cfg.MaxPayloadBytes:
+		case len(m.Payload) > s.limits().MaxPayloadBytes:
 			errs["payload"] = append(errs["payload"], "Payload size exceeds tenant limit")
 		}
 	}
 	if len(errs) > 0 {
 		writeErrors(w, http.StatusUnprocessableEntity, errs)
+		return
+	}
+	if !s.allowEvents(len(req.Messages)) {
+		s.metrics.limitHit()
+		writeMessage(w, http.StatusTooManyRequests, msgRESTRateLimit)
 		return
 	}
 	probed := map[string]bool{}
@@ -136,12 +141,12 @@ func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxPayloadBytes)+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.limits().MaxPayloadBytes)+1))
 	if err != nil {
 		writeMessage(w, http.StatusBadRequest, "could not read the request body")
 		return
 	}
-	if len(body) > s.cfg.MaxPayloadBytes {
+	if len(body) > s.limits().MaxPayloadBytes {
 		writeErrors(w, http.StatusUnprocessableEntity, map[string][]string{"payload": {"Payload size exceeds tenant limit"}})
 		return
 	}
@@ -156,6 +161,11 @@ func (s *Server) handleBroadcastEvent(w http.ResponseWriter, r *http.Request) {
 		case body[0] != '{':
 			body = append(append([]byte(`{"_json":`), body...), '}')
 		}
+	}
+	if !s.allowEvents(1) {
+		s.metrics.limitHit()
+		writeMessage(w, http.StatusTooManyRequests, msgRESTRateLimit)
+		return
 	}
 	private := strings.EqualFold(r.URL.Query().Get("private"), "true")
 	channel, event := r.PathValue("channel"), r.PathValue("event")

@@ -30,8 +30,12 @@ type Server struct {
 	ready    atomic.Bool
 	mux      *http.ServeMux
 
-	admission admission  // connection caps
-	resumes   resumeGate // SSE resume caps
+	admission admission // connection caps
+	// lim holds the limits in force; replaced whole by SetLimits.
+	lim          atomic.Pointer[Limits]
+	eventRate    secondRate // client broadcasts per second
+	presenceRate secondRate // presence events per second
+	resumes      resumeGate // SSE resume caps
 
 	wg sync.WaitGroup // every goroutine the server starts
 
@@ -61,6 +65,8 @@ func New(cfg Config) *Server {
 		},
 	}
 	s.upgrader.WriteBufferPool = &sync.Pool{}
+	lim := limitsOf(&cfg)
+	s.lim.Store(&lim)
 	// Phoenix's JS client offers the "phoenix" subprotocol when it carries
 	// its auth token in Sec-WebSocket-Protocol (docs/protocol.md §1.2).
 	s.upgrader.Subprotocols = []string{"phoenix"}

@@ -131,7 +131,7 @@ func (ss *session) openChannel(sp *channelSpec) (*channelState, *refusal) {
 		return nil, nil
 	}
 	old := ss.chans[sp.topic]
-	if old == nil && len(ss.chans) >= ss.srv.cfg.MaxChannelsPerClient {
+	if old == nil && len(ss.chans) >= ss.srv.limits().MaxChannelsPerClient {
 		ss.mu.Unlock()
 		return nil, &refusal{reason: "ChannelRateLimitReached: Too many channels", status: 429, message: "Too many channels"}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -124,7 +123,7 @@ func restClient(workers int) *http.Client {
 	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			DialContext:         dialLocal, // project.go
 			MaxIdleConnsPerHost: workers,
 			MaxConnsPerHost:     workers,
 			DisableCompression:  true,

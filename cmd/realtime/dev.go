@@ -45,6 +45,9 @@ func runDev(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if n, ok := devProjectCount(o.ProjectsFile); ok {
+		return runDevProjects(ctx, &o, n, *pgPort)
+	}
 
 	var dbURL string
 	switch o.Source {

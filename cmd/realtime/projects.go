@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openrealtime/realtime/projects"
+	"github.com/openrealtime/realtime/realtime"
 )
 
 // projectSet runs the projects of --projects and of the management API
@@ -29,8 +30,8 @@ type projectSet struct {
 // startProjects loads --projects and the API state, starts their projects
 // and the reload loop. A file that does not load is an error at start; on
 // reload it is logged and the running projects are kept.
-func startProjects(ctx context.Context, o *options, def *stack, log *slog.Logger) (*projectSet, error) {
-	cfg := projects.Config{DefaultRef: o.ProjectRef, Logger: log, Start: projectStarter(o, log)}
+func startProjects(ctx context.Context, o *options, def *stack, pm projectMetrics, log *slog.Logger) (*projectSet, error) {
+	cfg := projects.Config{DefaultRef: o.ProjectRef, Logger: log, Start: projectStarter(o, pm, log)}
 	if def != nil {
 		cfg.Default = def.srv.Handler()
 	}
@@ -68,6 +69,9 @@ func startProjects(ctx context.Context, o *options, def *stack, log *slog.Logger
 		mux := http.NewServeMux()
 		mux.Handle("/api/tenants", api)
 		mux.Handle("/api/tenants/", api)
+		if o.AdminToken != "" {
+			mux.Handle("GET /admin/api/projects", projectsOverview(reg, def, o.ProjectRef, o.AdminToken))
+		}
 		mux.Handle("/", reg)
 		set.handler = mux
 	}
@@ -102,14 +106,16 @@ func (s *projectSet) close(ctx context.Context) {
 
 // projectStarter returns the Starter that builds a project's stack from
 // the service options with the project's database, keys and limits.
-func projectStarter(base *options, log *slog.Logger) projects.Starter {
+func projectStarter(base *options, pm projectMetrics, log *slog.Logger) projects.Starter {
 	return func(ctx context.Context, p projects.Project) (projects.Stack, error) {
 		o := projectOptions(base, p)
 		plog := log.With("project", p.Ref)
 		x := stackExtras{
-			privateOnly:    p.PrivateOnly,
-			presenceLimit:  p.MaxClientPresenceEventsPerWindow,
-			presenceWindow: time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
+			privateOnly:             p.PrivateOnly,
+			presenceLimit:           p.MaxClientPresenceEventsPerWindow,
+			presenceWindow:          time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
+			eventsPerSecond:         p.MaxEventsPerSecond,
+			presenceEventsPerSecond: p.MaxPresenceEventsPerSecond,
 		}
 		if p.JWTJWKS != "" {
 			x.jwks = []byte(p.JWTJWKS)
@@ -126,7 +132,7 @@ func projectStarter(base *options, log *slog.Logger) projects.Starter {
 			waitStreaming(st.ctx, st, plog)
 			st.srv.SetReady(true)
 		}()
-		return &projectStack{st: st, p: p, log: plog, timeout: base.ShutdownTimeout}, nil
+		return &projectStack{st: st, p: p, log: plog, timeout: base.ShutdownTimeout, unregister: pm.add(p.Ref, st)}, nil
 	}
 }
 
@@ -150,6 +156,8 @@ type projectStack struct {
 	p       projects.Project
 	log     *slog.Logger
 	timeout time.Duration
+	// unregister removes the stack's series from /metrics.
+	unregister func()
 }
 
 // Health reports whether the project's change source streams.
@@ -165,6 +173,22 @@ func (s *projectStack) Health() projects.Health {
 	}
 }
 
+// UpdateLimits applies p's limits to the running stack: open connections
+// keep going under the new limits (docs/projects.md "Reload").
+func (s *projectStack) UpdateLimits(p projects.Project) {
+	s.st.srv.SetLimits(realtime.Limits{
+		MaxConnections:             p.MaxConcurrentUsers,
+		MaxChannelsPerClient:       p.MaxChannelsPerClient,
+		MaxJoinsPerSecond:          float64(p.MaxJoinsPerSecond),
+		MaxPayloadBytes:            p.MaxPayloadBytes(),
+		PresenceLimit:              p.MaxClientPresenceEventsPerWindow,
+		PresenceWindow:             time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
+		MaxEventsPerSecond:         p.MaxEventsPerSecond,
+		MaxPresenceEventsPerSecond: p.MaxPresenceEventsPerSecond,
+	})
+	s.p = p
+}
+
 // Handler serves the project's endpoints.
 func (s *projectStack) Handler() http.Handler { return s.st.srv.Handler() }
 
@@ -173,6 +197,7 @@ func (s *projectStack) Handler() http.Handler { return s.st.srv.Handler() }
 func (s *projectStack) Close(ctx context.Context, removed bool) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
+	s.unregister()
 	s.st.close(cctx, s.log)
 	if removed && s.p.DBURL != "" && s.p.Source == "logical" {
 		if err := dropSlot(cctx, s.p.DBURL, s.p.Slot); err != nil {

@@ -82,10 +82,13 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	var handler http.Handler
 	maxConns := 0
 	if def != nil {
-		reg.MustRegister(def.srv.MetricsCollector(), def.insp.Collector())
-		if def.feed != nil && def.feed.dbb != nil {
-			reg.MustRegister(dbBroadcastCollector{def.feed.dbb})
+		// With --projects every stack's series carry a project label, the
+		// default project's too (docs/projects.md "Metrics").
+		var defReg prometheus.Registerer = reg
+		if o.ProjectsFile != "" {
+			defReg = prometheus.WrapRegistererWith(prometheus.Labels{"project": o.ProjectRef}, reg)
 		}
+		defReg.MustRegister(stackCollectors(def)...)
 		handler, maxConns = def.srv.Handler(), def.rcfg.MaxConnections
 	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
@@ -105,7 +108,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	var projs *projectSet
 	if o.ProjectsFile != "" {
 		var err error
-		if projs, err = startProjects(ctx, o, def, log); err != nil {
+		if projs, err = startProjects(ctx, o, def, projectMetrics{reg: reg, log: log}, log); err != nil {
 			return err
 		}
 		handler = projs.handler

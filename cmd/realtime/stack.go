@@ -23,6 +23,10 @@ type stackExtras struct {
 	// limit; zero keeps the server's default.
 	presenceLimit  int
 	presenceWindow time.Duration
+	// eventsPerSecond and presenceEventsPerSecond are the project-wide
+	// rates (docs/projects.md "Limits"); zero is unlimited.
+	eventsPerSecond         int
+	presenceEventsPerSecond int
 }
 
 // stack is one project's complete service: JWT verifier, channel hub,
@@ -72,6 +76,9 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		MaxResumesPerUser:    o.MaxResumesPerUser,
 		PresenceLimit:        x.presenceLimit,
 		PresenceWindow:       x.presenceWindow,
+		// Project-wide rates (docs/projects.md "Limits").
+		MaxEventsPerSecond:         x.eventsPerSecond,
+		MaxPresenceEventsPerSecond: x.presenceEventsPerSecond,
 	}
 	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
 	sctx, cancel := context.WithCancel(ctx)

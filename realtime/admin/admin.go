@@ -127,6 +127,12 @@ func (i *Inspector) routes() http.Handler {
 	api.HandleFunc("DELETE /admin/api/subscribers/{id}", i.handleDisconnect)
 	api.HandleFunc("GET /admin/api/replication", i.handleReplication)
 	api.HandleFunc("GET /admin/api/events", i.handleEvents)
+	// A single project: no picker. With --projects the service answers
+	// this path itself with every project (docs/projects.md "Inspector").
+	api.HandleFunc("GET /admin/api/projects", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"projects":[]}` + "\n"))
+	})
 	api.HandleFunc("/admin/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such admin endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -23,6 +23,7 @@ const $ = (id) => document.getElementById(id)
 
 const state = {
   token: null,
+  project: null, // ref picked in the project picker (projects.js); null: the page's own project
   selected: null, // { topic, name, private } or null for "all channels"
   channels: [],
   lastTotals: null,
@@ -108,7 +109,9 @@ function fmtClock(iso) {
 // ---- API ----
 
 function authHeaders(extra = {}) {
-  return { Authorization: `Bearer ${state.token}`, ...extra }
+  const h = { Authorization: `Bearer ${state.token}`, ...extra }
+  if (state.project) h['X-Project-Ref'] = state.project
+  return h
 }
 
 async function api(path, opts = {}) {
@@ -169,6 +172,7 @@ async function login(token, remember) {
   $('token').value = ''
   startPolling()
   startTail()
+  projectsStart()
 }
 
 // ---- polling ----
@@ -192,6 +196,7 @@ async function poll() {
     const jobs = [api('/channels').then(renderChannels)]
     if (state.selected) jobs.push(refreshChannel())
     if (state.tick % 2 === 0) jobs.push(api('/replication').then(renderReplication))
+    jobs.push(projectsPoll())
     await Promise.all(jobs)
     setConnState('ok', 'live')
   } catch (err) {

@@ -1,0 +1,139 @@
+package realtime
+
+import (
+	"sync"
+	"time"
+)
+
+// Texts of the project-wide rate limits (docs/protocol.md §7.6).
+const (
+	msgTooManyMessages = "Too many messages per second"
+	msgTooManyPresence = "Too many presence messages per second"
+	msgRESTRateLimit   = "You have exceeded your rate limit"
+)
+
+// Limits are the limits that may change while the server runs (a
+// project's limits changed through the management API or its file,
+// docs/projects.md "Limits"). Zero MaxEventsPerSecond or
+// MaxPresenceEventsPerSecond means unlimited.
+type Limits struct {
+	// MaxConnections caps open WebSocket connections and SSE streams.
+	MaxConnections int
+	// MaxChannelsPerClient caps the channels one connection joins.
+	MaxChannelsPerClient int
+	// MaxJoinsPerSecond is a connection's join rate.
+	MaxJoinsPerSecond float64
+	// MaxPayloadBytes caps a broadcast or presence payload.
+	MaxPayloadBytes int
+	// PresenceLimit presence pushes per PresenceWindow, per channel.
+	PresenceLimit  int
+	PresenceWindow time.Duration
+	// MaxEventsPerSecond is the server-wide rate of broadcasts received
+	// from clients (WebSocket pushes and REST messages).
+	MaxEventsPerSecond int
+	// MaxPresenceEventsPerSecond is the server-wide rate of track and untrack.
+	MaxPresenceEventsPerSecond int
+}
+
+// limitsOf returns the Limits of a defaulted cfg.
+func limitsOf(cfg *Config) Limits {
+	return Limits{
+		MaxConnections:             cfg.MaxConnections,
+		MaxChannelsPerClient:       cfg.MaxChannelsPerClient,
+		MaxJoinsPerSecond:          cfg.MaxJoinsPerSecond,
+		MaxPayloadBytes:            cfg.MaxPayloadBytes,
+		PresenceLimit:              cfg.PresenceLimit,
+		PresenceWindow:             cfg.PresenceWindow,
+		MaxEventsPerSecond:         cfg.MaxEventsPerSecond,
+		MaxPresenceEventsPerSecond: cfg.MaxPresenceEventsPerSecond,
+	}
+}
+
+// SetLimits changes the server's limits at once, for connections already
+// open too. Zero or negative fields keep their current value, except the
+// two event rates, where zero means unlimited. A payload limit above the
+// frame limit fixed at New is bounded by that frame limit.
+func (s *Server) SetLimits(l Limits) {
+	cur := *s.limits()
+	keep := func(v *int, old int) {
+		if *v <= 0 {
+			*v = old
+		}
+	}
+	keep(&l.MaxConnections, cur.MaxConnections)
+	keep(&l.MaxChannelsPerClient, cur.MaxChannelsPerClient)
+	keep(&l.MaxPayloadBytes, cur.MaxPayloadBytes)
+	keep(&l.PresenceLimit, cur.PresenceLimit)
+	if l.MaxJoinsPerSecond <= 0 {
+		l.MaxJoinsPerSecond = cur.MaxJoinsPerSecond
+	}
+	if l.PresenceWindow <= 0 {
+		l.PresenceWindow = cur.PresenceWindow
+	}
+	l.MaxEventsPerSecond = max(l.MaxEventsPerSecond, 0)
+	l.MaxPresenceEventsPerSecond = max(l.MaxPresenceEventsPerSecond, 0)
+	s.lim.Store(&l)
+	s.log.Info("limits changed", "max_connections", l.MaxConnections, "max_channels_per_client", l.MaxChannelsPerClient,
+		"max_joins_per_second", l.MaxJoinsPerSecond, "max_payload_bytes", l.MaxPayloadBytes,
+		"max_events_per_second", l.MaxEventsPerSecond, "max_presence_events_per_second", l.MaxPresenceEventsPerSecond)
+}
+
+// limits returns the limits in force; never nil after New.
+func (s *Server) limits() *Limits { return s.lim.Load() }
+
+// allowEvents counts n client broadcasts against MaxEventsPerSecond.
+func (s *Server) allowEvents(n int) bool {
+	return s.eventRate.allow(time.Now(), n, s.limits().MaxEventsPerSecond)
+}
+
+// allowPresenceEvent counts one track or untrack against
+// MaxPresenceEventsPerSecond.
+func (s *Server) allowPresenceEvent() bool {
+	return s.presenceRate.allow(time.Now(), 1, s.limits().MaxPresenceEventsPerSecond)
+}
+
+// secondRate estimates a rolling one-second rate from the count of the
+// current second and the previous one, weighted by how much of the
+// previous second still lies inside the last 1 s.
+type secondRate struct {
+	mu    sync.Mutex // guards start, cur, prev
+	start time.Time  // beginning of the current second
+	cur   int        // events admitted in the current second
+	prev  int        // events admitted in the previous second
+}
+
+// allow admits n events at now when the rolling rate stays within limit;
+// limit <= 0 admits everything. Refused events are not counted.
+func (r *secondRate) allow(now time.Time, n, limit int) bool {
+	if limit <= 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch el := now.Sub(r.start); {
+	case el >= 2*time.Second || el < 0:
+		r.start, r.cur, r.prev = now, 0, 0
+	case el >= time.Second:
+		r.start, r.prev, r.cur = r.start.Add(time.Second), r.cur, 0
+	}
+	frac := 1 - float64(now.Sub(r.start))/float64(time.Second)
+	if float64(r.prev)*frac+float64(r.cur+n) > float64(limit) {
+		return false
+	}
+	r.cur += n
+	return true
+}
+
+// Stats are a server's figures for an overview of projects.
+type Stats struct {
+	// Connections are the open WebSocket connections and SSE streams.
+	Connections int
+	// LimitHits counts events refused by the events/s and presence events/s limits.
+	LimitHits int64
+}
+
+// Stats returns the server's current figures.
+func (s *Server) Stats() Stats {
+	ws, sse := s.sessionCounts()
+	return Stats{Connections: ws + sse, LimitHits: s.metrics.limitHits.Load()}
+}
