@@ -429,19 +429,27 @@ func (s *changeTableSession) wait(ctx context.Context) error {
 		}
 	}
 	until := time.Now().Add(n.cfg.PollInterval)
+	// lastLook: the probe's time is up, but its notification may have
+	// arrived while the session was reading and delivering a backlog
+	// (pgx keeps it until WaitForNotification): look once more before
+	// giving up on notifications.
+	lastLook := false
 	if !s.probeUntil.IsZero() {
 		if !time.Now().Before(s.probeUntil) {
-			n.log.Info("notifications do not reach this connection (stock pglite-server); polling only", "poll_interval", n.cfg.PollInterval)
-			s.unlisten(ctx)
-			n.probed.Store(probeLost)
-			return nil
-		}
-		if s.probeUntil.Before(until) {
+			lastLook = true
+			until = time.Now().Add(drainWait)
+		} else if s.probeUntil.Before(until) {
 			until = s.probeUntil
 		}
 	}
 	for {
 		note, err := s.receive(ctx, time.Until(until))
+		if err == nil && note == nil && lastLook {
+			n.log.Info("notifications do not reach this connection (stock pglite-server); polling only", "poll_interval", n.cfg.PollInterval)
+			s.unlisten(ctx)
+			n.probed.Store(probeLost)
+			return nil
+		}
 		if err != nil || note == nil {
 			return err
 		}
