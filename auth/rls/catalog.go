@@ -61,6 +61,10 @@ type CheckerConfig struct {
 	// once for the groups PostgreSQL judges (split by rows). Zero means
 	// [DefaultParallel]; 1 sends every group in one message.
 	Parallel int
+	// NoRefreshAhead turns off the background refresh of cached catalog
+	// answers before they expire (the PGlite bridge: its single session
+	// stalls with a query nobody waits for).
+	NoRefreshAhead bool
 }
 
 // DefaultParallel is the default of [CheckerConfig.Parallel]: two messages
@@ -151,7 +155,7 @@ func NewChecker(cfg CheckerConfig) *Checker {
 	if ttl == 0 {
 		ttl = DefaultCacheTTL
 	}
-	return &Checker{
+	c := &Checker{
 		pool:        cfg.Pool,
 		publication: cfg.Publication,
 		log:         log,
@@ -164,6 +168,8 @@ func NewChecker(cfg CheckerConfig) *Checker {
 		cols:        newTTLCache[colsKey, map[string]bool](),
 		pols:        newTTLCache[colsKey, *policySet](),
 	}
+	c.tables.noAhead, c.cols.noAhead, c.pols.noAhead = cfg.NoRefreshAhead, cfg.NoRefreshAhead, cfg.NoRefreshAhead
+	return c
 }
 
 type tableKey struct{ schema, table string }
@@ -419,6 +425,8 @@ type ttlCache[K comparable, V any] struct {
 	flights map[K]*flight[V]
 	// nextSweep is when expired entries are next removed.
 	nextSweep time.Time
+	// noAhead turns off refreshes ahead of expiry; set before first use.
+	noAhead bool
 }
 
 type ttlEntry[V any] struct {
@@ -452,7 +460,7 @@ func (tc *ttlCache[K, V]) get(ctx context.Context, k K, now func() time.Time, tt
 	for {
 		tc.mu.Lock()
 		if e, ok := tc.entries[k]; ok && now().Before(e.expires) && !e.started.Before(notBefore) {
-			if tc.flights[k] == nil && !now().Before(e.expires.Add(-ttl/refreshAhead)) {
+			if !tc.noAhead && tc.flights[k] == nil && !now().Before(e.expires.Add(-ttl/refreshAhead)) {
 				// Refresh ahead of expiry, off the caller's path, so that a
 				// hot key never waits for its catalog query (a tail latency
 				// of every change once per ttl otherwise).

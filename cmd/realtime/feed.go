@@ -90,12 +90,14 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
-	// PGlite runs one query at a time: split row checks only for PostgreSQL.
-	parallel := rls.DefaultParallel
-	if o.Source == "notify" {
+	// PGlite runs one query at a time: split row checks and refresh the
+	// catalog ahead of expiry only for PostgreSQL.
+	parallel, notify := rls.DefaultParallel, o.Source == "notify"
+	if notify {
 		parallel = 1
 	}
-	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log, Verify: o.RLSVerify, Parallel: parallel})
+	checker := rls.NewChecker(rls.CheckerConfig{Pool: pool, Publication: o.Publication, Logger: log, Verify: o.RLSVerify,
+		Parallel: parallel, NoRefreshAhead: notify})
 	pg := channels.NewPGChanges(channels.PGConfig{
 		Hub: hub, Auth: checker, Logger: log,
 		ReplayCount: o.SSEReplayCount, ReplayAge: o.SSEReplayAge, ReplayBytes: o.SSEReplayBytes,
