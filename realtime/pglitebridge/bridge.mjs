@@ -105,20 +105,87 @@ function notificationChannel(msg) {
   return decoder.decode(msg.subarray(9, end))
 }
 
-const LISTEN_RE = /\b(UNLISTEN|LISTEN)\s+(\*|"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))/gi
-
 /**
- * Follows LISTEN / UNLISTEN in a statement's text (simple or extended protocol). A match inside a
- * string literal or comment counts too: at worst that connection receives notifications it did not
- * ask for, which PostgreSQL clients accept.
+ * Follows the LISTEN / UNLISTEN statements of a message's text (simple or extended protocol) in
+ * listens: only whole top-level statements count, comments, string literals and dollar-quoted
+ * bodies are skipped, quoted channel names are kept as written and bare ones folded to lower case,
+ * as the Node bridge does (docs/pglite.md, "Notifications"). Exported for its tests.
  */
-function trackListens(sql, listens) {
-  for (const m of sql.matchAll(LISTEN_RE)) {
-    const name = m[3] != null ? m[3].replaceAll('""', '"') : m[4]?.toLowerCase()
-    if (m[1].toUpperCase() === 'LISTEN') listens.add(name)
-    else if (m[2] === '*') listens.clear()
-    else listens.delete(name)
+export function trackListens(sql, listens) {
+  if (!/listen/i.test(sql)) return
+  for (const stmt of splitStatements(sql)) {
+    const m = /^\s*(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[^\s";]+)\s*$/i.exec(stmt)
+    if (!m) continue
+    let channel = m[2]
+    if (channel.startsWith('"')) channel = channel.slice(1, -1).replaceAll('""', '"')
+    else if (channel !== '*') channel = channel.replace(/[A-Z]/g, (ch) => ch.toLowerCase())
+    if (!m[1]) {
+      if (channel !== '*') listens.add(channel)
+    } else if (channel === '*') listens.clear()
+    else listens.delete(channel)
   }
+}
+
+/** Cuts sql at top-level semicolons: comments dropped, quoted identifiers kept, string literals and dollar-quoted bodies emptied. */
+function splitStatements(sql) {
+  const out = []
+  let cur = ''
+  for (let i = 0; i < sql.length; i++) {
+    const ch = sql[i]
+    if (ch === '-' && sql[i + 1] === '-') {
+      const nl = sql.indexOf('\n', i)
+      i = nl < 0 ? sql.length : nl
+      cur += ' '
+    } else if (ch === '/' && sql[i + 1] === '*') {
+      // Block comments nest in PostgreSQL.
+      let depth = 1
+      let j = i + 2
+      while (j < sql.length && depth > 0) {
+        if (sql[j] === '/' && sql[j + 1] === '*') {
+          depth++
+          j += 2
+        } else if (sql[j] === '*' && sql[j + 1] === '/') {
+          depth--
+          j += 2
+        } else j++
+      }
+      i = j - 1
+      cur += ' '
+    } else if (ch === "'") {
+      // E'' strings may escape a quote with a backslash.
+      const escapes = /[eE]$/.test(cur) && !/[\w$]$/.test(cur.slice(0, -1))
+      let j = i + 1
+      while (j < sql.length) {
+        if (escapes && sql[j] === '\\') j += 2
+        else if (sql[j] === "'" && sql[j + 1] === "'") j += 2
+        else if (sql[j] === "'") break
+        else j++
+      }
+      i = j
+      cur += "''"
+    } else if (ch === '"') {
+      let j = i + 1
+      while (j < sql.length && !(sql[j] === '"' && sql[j + 1] !== '"')) j += sql[j] === '"' ? 2 : 1
+      cur += sql.slice(i, j + 1)
+      i = j
+    } else if (ch === '$' && !/[\w$]$/.test(cur)) {
+      const tag = /^\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$/.exec(sql.slice(i))
+      if (!tag) {
+        cur += ch
+        continue
+      }
+      const e = sql.indexOf(tag[0], i + tag[0].length)
+      i = e < 0 ? sql.length : e + tag[0].length - 1
+      cur += "''"
+    } else if (ch === ';') {
+      out.push(cur)
+      cur = ''
+    } else {
+      cur += ch
+    }
+  }
+  out.push(cur)
+  return out
 }
 
 const READ_ONLY_TAGS = /^(SELECT|SHOW|LISTEN|UNLISTEN|BEGIN|START TRANSACTION|SET|RESET|FETCH|DECLARE|CLOSE|DEALLOCATE|DISCARD|EXPLAIN|COMMIT|ROLLBACK)\b/
