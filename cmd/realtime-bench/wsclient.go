@@ -231,6 +231,10 @@ func (c *wsConn) deliver(topic string, payload []byte, change bool) {
 }
 
 func (c *wsConn) onText(data []byte) {
+	if topic, change, payload, ok := splitDelivery(data); ok {
+		c.deliver(string(topic), payload, change)
+		return
+	}
 	m, err := phoenix.DecodeText(phoenix.V2, data)
 	if err != nil {
 		c.rec.unparsed.Add(1)
