@@ -43,11 +43,11 @@ type Limits struct {
 	MaxChannelsPerClient int `yaml:"max_channels_per_client" json:"max_channels_per_client,omitempty"`
 	// MaxJoinsPerSecond is the join rate of one connection.
 	MaxJoinsPerSecond int `yaml:"max_joins_per_second" json:"max_joins_per_second,omitempty"`
-	// MaxEventsPerSecond is the project's message rate (stored; not yet enforced).
+	// MaxEventsPerSecond caps the broadcasts the project's clients send per second (docs/projects.md "Limits").
 	MaxEventsPerSecond int `yaml:"max_events_per_second" json:"max_events_per_second,omitempty"`
 	// MaxBytesPerSecond is the project's byte rate (stored only, as Supabase).
 	MaxBytesPerSecond int `yaml:"max_bytes_per_second" json:"max_bytes_per_second,omitempty"`
-	// MaxPresenceEventsPerSecond is the project's presence rate (stored; not yet enforced).
+	// MaxPresenceEventsPerSecond caps the project's presence pushes per second (docs/projects.md "Limits").
 	MaxPresenceEventsPerSecond int `yaml:"max_presence_events_per_second" json:"max_presence_events_per_second,omitempty"`
 	// MaxPayloadSizeInKB caps a broadcast or presence payload, in units of 1000 bytes.
 	MaxPayloadSizeInKB int `yaml:"max_payload_size_in_kb" json:"max_payload_size_in_kb,omitempty"`

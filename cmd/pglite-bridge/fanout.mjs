@@ -11,7 +11,10 @@
 // notifications of the host's own db.query/db.exec writes into 'A' messages
 // for them too. See docs/pglite.md ("Node bridge").
 //
-// Only Uint8Array and TextDecoder are used, no Node API.
+// Only Uint8Array and TextDecoder are used, no Node API. The SQL of LISTEN
+// statements is read by the browser bridge's parser (one rule for both).
+
+import { listenStatements as sqlListenStatements } from '../../realtime/pglitebridge/bridge.mjs'
 
 const MSG_QUERY = 0x51 // 'Q'
 const MSG_PARSE = 0x50 // 'P'
@@ -223,8 +226,9 @@ function quoteIdent(s) {
 /**
  * listenStatements returns the LISTEN and UNLISTEN statements of a Query or
  * Parse message, in order: [{ listen: bool, channel }], channel '*' for
- * UNLISTEN *. Comments and string literals are skipped; a statement only
- * counts when LISTEN/UNLISTEN is all it does.
+ * UNLISTEN *. The SQL is read by the browser bridge's parser, so both
+ * bridges follow the same rule (comments, literals and dollar-quoted bodies
+ * skipped; a statement counts only when LISTEN/UNLISTEN is all it does).
  */
 export function listenStatements(message) {
   if (message.length < 6) return []
@@ -240,52 +244,5 @@ export function listenStatements(message) {
   } else {
     return []
   }
-  if (!/listen/i.test(sql)) return []
-  const out = []
-  for (const stmt of splitStatements(sql)) {
-    const m = /^\s*(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[^\s";]+)\s*$/i.exec(stmt)
-    if (!m) continue
-    let channel = m[2]
-    if (channel.startsWith('"')) channel = channel.slice(1, -1).replaceAll('""', '"')
-    else if (channel !== '*') channel = channel.replace(/[A-Z]/g, (ch) => ch.toLowerCase())
-    if (channel === '*' && !m[1]) continue
-    out.push({ listen: !m[1], channel })
-  }
-  return out
-}
-
-// splitStatements cuts sql at top-level semicolons, dropping comments and
-// keeping quoted identifiers; string literals become ''.
-function splitStatements(sql) {
-  const out = []
-  let cur = ''
-  for (let i = 0; i < sql.length; i++) {
-    const ch = sql[i]
-    if (ch === '-' && sql[i + 1] === '-') {
-      const nl = sql.indexOf('\n', i)
-      i = nl < 0 ? sql.length : nl
-      cur += ' '
-    } else if (ch === '/' && sql[i + 1] === '*') {
-      const e = sql.indexOf('*/', i + 2)
-      i = e < 0 ? sql.length : e + 1
-      cur += ' '
-    } else if (ch === "'") {
-      let j = i + 1
-      while (j < sql.length && !(sql[j] === "'" && sql[j + 1] !== "'")) j += sql[j] === "'" ? 2 : 1
-      i = j
-      cur += "''"
-    } else if (ch === '"') {
-      let j = i + 1
-      while (j < sql.length && !(sql[j] === '"' && sql[j + 1] !== '"')) j += sql[j] === '"' ? 2 : 1
-      cur += sql.slice(i, j + 1)
-      i = j
-    } else if (ch === ';') {
-      out.push(cur)
-      cur = ''
-    } else {
-      cur += ch
-    }
-  }
-  out.push(cur)
-  return out
+  return sqlListenStatements(sql)
 }

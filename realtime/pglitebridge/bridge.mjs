@@ -106,23 +106,32 @@ function notificationChannel(msg) {
 }
 
 /**
- * Follows the LISTEN / UNLISTEN statements of a message's text (simple or extended protocol) in
- * listens: only whole top-level statements count, comments, string literals and dollar-quoted
- * bodies are skipped, quoted channel names are kept as written and bare ones folded to lower case,
- * as the Node bridge does (docs/pglite.md, "Notifications"). Exported for its tests.
+ * The LISTEN / UNLISTEN statements of sql, in order, as [{ listen, channel }] (channel '*' for
+ * UNLISTEN *): only whole top-level statements count; comments, string literals and dollar-quoted
+ * bodies are skipped; quoted channel names are kept as written and bare ones folded to lower case
+ * (docs/pglite.md, "Notifications"). The Node bridge (cmd/pglite-bridge) uses it too.
  */
-export function trackListens(sql, listens) {
-  if (!/listen/i.test(sql)) return
+export function listenStatements(sql) {
+  if (!/listen/i.test(sql)) return []
+  const out = []
   for (const stmt of splitStatements(sql)) {
     const m = /^\s*(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[^\s";]+)\s*$/i.exec(stmt)
     if (!m) continue
     let channel = m[2]
     if (channel.startsWith('"')) channel = channel.slice(1, -1).replaceAll('""', '"')
     else if (channel !== '*') channel = channel.replace(/[A-Z]/g, (ch) => ch.toLowerCase())
-    if (!m[1]) {
-      if (channel !== '*') listens.add(channel)
-    } else if (channel === '*') listens.clear()
-    else listens.delete(channel)
+    if (channel === '*' && !m[1]) continue
+    out.push({ listen: !m[1], channel })
+  }
+  return out
+}
+
+/** Applies the LISTEN / UNLISTEN statements of sql to a connection's set of channels. Exported for its tests. */
+export function trackListens(sql, listens) {
+  for (const st of listenStatements(sql)) {
+    if (st.listen) listens.add(st.channel)
+    else if (st.channel === '*') listens.clear()
+    else listens.delete(st.channel)
   }
 }
 
