@@ -20,7 +20,6 @@ import (
 
 	"github.com/openrealtime/realtime/internal/demo"
 	"github.com/openrealtime/realtime/internal/pgcluster"
-	"github.com/openrealtime/realtime/internal/pglitetest"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
 
@@ -353,28 +352,12 @@ func TestProjectsPGliteBesidePostgres(t *testing.T) {
 	t.Cleanup(func() { admin.Close(context.Background()) })
 	pg := newProjectDB(t, c, admin, "pgproj")
 
-	lite := pglitetest.Start(t, pglitetest.Options{MaxConnections: 8})
-	cfg, err := pgx.ParseConfig(lite.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // no named statements on the shared session
-	liteDB, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { liteDB.Close(context.Background()) })
-	if _, err := liteDB.Exec(ctx, demo.SchemaSQL); err != nil {
-		t.Fatal(err)
-	}
-	liteKeys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lite := newLiteProject(t, "lite")
+	liteDB, liteKeys := lite.db, lite.keys
 
 	file := filepath.Join(t.TempDir(), "projects.yaml")
 	body := "projects:\n" + pg.entry("SECRET_PG", "") +
-		fmt.Sprintf("  - ref: lite\n    db_url: %q\n    source: notify\n    jwt_secret: ${SECRET_LITE}\n", lite.URL())
+		fmt.Sprintf("  - ref: lite\n    db_url: %q\n    source: notify\n    jwt_secret: ${SECRET_LITE}\n", lite.url)
 	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
