@@ -947,12 +947,16 @@ func BenchmarkChangeTablePGlite(b *testing.B) {
 		{"bridge=relay/rows=1/rate=max/poll=100ms", 1, 0, 100 * time.Millisecond},
 		{"bridge=relay/rows=100/rate=max/poll=100ms", 100, 0, 100 * time.Millisecond},
 		{"bridge=relay/rows=1/rate=200/poll=100ms", 1, 200, 100 * time.Millisecond},
+		// The relay bridge with the source polling: what listening costs.
+		{"bridge=relay/rows=1/rate=max/poll=100ms/listen=off", 1, 0, 100 * time.Millisecond},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchNotify(b, bc.perStmt, bc.rate, bc.poll) })
+		b.Run(bc.name, func(b *testing.B) {
+			benchNotify(b, bc.perStmt, bc.rate, bc.poll, !strings.HasSuffix(bc.name, "/listen=off"))
+		})
 	}
 }
 
-func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
+func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration, listen bool) {
 	// bridge=stock is pglite-server (the source polls); bridge=relay is
 	// cmd/pglite-bridge (it wakes on each commit).
 	srv := pglitetest.Start(b, pglitetest.Options{MaxConnections: 4, Stock: strings.Contains(b.Name(), "bridge=stock/")})
@@ -965,7 +969,7 @@ func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
 	acked := make([]time.Time, total+1)    // commit acknowledged to the writer
 	received := make([]time.Time, total+1) // handed to the sink
 	var lastAt time.Time
-	got := 0
+	got, reads := 0, 0 // reads: sink calls, one per read that found changes
 	done := make(chan struct{})
 	sink := func(ctx context.Context, batch []Change) error {
 		now := time.Now()
@@ -980,13 +984,14 @@ func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
 			}
 		}
 		lastAt = now
+		reads++
 		if got == total {
 			close(done)
 		}
 		return nil
 	}
 	up := make(chan struct{}, 4)
-	n := NewChangeTable(ChangeTableConfig{DBURL: srv.URL(), Publication: "supabase_realtime", PollInterval: poll, Retention: time.Minute,
+	n := NewChangeTable(ChangeTableConfig{DBURL: srv.URL(), Publication: "supabase_realtime", PollInterval: poll, Retention: time.Minute, NoListen: !listen,
 		OnState: func(u bool) {
 			if u {
 				up <- struct{}{}
@@ -998,6 +1003,10 @@ func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
 	defer func() { cancel(); <-runDone }()
 	<-up
 
+	mu.Lock()
+	reads = 0
+	mu.Unlock()
+	cpu0, cpuErr := srv.CPUTime()
 	b.ResetTimer()
 	start := time.Now()
 	body := strings.Repeat("x", 100)
@@ -1027,8 +1036,14 @@ func benchNotify(b *testing.B, perStmt int, rate float64, poll time.Duration) {
 		b.Fatalf("delivered %d of %d", got, total)
 	}
 	b.StopTimer()
+	if cpu1, err := srv.CPUTime(); err == nil && cpuErr == nil {
+		// What PGlite spent per change: the writer's inserts and the
+		// source's reads together.
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(total), "pglite_cpu_us/change")
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	b.ReportMetric(float64(total)/float64(max(reads, 1)), "changes/read")
 	elapsed := lastAt.Sub(start)
 	lat := make([]time.Duration, 0, total)
 	for id := 1; id <= total; id++ {

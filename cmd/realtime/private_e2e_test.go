@@ -45,7 +45,11 @@ func TestDatabaseBroadcastsAcrossRestart(t *testing.T) {
 	e.exec(t, `SELECT realtime.send('{"n":5}', 'e', 'restart-room')`)
 	seen := map[int]int{}
 	for len(seen) < 4 || seen[5] == 0 {
-		seen[c2.nextN(t)]++
+		n, ok := c2.tryNextN(t, 30*time.Second)
+		if !ok {
+			t.Fatalf("after the restart got %v, want n=2..5", seen)
+		}
+		seen[n]++
 	}
 	// barrier: one more live message; anything duplicated would precede it
 	e.exec(t, `SELECT realtime.send('{"n":6}', 'e', 'restart-room')`)
@@ -88,6 +92,10 @@ func waitSlotConfirmed(t *testing.T, e *env, lsn string) {
 type v1Client struct {
 	ws     *websocket.Conn
 	frames chan phoenix.Message
+	// backlog holds frames read while waiting for another event (a live
+	// broadcast may arrive before the join's reply); owned by the test
+	// goroutine.
+	backlog []phoenix.Message
 }
 
 func dialV1(t *testing.T, addr, apikey string) *v1Client {
@@ -131,7 +139,23 @@ func (c *v1Client) joinPrivate(t *testing.T, name, token, replay string) {
 
 func (c *v1Client) next(t *testing.T, event string) phoenix.Message {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	m, ok := c.tryNext(t, event, 30*time.Second)
+	if !ok {
+		t.Fatalf("no %s within 30s", event)
+	}
+	return m
+}
+
+// tryNext returns the next frame of event, or false when none came within d.
+func (c *v1Client) tryNext(t *testing.T, event string, d time.Duration) (phoenix.Message, bool) {
+	t.Helper()
+	for i, m := range c.backlog {
+		if m.Event == event {
+			c.backlog = append(c.backlog[:i], c.backlog[i+1:]...)
+			return m, true
+		}
+	}
+	deadline := time.After(d)
 	for {
 		select {
 		case m, ok := <-c.frames:
@@ -139,10 +163,11 @@ func (c *v1Client) next(t *testing.T, event string) phoenix.Message {
 				t.Fatalf("connection closed while waiting for %s", event)
 			}
 			if m.Event == event {
-				return m
+				return m, true
 			}
+			c.backlog = append(c.backlog, m)
 		case <-deadline:
-			t.Fatalf("no %s within 30s", event)
+			return phoenix.Message{}, false
 		}
 	}
 }
@@ -150,7 +175,20 @@ func (c *v1Client) next(t *testing.T, event string) phoenix.Message {
 // nextN returns payload.n of the next broadcast.
 func (c *v1Client) nextN(t *testing.T) int {
 	t.Helper()
-	m := c.next(t, "broadcast")
+	n, ok := c.tryNextN(t, 30*time.Second)
+	if !ok {
+		t.Fatal("no broadcast within 30s")
+	}
+	return n
+}
+
+// tryNextN is nextN that reports false when no broadcast came within d.
+func (c *v1Client) tryNextN(t *testing.T, d time.Duration) (int, bool) {
+	t.Helper()
+	m, ok := c.tryNext(t, "broadcast", d)
+	if !ok {
+		return 0, false
+	}
 	var b struct {
 		Payload struct {
 			N int `json:"n"`
@@ -159,5 +197,5 @@ func (c *v1Client) nextN(t *testing.T) int {
 	if err := json.Unmarshal(m.Payload, &b); err != nil || b.Payload.N == 0 {
 		t.Fatalf("bad broadcast %s", m.Payload)
 	}
-	return b.Payload.N
+	return b.Payload.N, true
 }

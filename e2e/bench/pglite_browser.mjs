@@ -4,6 +4,7 @@
 //
 //   node_modules/.bin/node bench/pglite_browser.mjs --rate 200 --rows 2000
 //   node_modules/.bin/node bench/pglite_browser.mjs --rate 0 --rows 2000     # as fast as PGlite accepts
+//   add --relaxed 1 for PGlite's relaxedDurability
 //
 // Latency is measured from the moment db.query() resolved in the page (the commit, synced to
 // IndexedDB) to the subscriber's callback; both run on this machine's clock. Prints one JSON line.
@@ -26,6 +27,8 @@ const arg = (name, def) => {
 }
 const RATE = arg('rate', 200) // inserts per second; 0 = back to back
 const ROWS = arg('rows', 2000)
+// --relaxed 1: PGlite's relaxedDurability (a query resolves before its IndexedDB sync ends).
+const RELAXED = arg('relaxed', 0) === 1
 const dist = realpathSync(path.resolve(here, '../node_modules/@electric-sql/pglite/dist'))
 const SCHEMA = readFileSync(path.resolve(here, '../../internal/demo/schema.sql'), 'utf8')
 const BRIDGE_SECRET = randomUUID()
@@ -39,7 +42,7 @@ const service = `http://127.0.0.1:${port}`
 const PAGE = `<!doctype html><script type="module">
 import { PGlite } from '/pglite/index.js'
 window.started = (async () => {
-  const db = new PGlite('idb://realtime-bench-${randomUUID()}')
+  const db = new PGlite('idb://realtime-bench-${randomUUID()}', { relaxedDurability: ${RELAXED} })
   await db.waitReady
   window.db = db
   await db.exec(await (await fetch('/schema.sql')).text())
