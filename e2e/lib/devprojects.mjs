@@ -17,7 +17,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { useFixture } from './harness.mjs'
-import { LocalhostWebSocket } from './localhost.mjs'
+import { LocalhostWebSocket, localhostFetch } from './localhost.mjs'
 import { serverBinary } from './server.mjs'
 
 const MAX_LOG_CHARS = 200_000
@@ -151,6 +151,6 @@ export async function startDevProjects(opts = {}) {
 export function useDevProjects(opts) {
   const h = useFixture(startDevProjects, opts)
   h.projectClient = (p, o = {}) =>
-    h.client({ ...o, server: p, key: o.key ?? p.anonKey, realtime: { transport: LocalhostWebSocket, ...(o.realtime || {}) } })
+    h.client({ ...o, server: p, key: o.key ?? p.anonKey, realtime: { transport: LocalhostWebSocket, fetch: localhostFetch, ...(o.realtime || {}) } })
   return h
 }

@@ -22,3 +22,18 @@ export class LocalhostWebSocket extends WebSocket {
     super(url, protocols, { lookup: localhostLookup })
   }
 }
+
+/**
+ * fetch for realtime-js's REST calls (broadcast fallback, httpSend): Node's fetch resolves no
+ * *.localhost name and ignores a Host header, so a request to http://<ref>.localhost:<port> goes to
+ * 127.0.0.1:<port> naming the project with X-Project-Ref, as a gateway does (docs/projects.md).
+ */
+export function localhostFetch(input, init = {}) {
+  const u = new URL(typeof input === 'string' || input instanceof URL ? input : input.url)
+  if (!u.hostname.endsWith('.localhost')) return fetch(input, init)
+  const ref = u.hostname.slice(0, -'.localhost'.length)
+  u.hostname = '127.0.0.1'
+  const headers = new Headers(init.headers)
+  headers.set('X-Project-Ref', ref)
+  return fetch(u, { ...init, headers })
+}
