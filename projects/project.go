@@ -41,7 +41,8 @@ type Limits struct {
 	MaxConcurrentUsers int `yaml:"max_concurrent_users" json:"max_concurrent_users,omitempty"`
 	// MaxChannelsPerClient caps the channels one connection joins.
 	MaxChannelsPerClient int `yaml:"max_channels_per_client" json:"max_channels_per_client,omitempty"`
-	// MaxJoinsPerSecond is the join rate of one connection.
+	// MaxJoinsPerSecond is the project's join rate and each of its
+	// connections' (docs/projects.md "Limits").
 	MaxJoinsPerSecond int `yaml:"max_joins_per_second" json:"max_joins_per_second,omitempty"`
 	// MaxEventsPerSecond caps the broadcasts the project's clients send per second (docs/projects.md "Limits").
 	MaxEventsPerSecond int `yaml:"max_events_per_second" json:"max_events_per_second,omitempty"`

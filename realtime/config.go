@@ -73,6 +73,10 @@ type Config struct {
 	MaxEventsPerSecond int
 	// MaxPresenceEventsPerSecond caps track and untrack, server-wide (0: unlimited).
 	MaxPresenceEventsPerSecond int
+	// MaxProjectJoinsPerSecond is the server-wide join rate limit, Supabase's
+	// tenant max_joins_per_second (0: none; docs/projects.md "Limits"). The
+	// per-connection bucket of MaxJoinsPerSecond applies as well.
+	MaxProjectJoinsPerSecond int
 }
 
 func (c *Config) setDefaults() {

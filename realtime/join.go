@@ -91,9 +91,11 @@ func (c *wsConn) handleJoin(m *phoenix.Message) {
 		c.joinError(joinRef, m, "ChannelRateLimitReached: Too many channels")
 		return
 	}
+	// The project's join rate (docs/projects.md "Limits"), then the
+	// connection's bucket; either refusal closes the socket.
 	burst := max(c.srv.limits().MaxChannelsPerClient, int(c.srv.limits().MaxJoinsPerSecond))
-	if !c.joins.allow(time.Now(), c.srv.limits().MaxJoinsPerSecond, burst) {
-		c.joinError(joinRef, m, "ClientJoinRateLimitReached: Too many joins per second")
+	if !c.srv.allowProjectJoin() || !c.joins.allow(time.Now(), c.srv.limits().MaxJoinsPerSecond, burst) {
+		c.joinError(joinRef, m, reasonTooManyJoins)
 		c.logger().Warn("join rate limit reached; closing connection", "topic", m.Topic)
 		c.out.Close(channels.ReasonRateLimit)
 		return

@@ -33,6 +33,8 @@ type Limits struct {
 	MaxEventsPerSecond int
 	// MaxPresenceEventsPerSecond is the server-wide rate of track and untrack.
 	MaxPresenceEventsPerSecond int
+	// MaxProjectJoinsPerSecond is the server-wide join rate (joinRate).
+	MaxProjectJoinsPerSecond int
 }
 
 // limitsOf returns the Limits of a defaulted cfg.
@@ -46,12 +48,14 @@ func limitsOf(cfg *Config) Limits {
 		PresenceWindow:             cfg.PresenceWindow,
 		MaxEventsPerSecond:         cfg.MaxEventsPerSecond,
 		MaxPresenceEventsPerSecond: cfg.MaxPresenceEventsPerSecond,
+		MaxProjectJoinsPerSecond:   cfg.MaxProjectJoinsPerSecond,
 	}
 }
 
 // SetLimits changes the server's limits at once, for connections already
 // open too. Zero or negative fields keep their current value, except the
-// two event rates, where zero means unlimited. A payload limit above the
+// three project-wide rates, where zero means unlimited. A changed
+// MaxProjectJoinsPerSecond starts its counter afresh. A payload limit above the
 // frame limit fixed at New is bounded by that frame limit.
 func (s *Server) SetLimits(l Limits) {
 	cur := *s.limits()
@@ -72,10 +76,15 @@ func (s *Server) SetLimits(l Limits) {
 	}
 	l.MaxEventsPerSecond = max(l.MaxEventsPerSecond, 0)
 	l.MaxPresenceEventsPerSecond = max(l.MaxPresenceEventsPerSecond, 0)
+	l.MaxProjectJoinsPerSecond = max(l.MaxProjectJoinsPerSecond, 0)
+	if l.MaxProjectJoinsPerSecond != cur.MaxProjectJoinsPerSecond {
+		s.joinRate.reset()
+	}
 	s.lim.Store(&l)
 	s.log.Info("limits changed", "max_connections", l.MaxConnections, "max_channels_per_client", l.MaxChannelsPerClient,
 		"max_joins_per_second", l.MaxJoinsPerSecond, "max_payload_bytes", l.MaxPayloadBytes,
-		"max_events_per_second", l.MaxEventsPerSecond, "max_presence_events_per_second", l.MaxPresenceEventsPerSecond)
+		"max_events_per_second", l.MaxEventsPerSecond, "max_presence_events_per_second", l.MaxPresenceEventsPerSecond,
+		"max_project_joins_per_second", l.MaxProjectJoinsPerSecond)
 }
 
 // limits returns the limits in force; never nil after New.
@@ -84,6 +93,29 @@ func (s *Server) limits() *Limits { return s.lim.Load() }
 // allowEvents counts n client broadcasts against MaxEventsPerSecond.
 func (s *Server) allowEvents(n int) bool {
 	return s.eventRate.allow(time.Now(), n, s.limits().MaxEventsPerSecond)
+}
+
+// allowProjectJoin counts one join against MaxProjectJoinsPerSecond; a
+// refusal is a limit hit, and the moment the limit trips is logged.
+func (s *Server) allowProjectJoin() bool {
+	ok, tripped := s.joinRate.allow(time.Now(), s.limits().MaxProjectJoinsPerSecond)
+	if tripped {
+		s.log.Warn(reasonTooManyJoins, "limit", s.limits().MaxProjectJoinsPerSecond)
+	}
+	if !ok {
+		s.metrics.limitHit()
+	}
+	return ok
+}
+
+// joinsBlocked reports whether the project's join rate limit refuses
+// joins now; a refused connection is a limit hit.
+func (s *Server) joinsBlocked() bool {
+	if !s.joinRate.blocked(time.Now(), s.limits().MaxProjectJoinsPerSecond) {
+		return false
+	}
+	s.metrics.limitHit()
+	return true
 }
 
 // allowPresenceEvent counts one track or untrack against
@@ -128,7 +160,8 @@ func (r *secondRate) allow(now time.Time, n, limit int) bool {
 type Stats struct {
 	// Connections are the open WebSocket connections and SSE streams.
 	Connections int
-	// LimitHits counts events refused by the events/s and presence events/s limits.
+	// LimitHits counts events refused by the events/s and presence events/s
+	// limits, and joins and connections refused by the joins/s limit.
 	LimitHits int64
 }
 

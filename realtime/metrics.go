@@ -17,7 +17,7 @@ type metrics struct {
 	presenceMsgs  atomic.Int64 // presence track and untrack pushes
 	slowConsumers atomic.Int64 // connections closed as slow consumers
 	connsRefused  atomic.Int64 // connections refused by a connection cap
-	limitHits     atomic.Int64 // events refused by the events/s or presence events/s limit
+	limitHits     atomic.Int64 // events refused by the events/s or presence events/s limit; joins and connections by the joins/s limit
 }
 
 func (m *metrics) limitHit() { m.limitHits.Add(1) }

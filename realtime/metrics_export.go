@@ -50,7 +50,7 @@ func (s *Server) MetricsCollector() prometheus.Collector {
 		messageIn: prometheus.NewDesc("realtime_channel_messages_in_total",
 			"Messages published into channels by clients (WebSocket and REST), by kind.", []string{"kind"}, nil),
 		limitHits: prometheus.NewDesc("realtime_limit_hits_total",
-			"Client broadcasts and presence events refused by the events/s or presence events/s limit.", nil, nil),
+			"Client broadcasts and presence events refused by the events/s or presence events/s limit, and joins and connections refused by the project joins/s limit.", nil, nil),
 	}
 }
 

@@ -35,6 +35,7 @@ type Server struct {
 	lim          atomic.Pointer[Limits]
 	eventRate    secondRate // client broadcasts per second
 	presenceRate secondRate // presence events per second
+	joinRate     joinRate   // project-wide joins (MaxProjectJoinsPerSecond)
 	resumes      resumeGate // SSE resume caps
 
 	wg sync.WaitGroup // every goroutine the server starts

@@ -63,6 +63,11 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
 		return
 	}
+	if s.joinsBlocked() {
+		s.log.Debug("connection refused: join rate limit reached", "remote_addr", r.RemoteAddr)
+		writeJSONError(w, http.StatusTooManyRequests, msgTooManyJoins)
+		return
+	}
 	release, ok := s.admit(w, r)
 	if !ok {
 		return

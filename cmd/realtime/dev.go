@@ -33,6 +33,7 @@ func runDev(args []string) error {
 	o.register(fs, "127.0.0.1:4000")
 	asJSON := fs.Bool("json", false, "print the connection details as one JSON line instead of the banner")
 	pgPort := fs.Int("pg-port", 0, "port of the throwaway PostgreSQL (0 picks a free one)")
+	liteProjects := fs.Int("pglite-projects", 0, "with --projects N: the last M of the N projects run on PGlite bridges (source notify), the others on the cluster")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func runDev(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if n, ok := devProjectCount(o.ProjectsFile); ok {
-		return runDevProjects(ctx, &o, n, *pgPort)
+		return runDevProjects(ctx, &o, n, *liteProjects, *pgPort)
 	}
 
 	var dbURL string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -18,9 +19,10 @@ import (
 
 // devProject is one project of `realtime dev --projects N`.
 type devProject struct {
-	ref   string
-	dbURL string
-	keys  demo.Keys
+	ref    string
+	dbURL  string
+	source string // logical or notify
+	keys   demo.Keys
 }
 
 // devProjectCount reports whether the --projects value of `realtime dev`
@@ -35,12 +37,19 @@ func devProjectCount(v string) (int, bool) {
 }
 
 // runDevProjects starts n projects (n databases of one throwaway cluster,
-// or n PGlite bridges with --source notify), writes them to a projects
-// file in a temporary directory and serves them until ctx ends, printing
-// one line per project.
-func runDevProjects(ctx context.Context, o *options, n, pgPort int) error {
+// or n PGlite bridges with --source notify; with --pglite-projects m the
+// last m run on PGlite bridges and the others on the cluster), writes them
+// to a projects file in a temporary directory and serves them until ctx
+// ends, printing one line per project.
+func runDevProjects(ctx context.Context, o *options, n, lite, pgPort int) error {
 	if n < 1 || n > 100 {
 		return fmt.Errorf("dev: --projects N must be 1 to 100, not %d", n)
+	}
+	if o.Source == "notify" {
+		lite = n
+	}
+	if lite < 0 || lite > n {
+		return fmt.Errorf("dev: --pglite-projects must be 0 to --projects (%d), not %d", n, lite)
 	}
 	dir, err := os.MkdirTemp("", "realtime-dev-projects-")
 	if err != nil {
@@ -48,41 +57,63 @@ func runDevProjects(ctx context.Context, o *options, n, pgPort int) error {
 	}
 	defer os.RemoveAll(dir)
 	ps := make([]devProject, n)
+	// The PGlite bridges start while the cluster and its databases do.
+	lites := make(chan []startedPGlite, 1)
+	var liteErr error
+	if lite > 0 {
+		fmt.Fprintf(os.Stderr, "starting %d throwaway PGlite bridges ...\n", lite)
+		go func() {
+			bridges, err := startPGlites(ctx, lite)
+			liteErr = err // read after the receive below
+			lites <- bridges
+		}()
+	} else {
+		lites <- nil
+	}
+	var bridges []startedPGlite
+	waited := false
+	waitLites := func() error {
+		if !waited {
+			bridges, waited = <-lites, true
+		}
+		return liteErr
+	}
+	defer func() {
+		waitLites()
+		for _, b := range bridges {
+			b.stop()
+		}
+	}()
 	var cluster *pgcluster.Cluster
-	if o.Source != "notify" {
-		fmt.Fprintf(os.Stderr, "starting a throwaway PostgreSQL with %d databases ...\n", n)
+	if lite < n {
+		fmt.Fprintf(os.Stderr, "starting a throwaway PostgreSQL with %d databases ...\n", n-lite)
 		if cluster, err = pgcluster.Start(ctx, pgcluster.Options{Port: pgPort}); err != nil {
 			return err
 		}
 		defer cluster.Stop()
-	} else {
-		fmt.Fprintf(os.Stderr, "starting %d throwaway PGlite bridges ...\n", n)
+	}
+	for i := range n - lite {
+		p := &ps[i]
+		p.ref, p.source = fmt.Sprintf("project%d", i+1), "logical"
+		if p.dbURL, err = devDatabase(ctx, cluster, p.ref); err != nil {
+			return err
+		}
+	}
+	if err := waitLites(); err != nil {
+		return err
+	}
+	for i, b := range bridges {
+		p := &ps[n-lite+i]
+		p.ref, p.source, p.dbURL = fmt.Sprintf("project%d", n-lite+i+1), "notify", b.url
 	}
 	var file strings.Builder
 	file.WriteString("projects:\n")
 	for i := range ps {
 		p := &ps[i]
-		p.ref = fmt.Sprintf("project%d", i+1)
-		if cluster != nil {
-			if p.dbURL, err = devDatabase(ctx, cluster, p.ref); err != nil {
-				return err
-			}
-		} else {
-			lite, url, err := startPGlite(ctx, 0)
-			if err != nil {
-				return err
-			}
-			defer lite.stop()
-			p.dbURL = url
-		}
 		if p.keys, err = demo.MakeKeys(demo.NewSecret(), 10*365*24*time.Hour); err != nil {
 			return err
 		}
-		source := "logical"
-		if cluster == nil {
-			source = "notify"
-		}
-		fmt.Fprintf(&file, "  - ref: %s\n    db_url: %q\n    source: %s\n    jwt_secret: %q\n", p.ref, p.dbURL, source, p.keys.Secret)
+		fmt.Fprintf(&file, "  - ref: %s\n    db_url: %q\n    source: %s\n    jwt_secret: %q\n", p.ref, p.dbURL, p.source, p.keys.Secret)
 	}
 	path := filepath.Join(dir, "projects.yaml")
 	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
@@ -95,6 +126,40 @@ func runDevProjects(ctx context.Context, o *options, n, pgPort int) error {
 		return err
 	}
 	return serve(ctx, o, hooks{listening: func(addr string) { printDevProjects(os.Stdout, addr, o.AdminToken, path, ps) }})
+}
+
+// startedPGlite is a PGlite bridge of `realtime dev --projects` and its URL.
+type startedPGlite struct {
+	*devPGlite
+	url string
+}
+
+// startPGlites starts n PGlite bridges at once (a new data directory takes
+// a while to initialise). It returns the bridges that started, for the
+// caller to stop, and the first error.
+func startPGlites(ctx context.Context, n int) ([]startedPGlite, error) {
+	type result struct {
+		b   startedPGlite
+		err error
+	}
+	results := make(chan result, n)
+	for range n {
+		go func() {
+			lite, url, err := startPGlite(ctx, 0)
+			results <- result{startedPGlite{lite, url}, err}
+		}()
+	}
+	var bridges []startedPGlite
+	var first error
+	for range n {
+		r := <-results
+		if r.err != nil {
+			first = cmp.Or(first, r.err)
+			continue
+		}
+		bridges = append(bridges, r.b)
+	}
+	return bridges, first
 }
 
 // devDatabase creates database name in c with the demo schema.

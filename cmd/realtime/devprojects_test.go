@@ -85,3 +85,14 @@ func TestDevProjects(t *testing.T) {
 		t.Fatal("realtime dev did not stop on SIGINT")
 	}
 }
+
+// --pglite-projects counts among --projects: more PGlite projects than
+// projects is refused before anything starts.
+func TestDevPGliteProjectsBounded(t *testing.T) {
+	for _, args := range [][]string{{"--projects", "2", "--pglite-projects", "3"}, {"--projects", "2", "--pglite-projects", "-1"}} {
+		err := runDev(append([]string{"--addr", "127.0.0.1:0"}, args...))
+		if err == nil || !strings.Contains(err.Error(), "--pglite-projects must be 0 to --projects (2)") {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+}

@@ -116,6 +116,7 @@ func projectStarter(base *options, pm projectMetrics, log *slog.Logger) projects
 			presenceWindow:          time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
 			eventsPerSecond:         p.MaxEventsPerSecond,
 			presenceEventsPerSecond: p.MaxPresenceEventsPerSecond,
+			joinsPerSecond:          p.MaxJoinsPerSecond,
 		}
 		if p.JWTJWKS != "" {
 			x.jwks = []byte(p.JWTJWKS)
@@ -185,6 +186,7 @@ func (s *projectStack) UpdateLimits(p projects.Project) {
 		PresenceWindow:             time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
 		MaxEventsPerSecond:         p.MaxEventsPerSecond,
 		MaxPresenceEventsPerSecond: p.MaxPresenceEventsPerSecond,
+		MaxProjectJoinsPerSecond:   p.MaxJoinsPerSecond,
 	})
 	s.p = p
 }

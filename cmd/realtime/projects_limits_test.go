@@ -201,3 +201,135 @@ func TestProjectsLimitsLive(t *testing.T) {
 		t.Fatalf("limits not applied live:\n%s", s.output())
 	}
 }
+
+// joinOnce sends one join of topic on c and returns its reply.
+func joinOnce(c *wsClient, ref, topic, token string) phoenix.Message {
+	p, _ := json.Marshal(map[string]any{"access_token": token, "config": map[string]any{}})
+	c.ws.WriteMessage(websocket.TextMessage, phoenix.AppendText(nil, phoenix.V2, ref, ref, topic, "phx_join", p))
+	for {
+		if m := c.next("phx_reply", 10*time.Second); m.Topic == topic {
+			return m
+		}
+	}
+}
+
+// A project's max_joins_per_second is project-wide, as Supabase's: two
+// connections that each stay far under their own join bucket together
+// pass the project's limit; once the counter's period ends, the
+// project's upgrades get 429 `Too many joins per second` and a join gets
+// `ClientJoinRateLimitReached: Too many joins per second` and its socket
+// closed. Another project with the same limit is unaffected, and its
+// limit lowered in the projects file applies live (SIGHUP).
+func TestProjectsJoinRateProjectWide(t *testing.T) {
+	kj, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ko, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SECRET_JR", kj.Secret)
+	t.Setenv("SECRET_OTHER", ko.Secret)
+	file := filepath.Join(t.TempDir(), "projects.yaml")
+	// Each connection's bucket: burst 100 (the channel limit), refill 10/s.
+	limits := "    max_joins_per_second: 10\n    max_channels_per_client: 100\n"
+	if err := os.WriteFile(file, []byte("projects:\n  - ref: jr\n    jwt_secret: ${SECRET_JR}\n"+limits+
+		"  - ref: other\n    jwt_secret: ${SECRET_OTHER}\n"+limits), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mport, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", mport)
+	s := launchProjectsOnly(t, file, "--metrics-addr", metricsAddr)
+	waitProjectReady(t, s.addr, "jr")
+	waitProjectReady(t, s.addr, "other")
+
+	dial := func(host, key string) *wsClient {
+		t.Helper()
+		c, _, err := dialHost(t, s.addr, host, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := dial("jr.localhost", kj.Anon), dial("jr.localhost", kj.Anon)
+	o := dial("other.localhost", ko.Anon)
+	// 10 joins on each of a and b (10% of each bucket), 4 on the other project.
+	for i := range 10 {
+		for _, c := range []*wsClient{a, b} {
+			if m := joinOnce(c, itoa(1+i), fmt.Sprintf("realtime:room-%d", i), kj.Anon); !strings.Contains(string(m.Payload), `"status":"ok"`) {
+				t.Fatalf("join %d under the limit: %s", i, m.Payload)
+			}
+		}
+	}
+	for i := range 4 {
+		if m := joinOnce(o, itoa(1+i), fmt.Sprintf("realtime:room-%d", i), ko.Anon); !strings.Contains(string(m.Payload), `"status":"ok"`) {
+			t.Fatalf("other project, join %d: %s", i, m.Payload)
+		}
+	}
+	// The counter's period ends within 5 s: from then on the project's
+	// upgrades are refused (a refused upgrade is not a join).
+	waitJoinsRefused := func(host, key string) {
+		t.Helper()
+		for i := 0; ; i++ {
+			if i == 300 {
+				t.Fatalf("%s: the project's joins/s limit never tripped", host)
+			}
+			c, resp, err := dialHost(t, s.addr, host, key)
+			if err == nil {
+				c.ws.Close() // admitted: not tripped yet
+			} else if resp != nil && resp.StatusCode == 429 {
+				if b, _ := io.ReadAll(resp.Body); string(b) != "{\"error\":\"Too many joins per second\"}\n" {
+					t.Fatalf("%s: 429 body: %q", host, b)
+				}
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitJoinsRefused("jr.localhost", kj.Anon)
+	// A join on an open connection: Supabase's reason, then the socket closes.
+	if m := joinOnce(a, "50", "realtime:late", kj.Anon); !strings.Contains(string(m.Payload), `"reason":"ClientJoinRateLimitReached: Too many joins per second"`) {
+		t.Fatalf("join over the project limit: %s", m.Payload)
+	}
+	expectClosed(t, a, "connection over the project's joins/s")
+	// The other project joins and connects as before.
+	if m := joinOnce(o, "60", "realtime:late", ko.Anon); !strings.Contains(string(m.Payload), `"status":"ok"`) {
+		t.Fatalf("other project after jr tripped: %s", m.Payload)
+	}
+	dial("other.localhost", ko.Anon)
+
+	mresp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if m := string(mb); strings.Contains(m, `realtime_limit_hits_total{project="jr"} 0`) || !strings.Contains(m, `realtime_limit_hits_total{project="other"} 0`) {
+		t.Fatalf("limit hits: want jr counted, other 0:\n%s", m)
+	}
+
+	// Live: other's limit lowered to 2 on SIGHUP (a new counter); its
+	// open connection joins 3 more channels, which trips it at its
+	// period's end. Under the old limit (8 joins in all) it never would.
+	if err := os.WriteFile(file, []byte("projects:\n  - ref: jr\n    jwt_secret: ${SECRET_JR}\n"+limits+
+		"  - ref: other\n    jwt_secret: ${SECRET_OTHER}\n    max_joins_per_second: 2\n    max_channels_per_client: 100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	for i := 0; !strings.Contains(s.output(), `msg="project limits changed live" project=other`); i++ {
+		if i == 600 {
+			t.Fatalf("other's limits not changed live:\n%s", s.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := range 3 {
+		if m := joinOnce(o, itoa(70+i), fmt.Sprintf("realtime:after-%d", i), ko.Anon); !strings.Contains(string(m.Payload), `"status":"ok"`) {
+			t.Fatalf("other project after the reload, join %d: %s", i, m.Payload)
+		}
+	}
+	waitJoinsRefused("other.localhost", ko.Anon)
+}

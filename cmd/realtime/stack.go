@@ -27,6 +27,9 @@ type stackExtras struct {
 	// rates (docs/projects.md "Limits"); zero is unlimited.
 	eventsPerSecond         int
 	presenceEventsPerSecond int
+	// joinsPerSecond is the project-wide join rate (docs/projects.md
+	// "Limits"); zero is unlimited.
+	joinsPerSecond int
 }
 
 // stack is one project's complete service: JWT verifier, channel hub,
@@ -79,6 +82,7 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		// Project-wide rates (docs/projects.md "Limits").
 		MaxEventsPerSecond:         x.eventsPerSecond,
 		MaxPresenceEventsPerSecond: x.presenceEventsPerSecond,
+		MaxProjectJoinsPerSecond:   x.joinsPerSecond,
 	}
 	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
 	sctx, cancel := context.WithCancel(ctx)

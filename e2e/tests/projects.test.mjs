@@ -7,13 +7,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import dns from 'node:dns'
 import os from 'node:os'
 import path from 'node:path'
 import { describe } from 'node:test'
-import WebSocket from 'ws'
 import { collectBroadcasts, subscribed } from '../lib/client.mjs'
 import { useServer } from '../lib/harness.mjs'
+import { LocalhostWebSocket } from '../lib/localhost.mjs'
 import { probeUpgrade } from '../lib/raw.mjs'
 import { anonKey } from '../lib/tokens.mjs'
 import { waitFor } from '../lib/wait.mjs'
@@ -31,25 +30,6 @@ writeFileSync(
     jwt_secret: \${E2E_SECRET_B}
 `
 )
-
-/**
- * Resolves *.localhost to loopback (RFC 6761), as browsers do; Node's resolver here may not, so the
- * clients' WebSocket transport connects through this lookup and still sends Host: <ref>.localhost.
- */
-function localhostLookup(hostname, opts, cb) {
-  if (hostname === 'localhost' || hostname.endsWith('.localhost')) {
-    if (opts?.all) return cb(null, [{ address: '127.0.0.1', family: 4 }])
-    return cb(null, '127.0.0.1', 4)
-  }
-  return dns.lookup(hostname, opts, cb)
-}
-
-/** The ws WebSocket with the *.localhost lookup, as realtime-js's transport. */
-class LocalhostWebSocket extends WebSocket {
-  constructor(url, protocols) {
-    super(url, protocols, { lookup: localhostLookup })
-  }
-}
 
 describe('projects (supabase-js)', () => {
   const h = useServer({ extraArgs: ['--projects', file], env: { E2E_SECRET_A: secretA, E2E_SECRET_B: secretB } })
