@@ -106,7 +106,8 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 
 	f := &pgFeed{PGChanges: pg, Checker: checker, pool: pool, bridge: bridge, done: make(chan struct{}), streaming: make(chan struct{})}
 	var extraPubs []string
-	if setupRealtimeSchema(ctx, o, pool, log) {
+	schema := setupRealtimeSchema(ctx, o, pool, log)
+	if schema != nil {
 		f.prober = policy.NewProber(pool)
 		if bridge == nil {
 			// PostgreSQL itself: batch concurrent read probes, half the
@@ -171,6 +172,15 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		}
 		if bridge != nil {
 			sink = newRedeliveryFilter(sink).Process
+		}
+		if schema != nil {
+			// The realtime.messages publication must exist before the
+			// source streams it.
+			select {
+			case <-schema.done:
+			case <-fctx.Done():
+				return
+			}
 		}
 		if err := src.Run(fctx, sink); err != nil {
 			log.Error("change source stopped", "err", err)

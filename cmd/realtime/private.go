@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,21 +15,73 @@ import (
 	"github.com/openrealtime/realtime/internal/realtimeschema"
 )
 
+// schemaRetryMax bounds the pause between attempts to create the realtime
+// schema while the database cannot be reached.
+const schemaRetryMax = 10 * time.Second
+
+// realtimeSchema is the outcome of setupRealtimeSchema: done is closed once
+// the objects exist, or once the database refused them.
+type realtimeSchema struct {
+	done chan struct{}
+}
+
 // setupRealtimeSchema creates or upgrades the realtime schema objects
 // (docs/protocol.md §9.1) and keeps the day partitions of realtime.messages
-// current until ctx ends. It reports whether the objects are usable; when
-// not, private channels fall back to service_role only and database
-// broadcasts are off.
-func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, log *slog.Logger) bool {
+// current until ctx ends. It returns nil when the database refused them (an
+// SQL error): private channels then admit service_role only and database
+// broadcasts are off. When the database cannot be reached yet (a
+// PostgreSQL still starting, a browser PGlite whose page has not connected
+// its bridge) it keeps trying in the background; the caller wires private
+// channels and database broadcasts as usual and starts the change source
+// once done is closed (docs/operations.md "Realtime schema").
+func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, log *slog.Logger) *realtimeSchema {
+	st := &realtimeSchema{done: make(chan struct{})}
+	err := st.attempt(ctx, o, pool, log)
+	if err == nil {
+		return st
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || ctx.Err() != nil {
+		log.Error("realtime schema unavailable: private channels admit service_role only, database broadcasts are off", "err", err)
+		return nil
+	}
+	log.Warn("realtime schema pending: the database cannot be reached yet; retrying", "err", err)
+	go func() {
+		wait := time.Second
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := st.attempt(ctx, o, pool, log)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			if errors.As(err, &pgErr) {
+				log.Error("realtime schema unavailable: private channels cannot be authorized, database broadcasts are off", "err", err)
+				close(st.done)
+				return
+			}
+			log.Debug("realtime schema still pending", "err", err)
+			wait = min(2*wait, schemaRetryMax)
+		}
+	}()
+	return st
+}
+
+// attempt runs the migrations once; on success it marks st ready and
+// starts the partition maintenance.
+func (st *realtimeSchema) attempt(ctx context.Context, o *options, pool *pgxpool.Pool, log *slog.Logger) error {
 	opts := realtimeschema.Options{Publication: true, Retention: o.MessagesRetention}
 	mctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	applied, err := realtimeschema.Migrate(mctx, pool, opts)
 	cancel()
 	if err != nil {
-		log.Error("realtime schema unavailable: private channels admit service_role only, database broadcasts are off", "err", err)
-		return false
+		return err
 	}
 	log.Info("realtime schema ready", "applied_migrations", applied, "messages_retention", opts.Retention)
+	close(st.done)
 	go func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
@@ -42,7 +96,7 @@ func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, lo
 			}
 		}
 	}()
-	return true
+	return nil
 }
 
 // splitMessages returns the changes of batch that are not realtime.messages
