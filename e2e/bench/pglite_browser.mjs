@@ -47,7 +47,7 @@ window.started = (async () => {
   window.db = db
   await db.exec(await (await fetch('/schema.sql')).text())
   const { startBridge } = await import('${service}/pglite/v1/bridge.mjs')
-  window.bridge = await startBridge({ db, secret: '${BRIDGE_SECRET}' })
+  window.bridge = await startBridge({ db, secret: '${BRIDGE_SECRET}', relaxedDurability: ${RELAXED} })
   return 'ok'
 })()
 window.run = async (user, rows, rate) => {

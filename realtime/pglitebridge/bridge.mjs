@@ -222,10 +222,11 @@ function mayHaveWritten(msg, out) {
 }
 
 class Tunnel {
-  constructor(db, ws, log) {
+  constructor(db, ws, log, relaxed) {
     this.db = db
     this.ws = ws
     this.log = log
+    this.relaxed = relaxed // answer writes before their IndexedDB sync ends, as the page's PGlite does
     this.conns = new Map() // id -> {id, buf, started, listens, closed, status, sequence}
     this.queue = [] // {conn, msg} in arrival order
     this.running = false // pump is running: only it takes PGlite's lock for virtual connections
@@ -372,7 +373,8 @@ class Tunnel {
       if (mayHaveWritten(msg, out)) this.dirty = true
       if (this.dirty && !this.db.isInTransaction()) {
         this.dirty = false // a transaction's writes are synced once, when it has ended
-        await this.db.syncToFs()
+        if (this.relaxed) this.db.syncToFs().catch((err) => this.log?.('pglite bridge: sync failed', err))
+        else await this.db.syncToFs()
       }
       if (out.length) this.route(conn, out)
     }
@@ -446,8 +448,11 @@ class Tunnel {
  * @param {string} opts.secret the project's bridge secret (or its service-role key; never the anon key)
  * @param {string} [opts.url] the service (http(s)/ws(s) base URL or the endpoint); default: where this module came from
  * @param {(msg: string, ...args: any[]) => void} [opts.log] diagnostics
+ * @param {boolean} [opts.relaxedDurability] pass true when `db` was opened with PGlite's
+ *   relaxedDurability: the service's writes are then answered before their IndexedDB sync ends,
+ *   as the page's own are (docs/pglite.md, "Browser bridge")
  */
-export async function startBridge({ db, secret, url, log } = {}) {
+export async function startBridge({ db, secret, url, log, relaxedDurability = false } = {}) {
   if (!db || typeof db.execProtocolRawStream !== 'function') throw new TypeError('startBridge: db must be a PGlite instance')
   await db.waitReady
   const ws = new WebSocket(endpoint(url))
@@ -460,7 +465,7 @@ export async function startBridge({ db, secret, url, log } = {}) {
     ws.onmessage = (ev) => {
       if (typeof ev.data === 'string') {
         if (!tunnel && JSON.parse(ev.data).type === 'ready') {
-          tunnel = new Tunnel(db, ws, log)
+          tunnel = new Tunnel(db, ws, log, relaxedDurability)
           const onHide = () => ws.close(1000, 'page hidden')
           addEventListener('pagehide', onHide)
           closed.then(() => removeEventListener('pagehide', onHide))
