@@ -3,6 +3,7 @@ package realtime
 import (
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -135,6 +136,7 @@ func (c *wsConn) readLoop() {
 			case errors.Is(err, websocket.ErrReadLimit):
 				c.logger().Warn("frame over the size limit", "limit", c.srv.cfg.MaxFrameBytes)
 				c.out.Close(channels.ReasonProtocol)
+				c.drainRefused()
 			default:
 				c.out.Close(channels.ReasonClientLeft)
 			}
@@ -148,6 +150,25 @@ func (c *wsConn) readLoop() {
 		}
 	}
 }
+
+// drainRefused reads and discards, for up to closeDrain and refusedDrain
+// bytes, what a client whose frame was refused from its header still
+// sends, once the close frame (1009, written by the WebSocket library) is
+// out: a socket closed with unread input is reset, and the reset can
+// destroy the close frame before the client reads it.
+func (c *wsConn) drainRefused() {
+	select {
+	case <-c.out.done:
+	case <-time.After(closeDrain):
+		return
+	}
+	nc := c.ws.NetConn()
+	nc.SetReadDeadline(time.Now().Add(closeDrain))
+	io.CopyN(io.Discard, nc, refusedDrain)
+}
+
+// refusedDrain bounds what drainRefused reads.
+const refusedDrain = 8 << 20
 
 // cleanup ends the session after the socket closed and releases the socket
 // once the writer has finished.
