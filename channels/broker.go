@@ -35,6 +35,18 @@ type Broker interface {
 	SetHandler(h func(*Envelope))
 }
 
+// InterestBroker is a Broker that wants to know which topics have
+// subscribers on this node, so that it receives other nodes' envelopes
+// only for those (docs/cluster.md "Interest"). The hub calls Interest with
+// its shard lock held, in the order topics appear and disappear: it must
+// not block, do IO or call back into the hub.
+type InterestBroker interface {
+	Broker
+	// Interest reports that the topic key got its first local subscriber
+	// (on) or lost its last one (!on).
+	Interest(key string, on bool)
+}
+
 // LocalBroker is the single-node Broker: Publish calls the handler directly
 // on the caller's goroutine.
 type LocalBroker struct {

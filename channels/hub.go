@@ -24,10 +24,13 @@ type Hub struct {
 	shards [numShards]shard
 	seed   maphash.Seed
 	broker Broker
-	log    *slog.Logger
-	ids    atomic.Uint64
-	refs   refSource
-	pg     *pgIndex // postgres_changes bindings of every topic
+	// interest is broker when it implements InterestBroker, else nil; it
+	// is consulted only when a topic appears or disappears.
+	interest InterestBroker
+	log      *slog.Logger
+	ids      atomic.Uint64
+	refs     refSource
+	pg       *pgIndex // postgres_changes bindings of every topic
 	// tap observes fan-outs for the live tail; nil (the usual case) means
 	// no TapEvent is built at all.
 	tap atomic.Pointer[func(TapEvent)]
@@ -68,6 +71,7 @@ func NewHub(cfg HubConfig) *Hub {
 	for i := range h.shards {
 		h.shards[i].topics = make(map[string]*topic)
 	}
+	h.interest, _ = h.broker.(InterestBroker)
 	h.refs.init()
 	h.pg = newPGIndex()
 	h.broker.SetHandler(h.deliverEnvelope)
@@ -109,6 +113,9 @@ func (h *Hub) Subscribe(s *Subscription) {
 		empty := []*Subscription{}
 		t.subs.Store(&empty)
 		sh.topics[key] = t
+		if h.interest != nil {
+			h.interest.Interest(key, true)
+		}
 	}
 	s.topic.Store(t)
 	t.mu.Lock()
@@ -153,6 +160,9 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	t.mu.Unlock()
 	if len(next) == 0 {
 		delete(sh.topics, key)
+		if h.interest != nil {
+			h.interest.Interest(key, false)
+		}
 	}
 	sh.mu.Unlock()
 	if diff != nil {
