@@ -90,6 +90,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		realtime.PrivateMetricsCollector(),
 	)
+	if o.cluster != nil {
+		reg.MustRegister(clusterCollectors(o.cluster)...)
+	}
 	var handler http.Handler
 	maxConns := 0
 	if def != nil {
