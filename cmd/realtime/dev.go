@@ -48,7 +48,7 @@ func runDev(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *nodes != 1 {
-		return runDevNodes(ctx, &o, *nodes, *pgPort)
+		return runDevNodes(ctx, &o, *nodes, *pgPort, *asJSON)
 	}
 	if n, ok := devProjectCount(o.ProjectsFile); ok {
 		return runDevProjects(ctx, &o, n, *liteProjects, *pgPort)

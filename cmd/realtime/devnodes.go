@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,24 @@ import (
 	"github.com/openrealtime/realtime/realtime"
 )
 
+// printDevNodesJSON prints printDevJSON's line for the first node with a
+// "nodes" list: name, url and websocket of every node.
+func printDevNodesJSON(nodes []devNode, dbURL, adminToken string, k demo.Keys) {
+	list := make([]map[string]string, len(nodes))
+	for i, nd := range nodes {
+		list[i] = map[string]string{"name": nd.name, "url": "http://" + nd.addr, "websocket": "ws://" + nd.addr + "/realtime/v1/websocket"}
+	}
+	addr := nodes[0].addr
+	json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"url": "http://" + addr, "websocket": "ws://" + addr + "/realtime/v1/websocket",
+		"admin_url": "http://" + addr + "/admin/", "admin_token": adminToken,
+		"db_url": dbURL, "jwt_secret": k.Secret,
+		"anon_key": k.Anon, "service_key": k.Service,
+		"user_key": k.User, "user_id": k.UserID, "user2_key": k.User2, "user2_id": k.User2ID,
+		"nodes": list,
+	})
+}
+
 // maxDevNodes bounds `realtime dev --nodes N`.
 const maxDevNodes = 9
 
@@ -34,7 +53,7 @@ type devNode struct {
 // NATS servers (docs/cluster.md "Trying it"). Node i listens on --addr's
 // port + i (free ports when it is 0). It prints every node's URL once all
 // listen and serves until ctx ends; a node that fails stops the others.
-func runDevNodes(ctx context.Context, o *options, n, pgPort int) error {
+func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) error {
 	if n < 2 || n > maxDevNodes {
 		return fmt.Errorf("dev: --nodes N must be 2 to %d, not %d", maxDevNodes, n)
 	}
@@ -128,7 +147,11 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int) error {
 					mu.Unlock()
 					if all {
 						slices.SortFunc(listening, func(a, b devNode) int { return strings.Compare(a.name, b.name) })
-						printDevNodes(os.Stdout, listening, dbURL, o.AdminToken, keys)
+						if asJSON {
+							printDevNodesJSON(listening, dbURL, o.AdminToken, keys)
+						} else {
+							printDevNodes(os.Stdout, listening, dbURL, o.AdminToken, keys)
+						}
 					}
 				},
 			})
