@@ -47,7 +47,7 @@ func (d *DBBroadcasts) Stats() (published, invalid, tooLarge int64) {
 // Deliver publishes c when it is an INSERT into realtime.messages; other
 // kinds are ignored. The broadcast goes to this node's subscribers only:
 // every node of a cluster reads the database itself (docs/cluster.md
-// "Database broadcasts"). It returns after the broadcast is queued to every
+// "Database changes"). It returns after the broadcast is queued to every
 // subscriber, so a source may then confirm c's position.
 func (d *DBBroadcasts) Deliver(c *decoder.Change) {
 	if c.Kind != decoder.Insert || c.New == nil {

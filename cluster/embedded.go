@@ -16,7 +16,7 @@ const clusterName = "realtime"
 
 // Route health: a peer that stops answering pings is dropped after
 // routePing × routeMaxPingsOut (the default, minutes, would keep a frozen
-// peer's interest alive; docs/cluster.md "Failures").
+// peer's interest alive; docs/cluster.md "Failure behaviour implemented so far").
 const (
 	routePing        = time.Second
 	routeMaxPingsOut = 3
