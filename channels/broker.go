@@ -8,6 +8,12 @@ const (
 	EnvelopeBroadcast EnvelopeKind = iota + 1
 	// EnvelopePresenceDiff carries a presence diff (a per-node delta).
 	EnvelopePresenceDiff
+	// EnvelopePresenceReset says that node Remote's presence on Topic is
+	// gone (the node stopped answering); the hub sends the leaves.
+	EnvelopePresenceReset
+	// EnvelopePresenceSynced says that this node's snapshot of the other
+	// nodes' presence on Topic is complete.
+	EnvelopePresenceSynced
 )
 
 // Envelope is a message addressed to a topic on every node.
@@ -23,6 +29,10 @@ type Envelope struct {
 	// Origin is the id of the sending subscription (0 for none); it is
 	// meaningful only on the node that published.
 	Origin uint64
+	// Remote names the node a presence envelope is about: "" for this
+	// node's own diffs, else the origin whose state the hub keeps apart
+	// (docs/cluster.md "Presence").
+	Remote string
 }
 
 // Broker carries envelopes between nodes. Publish must not block on slow
@@ -45,6 +55,14 @@ type InterestBroker interface {
 	// Interest reports that the topic key got its first local subscriber
 	// (on) or lost its last one (!on).
 	Interest(key string, on bool)
+}
+
+// PresenceBroker is a Broker that carries presence between nodes: the hub
+// gives it LocalPresence so that it can answer other nodes' snapshot
+// requests. SetPresenceSource is called once, in NewHub.
+type PresenceBroker interface {
+	Broker
+	SetPresenceSource(func(key string) []byte)
 }
 
 // LocalBroker is the single-node Broker: Publish calls the handler directly

@@ -53,6 +53,7 @@ type topic struct {
 	mu       sync.Mutex                      // guards presence, writes to subs
 	subs     atomic.Pointer[[]*Subscription] // copy-on-write; read without mu
 	presence map[string][]*presenceMeta      // key → metas
+	remote   *remoteState                    // other nodes' presence; nil on one node
 
 	msgsIn     atomic.Int64
 	msgsOut    atomic.Int64
@@ -72,6 +73,9 @@ func NewHub(cfg HubConfig) *Hub {
 		h.shards[i].topics = make(map[string]*topic)
 	}
 	h.interest, _ = h.broker.(InterestBroker)
+	if pb, ok := h.broker.(PresenceBroker); ok {
+		pb.SetPresenceSource(h.LocalPresence)
+	}
 	h.refs.init()
 	h.pg = newPGIndex()
 	h.broker.SetHandler(h.deliverEnvelope)
@@ -195,13 +199,30 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 			}
 			h.emitTap(t.wire, kind, e.Broadcast.Event, p, n)
 		}
-	case EnvelopePresenceDiff:
-		n := t.fanOutPresenceDiff(e.PresenceDiff)
+	case EnvelopePresenceDiff, EnvelopePresenceReset, EnvelopePresenceSynced:
+		diff := e.PresenceDiff
+		if e.Kind != EnvelopePresenceDiff || e.Remote != "" {
+			t.mu.Lock()
+			switch e.Kind {
+			case EnvelopePresenceDiff:
+				diff = t.applyRemoteLocked(e.Remote, diff)
+			case EnvelopePresenceReset:
+				diff = t.resetRemoteLocked(e.Remote)
+			case EnvelopePresenceSynced:
+				t.syncedLocked()
+				diff = nil
+			}
+			t.mu.Unlock()
+			if diff == nil {
+				return
+			}
+		}
+		n := t.fanOutPresenceDiff(diff)
 		if n > 0 {
 			h.out.presence.Add(int64(n))
 		}
 		if h.tap.Load() != nil {
-			h.emitTap(t.wire, "presence", "presence_diff", e.PresenceDiff, n)
+			h.emitTap(t.wire, "presence", "presence_diff", diff, n)
 		}
 	}
 }

@@ -18,10 +18,16 @@ const warnEvery = 10 * time.Second
 // the embedded server (embedded mode) and the goroutine that publishes.
 // Its methods are safe for concurrent use.
 type Node struct {
-	cfg Config
-	log *slog.Logger
-	srv *server.Server // nil with an external NATS
-	nc  *nats.Conn
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	origin string // this run of the node: name and boot id
+
+	seenMu sync.Mutex           // guards seen, down
+	seen   map[string]time.Time // origin → when last heard
+	down   map[string]struct{}  // origins declared down, until heard again
+	hbDone chan struct{}        // closed when heartbeatLoop has returned
 
 	out  chan outMsg   // bounded; drained only by run
 	kick chan struct{} // capacity 1: some broker's interest changed
@@ -40,6 +46,7 @@ type Node struct {
 // outMsg is one message waiting to be published.
 type outMsg struct {
 	subject string
+	reply   string // a reply subject, or ""
 	data    []byte
 }
 
@@ -63,6 +70,9 @@ func Start(cfg Config) (*Node, error) {
 		out: make(chan outMsg, cfg.QueueLen), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		brokers: make(map[*Broker]struct{}),
+		origin:  newOrigin(cfg.NodeName),
+		seen:    make(map[string]time.Time), down: make(map[string]struct{}),
+		hbDone: make(chan struct{}),
 	}
 	opts := []nats.Option{
 		nats.Name("realtime-" + cfg.NodeName),
@@ -105,6 +115,13 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
 	n.nc = nc
+	if err := n.startHeartbeats(); err != nil {
+		nc.Close()
+		if n.srv != nil {
+			n.srv.Shutdown()
+		}
+		return nil, fmt.Errorf("cluster: subscribe to heartbeats: %w", err)
+	}
 	go n.run()
 	n.log.Info("cluster: joined", "embedded", cfg.Embedded, "peers", len(cfg.Peers), "connected", nc.IsConnected())
 	return n, nil
@@ -172,7 +189,13 @@ func (n *Node) run() {
 }
 
 func (n *Node) publish(m outMsg) {
-	if err := n.nc.Publish(m.subject, m.data); err != nil {
+	var err error
+	if m.reply == "" {
+		err = n.nc.Publish(m.subject, m.data)
+	} else {
+		err = n.nc.PublishRequest(m.subject, m.reply, m.data)
+	}
+	if err != nil {
 		n.drop(classify(err), err, "subject", m.subject)
 		return
 	}
@@ -182,13 +205,7 @@ func (n *Node) publish(m outMsg) {
 // reconcile brings every broker's subscriptions to its wanted set and
 // forgets closed brokers. Called only by run.
 func (n *Node) reconcile() {
-	n.mu.Lock()
-	bs := make([]*Broker, 0, len(n.brokers))
-	for b := range n.brokers {
-		bs = append(bs, b)
-	}
-	n.mu.Unlock()
-	for _, b := range bs {
+	for _, b := range n.brokerList() {
 		if b.reconcile() {
 			n.mu.Lock()
 			delete(n.brokers, b)
@@ -249,6 +266,7 @@ func (n *Node) Close() {
 		}
 		n.mu.Unlock()
 		close(n.stop)
+		<-n.hbDone
 		<-n.done
 		if err := n.nc.FlushTimeout(2 * time.Second); err != nil && n.nc.IsConnected() {
 			n.log.Warn("cluster: flush at close", "err", err)

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"strconv"
 	"testing"
 	"time"
@@ -24,7 +26,9 @@ type enc struct{}
 func (enc) EncodeBroadcast(_ string, b *channels.Broadcast) (channels.Frame, bool) {
 	return channels.Frame{Data: b.Payload}, true
 }
-func (enc) EncodePresenceDiff(string, []byte) channels.Frame { return channels.Frame{} }
+func (enc) EncodePresenceDiff(_ string, diff []byte) channels.Frame {
+	return channels.Frame{Data: append([]byte("diff:"), diff...)}
+}
 func (enc) EncodePostgresChange(string, []int64, []byte, channels.Cursor) channels.Frame {
 	return channels.Frame{}
 }
@@ -50,7 +54,7 @@ func startNodes(t *testing.T, n int) []*testNode {
 	}
 	nodes := make([]*testNode, n)
 	for i := range nodes {
-		node, err := Start(Config{NodeName: "n" + strconv.Itoa(i), Embedded: true, ClusterListen: addrs[i], Peers: addrs})
+		node, err := Start(Config{NodeName: "n" + strconv.Itoa(i), Embedded: true, ClusterListen: addrs[i], Peers: addrs, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,3 +179,12 @@ func TestNodeWithoutSubscribersReceivesNothing(t *testing.T) {
 		}
 	}
 }
+
+// testLogger logs the node's warnings and errors through t.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
