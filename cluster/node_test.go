@@ -3,8 +3,8 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +187,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
