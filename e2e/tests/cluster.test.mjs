@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { describe } from 'node:test'
 import { collectBroadcasts, subscribed } from '../lib/client.mjs'
 import { useDevServer } from '../lib/dev.mjs'
-import { sleep } from '../lib/wait.mjs'
+import { safeJson, sleep, waitFor } from '../lib/wait.mjs'
 
 describe('cluster of three nodes (supabase-js)', () => {
   const h = useDevServer({ extraArgs: ['--nodes', '3'] })
@@ -101,6 +101,32 @@ describe('cluster of three nodes (supabase-js)', () => {
     for (const e of ends) await e.waitFor(undefined, 15000)
     for (const c of got) {
       assert.deepEqual(c.items.map((m) => m.payload.i), [...Array(10).keys()], `${c.name}: once each, in order`)
+    }
+  })
+
+  h.test('presence is cluster-wide: every client sees every node\'s members; a leave reaches all', async () => {
+    const chans = []
+    for (let i = 0; i < 3; i++) {
+      const ch = (await on(i, h.srv.anonKey)).channel('cl-lobby', { config: { presence: { key: `member-${i + 1}` } } })
+      ch.on('presence', { event: 'sync' }, () => {}) // asks for presence events at join
+      await subscribed(ch)
+      assert.equal(await ch.track({ node: i + 1 }), 'ok')
+      chans.push(ch)
+    }
+    const keys = (ch) => Object.keys(ch.presenceState()).sort().join(',')
+    for (const ch of chans) {
+      await waitFor(() => keys(ch) === 'member-1,member-2,member-3', {
+        timeout: 15000,
+        message: () => `presence at ${ch.topic}: ${safeJson(ch.presenceState())}`,
+      })
+    }
+    assert.deepEqual(chans[0].presenceState()['member-3'].map((m) => m.node), [3])
+    assert.equal(await chans[2].untrack(), 'ok')
+    for (const ch of chans.slice(0, 2)) {
+      await waitFor(() => keys(ch) === 'member-1,member-2', {
+        timeout: 15000,
+        message: () => `presence after the untrack: ${safeJson(ch.presenceState())}`,
+      })
     }
   })
 
