@@ -13,8 +13,10 @@
 //     topics (sharded by key), broadcast and presence fan-out, and the
 //     per-subscription counters.
 //   - broker.go: fan-out goes through a [Broker]; [LocalBroker] is the
-//     single-node implementation, package cluster carries broadcasts between
-//     nodes over NATS as an [InterestBroker] (docs/cluster.md). Database
+//     single-node implementation, package cluster carries broadcasts and
+//     presence between nodes over NATS as an [InterestBroker] and
+//     [PresenceBroker] (docs/cluster.md); presenceremote.go keeps the other
+//     nodes' presence per topic. Database
 //     broadcasts bypass the broker: every node reads the database itself.
 //   - authorizer.go: the [Authorizer] that postgres_changes needs from the
 //     database (package auth/rls implements it) and its error sentinels.

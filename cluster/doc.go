@@ -7,14 +7,17 @@
 // on that connection: producers hand it messages through a bounded queue and
 // interest changes through a dirty set, so a hub never blocks on NATS.
 //
-// A [Broker] is one project's [channels.InterestBroker]: it delivers a
-// broadcast to this node's subscribers at once, queues it for the other
-// nodes on the subject rt.<project>.bc.<topic token>, and subscribes to a
-// topic's subject only while this node has subscribers for it. Messages that
-// arrive from NATS are fanned out locally and never published again.
-// Presence diffs stay on the node that made them (presence is per node in
-// this version).
+// A [Broker] is one project's [channels.InterestBroker] and
+// [channels.PresenceBroker]: it delivers a broadcast or presence diff to
+// this node's subscribers at once, queues it for the other nodes on the
+// subject rt.<project>.t.<topic token>, and subscribes to a topic's subject
+// only while this node has subscribers for it, taking a snapshot of the
+// other nodes' presence there when it starts. Messages that arrive from
+// NATS are fanned out locally and never published again. Heartbeats on
+// rt.hb tell which nodes are alive; a silent node's presence leaves after
+// 3 s (heartbeat.go).
 //
-// Lock order: channels' hub shard lock → Broker.mu. Broker.mu and Node.mu
-// are leaves; neither is held during NATS calls.
+// Lock order: channels' hub shard lock → Broker.mu. Broker.mu, Node.mu and
+// Node.seenMu are leaves; none is held during NATS calls or while calling
+// into the hub.
 package cluster
