@@ -71,7 +71,12 @@ func FuzzDecodeBroadcast(f *testing.F) {
 	f.Add(encodeBroadcast(&channels.Envelope{Kind: channels.EnvelopeBroadcast, Topic: "public|t", Broadcast: &channels.Broadcast{Event: "e", Payload: []byte("{}")}}))
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add(encodeFields(kindPresence, 0, []byte("public|t"), []byte("n1.abc"), []byte(`{"joins":{},"leaves":{}}`)))
+	f.Add(encodeFields(kindHeartbeat, 0, []byte("n1.abc")))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if kind, _, fields, err := decodeMessage(data); err == nil && len(fields) != fieldCount(kind) {
+			t.Fatalf("kind %d decoded with %d fields", kind, len(fields))
+		}
 		e, err := decodeBroadcast(data)
 		if err != nil {
 			return
