@@ -19,6 +19,10 @@ const (
 	snapshotWindow = 2 * time.Second
 )
 
+// maxDownOrigins bounds the remembered down origins (each restart of a node
+// leaves one behind).
+const maxDownOrigins = 1024
+
 // snapshotRepeats are the times after the first snapshot request of a
 // topic at which it is sent again, all within snapshotWindow.
 var snapshotRepeats = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 1500 * time.Millisecond}
@@ -98,6 +102,11 @@ func (n *Node) heartbeatLoop() {
 func (n *Node) expire(now time.Time) {
 	var gone []string
 	n.seenMu.Lock()
+	if len(n.down) > maxDownOrigins {
+		// Old runs of restarted nodes: forgetting them only means that one
+		// heard again is not resynchronised, which a restart never needs.
+		clear(n.down)
+	}
 	for o, at := range n.seen {
 		if now.Sub(at) >= downAfter {
 			delete(n.seen, o)
