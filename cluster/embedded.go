@@ -76,13 +76,14 @@ func splitHostPort(hp string) (string, int, error) {
 	return h, port, nil
 }
 
-// natsLogger passes the embedded server's logs to slog; its notices are
-// info, its fatal errors are errors (the process is not exited).
+// natsLogger passes the embedded server's logs to slog: notices are info,
+// errors warnings (the server reports a peer not up yet as an error and
+// retries), fatal errors errors (the process is not exited).
 type natsLogger struct{ log *slog.Logger }
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
