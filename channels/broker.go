@@ -14,6 +14,9 @@ const (
 	// EnvelopePresenceSynced says that this node's snapshot of the other
 	// nodes' presence on Topic is complete.
 	EnvelopePresenceSynced
+	// EnvelopePresenceSyncing says that a new snapshot of Topic has begun
+	// (until EnvelopePresenceSynced, leaves are remembered).
+	EnvelopePresenceSyncing
 )
 
 // Envelope is a message addressed to a topic on every node.

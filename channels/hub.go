@@ -199,7 +199,7 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 			}
 			h.emitTap(t.wire, kind, e.Broadcast.Event, p, n)
 		}
-	case EnvelopePresenceDiff, EnvelopePresenceReset, EnvelopePresenceSynced:
+	case EnvelopePresenceDiff, EnvelopePresenceReset, EnvelopePresenceSynced, EnvelopePresenceSyncing:
 		diff := e.PresenceDiff
 		if e.Kind != EnvelopePresenceDiff || e.Remote != "" {
 			t.mu.Lock()
@@ -209,7 +209,10 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 			case EnvelopePresenceReset:
 				diff = t.resetRemoteLocked(e.Remote)
 			case EnvelopePresenceSynced:
-				t.syncedLocked()
+				t.syncedLocked(true)
+				diff = nil
+			case EnvelopePresenceSyncing:
+				t.syncedLocked(false)
 				diff = nil
 			}
 			t.mu.Unlock()

@@ -109,12 +109,16 @@ func (t *topic) resetRemoteLocked(origin string) []byte {
 	return encodeRemoteDiff(nil, leaves)
 }
 
-// syncedLocked marks t's snapshot complete. t.mu must be held.
-func (t *topic) syncedLocked() {
+// syncedLocked marks t's snapshot complete (synced) or begun again (!synced).
+// t.mu must be held.
+func (t *topic) syncedLocked(synced bool) {
 	if t.remote == nil {
 		t.remote = &remoteState{origins: make(map[string]map[string]*remoteMeta)}
 	}
-	t.remote.synced, t.remote.left = true, nil
+	t.remote.synced = synced
+	if synced {
+		t.remote.left = nil
+	}
 }
 
 // stateMeta is a copy of a diff's meta object fit for presence_state:

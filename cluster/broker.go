@@ -9,7 +9,8 @@ import (
 	"github.com/openrealtime/realtime/channels"
 )
 
-// Broker is one project's channels.InterestBroker on a Node. Publish and
+// Broker is one project's channels.InterestBroker and PresenceBroker on a
+// Node. Publish and
 // Interest never block; its handler runs on NATS delivery goroutines (one
 // per subscribed topic, so one topic's messages are handled in order).
 type Broker struct {
@@ -177,6 +178,7 @@ func (b *Broker) presence(key string, fields [][]byte) {
 // goroutine, right after subscribing.
 func (b *Broker) snapshot(key string) {
 	nc := b.node.nc
+	b.h(&channels.Envelope{Kind: channels.EnvelopePresenceSyncing, Topic: key})
 	inbox := nats.NewInbox()
 	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
 		if len(m.Data) == 0 {
