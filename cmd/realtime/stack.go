@@ -69,6 +69,9 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 	}
 	hcfg := channels.HubConfig{Logger: log}
 	var broker *cluster.Broker
+	if o.cluster != nil && o.DBURL != "" && o.Source != "logical" {
+		return nil, fmt.Errorf("a cluster needs source logical: every node reads its own replication slot (docs/cluster.md)")
+	}
 	if o.cluster != nil {
 		ref := x.ref
 		if ref == "" {
