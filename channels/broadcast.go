@@ -41,6 +41,16 @@ func (h *Hub) BroadcastTo(topic string, private bool, b *Broadcast) {
 	h.broker.Publish(&Envelope{Kind: EnvelopeBroadcast, Topic: key, Broadcast: b})
 }
 
+// broadcastLocal delivers b to this node's subscribers of a topic without
+// the broker: the message already reaches every node another way.
+func (h *Hub) broadcastLocal(topic string, private bool, b *Broadcast) {
+	key := TopicKey(topic, private)
+	if t := h.lookup(key); t != nil {
+		t.msgsIn.Add(1)
+	}
+	h.deliverEnvelope(&Envelope{Kind: EnvelopeBroadcast, Topic: key, Broadcast: b})
+}
+
 func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }

@@ -8,6 +8,15 @@ const (
 	EnvelopeBroadcast EnvelopeKind = iota + 1
 	// EnvelopePresenceDiff carries a presence diff (a per-node delta).
 	EnvelopePresenceDiff
+	// EnvelopePresenceReset says that node Remote's presence on Topic is
+	// gone (the node stopped answering); the hub sends the leaves.
+	EnvelopePresenceReset
+	// EnvelopePresenceSynced says that this node's snapshot of the other
+	// nodes' presence on Topic is complete.
+	EnvelopePresenceSynced
+	// EnvelopePresenceSyncing says that a new snapshot of Topic has begun
+	// (until EnvelopePresenceSynced, leaves are remembered).
+	EnvelopePresenceSyncing
 )
 
 // Envelope is a message addressed to a topic on every node.
@@ -23,6 +32,10 @@ type Envelope struct {
 	// Origin is the id of the sending subscription (0 for none); it is
 	// meaningful only on the node that published.
 	Origin uint64
+	// Remote names the node a presence envelope is about: "" for this
+	// node's own diffs, else the origin whose state the hub keeps apart
+	// (docs/cluster.md "Presence").
+	Remote string
 }
 
 // Broker carries envelopes between nodes. Publish must not block on slow
@@ -33,6 +46,26 @@ type Broker interface {
 	// SetHandler installs the function that delivers envelopes on this node.
 	// It is called once, before the first Publish.
 	SetHandler(h func(*Envelope))
+}
+
+// InterestBroker is a Broker that wants to know which topics have
+// subscribers on this node, so that it receives other nodes' envelopes
+// only for those (docs/cluster.md "Interest"). The hub calls Interest with
+// its shard lock held, in the order topics appear and disappear: it must
+// not block, do IO or call back into the hub.
+type InterestBroker interface {
+	Broker
+	// Interest reports that the topic key got its first local subscriber
+	// (on) or lost its last one (!on).
+	Interest(key string, on bool)
+}
+
+// PresenceBroker is a Broker that carries presence between nodes: the hub
+// gives it LocalPresence so that it can answer other nodes' snapshot
+// requests. SetPresenceSource is called once, in NewHub.
+type PresenceBroker interface {
+	Broker
+	SetPresenceSource(func(key string) []byte)
 }
 
 // LocalBroker is the single-node Broker: Publish calls the handler directly

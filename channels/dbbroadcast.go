@@ -45,7 +45,9 @@ func (d *DBBroadcasts) Stats() (published, invalid, tooLarge int64) {
 }
 
 // Deliver publishes c when it is an INSERT into realtime.messages; other
-// kinds are ignored. It returns after the broadcast is queued to every
+// kinds are ignored. The broadcast goes to this node's subscribers only:
+// every node of a cluster reads the database itself (docs/cluster.md
+// "Database changes"). It returns after the broadcast is queued to every
 // subscriber, so a source may then confirm c's position.
 func (d *DBBroadcasts) Deliver(c *decoder.Change) {
 	if c.Kind != decoder.Insert || c.New == nil {
@@ -89,7 +91,7 @@ func (d *DBBroadcasts) Deliver(c *decoder.Change) {
 		return
 	}
 	priv := private.Text == "t" || private.Text == "true"
-	d.hub.BroadcastTo("realtime:"+topic.Text, priv, b)
+	d.hub.broadcastLocal("realtime:"+topic.Text, priv, b)
 	d.published.Add(1)
 	if d.OnMessage != nil {
 		d.OnMessage(topic.Text, priv, b)

@@ -12,9 +12,12 @@
 //   - hub.go, broadcast.go, presence.go, subscription.go: the [Hub], its
 //     topics (sharded by key), broadcast and presence fan-out, and the
 //     per-subscription counters.
-//   - broker.go: fan-out goes through a [Broker] so that a later multi-node
-//     deployment can carry broadcasts and presence deltas between nodes;
-//     [LocalBroker] is the in-process implementation.
+//   - broker.go: fan-out goes through a [Broker]; [LocalBroker] is the
+//     single-node implementation, package cluster carries broadcasts and
+//     presence between nodes over NATS as an [InterestBroker] and
+//     [PresenceBroker] (docs/cluster.md); presenceremote.go keeps the other
+//     nodes' presence per topic. Database
+//     broadcasts bypass the broker: every node reads the database itself.
 //   - authorizer.go: the [Authorizer] that postgres_changes needs from the
 //     database (package auth/rls implements it) and its error sentinels.
 //   - pgbind.go: [PGChanges], which parses join bindings ([PGChanges.Bind])
@@ -30,7 +33,8 @@
 //     ([Hub.MessagesOut]) and the live-tail tap ([Hub.SetTap]).
 //
 // Lock order: Hub shard lock → topic.mu. The pgIndex lock is a leaf: it is
-// never held while taking another. No lock is held while calling an
+// never held while taking another. [InterestBroker.Interest] is called with
+// a shard lock held and may take only leaf locks of its own. No lock is held while calling an
 // Authorizer or doing IO; Writer.Enqueue never blocks, so it may be called
 // with a topic lock held.
 //

@@ -24,10 +24,13 @@ type Hub struct {
 	shards [numShards]shard
 	seed   maphash.Seed
 	broker Broker
-	log    *slog.Logger
-	ids    atomic.Uint64
-	refs   refSource
-	pg     *pgIndex // postgres_changes bindings of every topic
+	// interest is broker when it implements InterestBroker, else nil; it
+	// is consulted only when a topic appears or disappears.
+	interest InterestBroker
+	log      *slog.Logger
+	ids      atomic.Uint64
+	refs     refSource
+	pg       *pgIndex // postgres_changes bindings of every topic
 	// tap observes fan-outs for the live tail; nil (the usual case) means
 	// no TapEvent is built at all.
 	tap atomic.Pointer[func(TapEvent)]
@@ -50,6 +53,7 @@ type topic struct {
 	mu       sync.Mutex                      // guards presence, writes to subs
 	subs     atomic.Pointer[[]*Subscription] // copy-on-write; read without mu
 	presence map[string][]*presenceMeta      // key → metas
+	remote   *remoteState                    // other nodes' presence; nil on one node
 
 	msgsIn     atomic.Int64
 	msgsOut    atomic.Int64
@@ -67,6 +71,10 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	for i := range h.shards {
 		h.shards[i].topics = make(map[string]*topic)
+	}
+	h.interest, _ = h.broker.(InterestBroker)
+	if pb, ok := h.broker.(PresenceBroker); ok {
+		pb.SetPresenceSource(h.LocalPresence)
 	}
 	h.refs.init()
 	h.pg = newPGIndex()
@@ -109,6 +117,9 @@ func (h *Hub) Subscribe(s *Subscription) {
 		empty := []*Subscription{}
 		t.subs.Store(&empty)
 		sh.topics[key] = t
+		if h.interest != nil {
+			h.interest.Interest(key, true)
+		}
 	}
 	s.topic.Store(t)
 	t.mu.Lock()
@@ -153,6 +164,9 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	t.mu.Unlock()
 	if len(next) == 0 {
 		delete(sh.topics, key)
+		if h.interest != nil {
+			h.interest.Interest(key, false)
+		}
 	}
 	sh.mu.Unlock()
 	if diff != nil {
@@ -185,13 +199,33 @@ func (h *Hub) deliverEnvelope(e *Envelope) {
 			}
 			h.emitTap(t.wire, kind, e.Broadcast.Event, p, n)
 		}
-	case EnvelopePresenceDiff:
-		n := t.fanOutPresenceDiff(e.PresenceDiff)
+	case EnvelopePresenceDiff, EnvelopePresenceReset, EnvelopePresenceSynced, EnvelopePresenceSyncing:
+		diff := e.PresenceDiff
+		if e.Kind != EnvelopePresenceDiff || e.Remote != "" {
+			t.mu.Lock()
+			switch e.Kind {
+			case EnvelopePresenceDiff:
+				diff = t.applyRemoteLocked(e.Remote, diff)
+			case EnvelopePresenceReset:
+				diff = t.resetRemoteLocked(e.Remote)
+			case EnvelopePresenceSynced:
+				t.syncedLocked(true)
+				diff = nil
+			case EnvelopePresenceSyncing:
+				t.syncedLocked(false)
+				diff = nil
+			}
+			t.mu.Unlock()
+			if diff == nil {
+				return
+			}
+		}
+		n := t.fanOutPresenceDiff(diff)
 		if n > 0 {
 			h.out.presence.Add(int64(n))
 		}
 		if h.tap.Load() != nil {
-			h.emitTap(t.wire, "presence", "presence_diff", e.PresenceDiff, n)
+			h.emitTap(t.wire, "presence", "presence_diff", diff, n)
 		}
 	}
 }

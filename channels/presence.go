@@ -259,20 +259,47 @@ func (h *Hub) PresenceState(s *Subscription) []byte {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var remote map[string][]*remoteMeta // key → other nodes' metas
+	if t.remote != nil && len(t.remote.origins) > 0 {
+		remote = make(map[string][]*remoteMeta)
+		for _, metas := range t.remote.origins {
+			for _, m := range metas {
+				remote[m.key] = append(remote[m.key], m)
+			}
+		}
+	}
 	buf := []byte{'{'}
 	first := true
-	for key, metas := range t.presence {
+	open := func(key string) {
 		if !first {
 			buf = append(buf, ',')
 		}
 		first = false
 		buf = appendJSONString(buf, key)
 		buf = append(buf, `:{"metas":[`...)
+	}
+	for key, metas := range t.presence {
+		open(key)
 		for i, m := range metas {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
 			buf = appendMeta(buf, m, "")
+		}
+		for _, m := range remote[key] {
+			buf = append(buf, ',')
+			buf = append(buf, m.obj...)
+		}
+		delete(remote, key)
+		buf = append(buf, "]}"...)
+	}
+	for key, metas := range remote {
+		open(key)
+		for i, m := range metas {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, m.obj...)
 		}
 		buf = append(buf, "]}"...)
 	}

@@ -34,6 +34,7 @@ func runDev(args []string) error {
 	asJSON := fs.Bool("json", false, "print the connection details as one JSON line instead of the banner")
 	pgPort := fs.Int("pg-port", 0, "port of the throwaway PostgreSQL (0 picks a free one)")
 	liteProjects := fs.Int("pglite-projects", 0, "with --projects N: the last M of the N projects run on PGlite bridges (source notify), the others on the cluster")
+	nodes := fs.Int("nodes", envInt("REALTIME_DEV_NODES", 1), "run this many nodes as one cluster (embedded NATS) on the throwaway database, on --addr's port and the next ones (REALTIME_DEV_NODES, docs/cluster.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +47,9 @@ func runDev(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *nodes != 1 {
+		return runDevNodes(ctx, &o, *nodes, *pgPort, *asJSON)
+	}
 	if n, ok := devProjectCount(o.ProjectsFile); ok {
 		return runDevProjects(ctx, &o, n, *liteProjects, *pgPort)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/openrealtime/realtime/auth/policy"
 	"github.com/openrealtime/realtime/auth/rls"
 	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/cluster"
 	"github.com/openrealtime/realtime/decoder"
 	"github.com/openrealtime/realtime/internal/realtimeschema"
 	"github.com/openrealtime/realtime/realtime/pglitebridge"
@@ -54,6 +55,15 @@ func (f *pgFeed) Close() {
 	if f.bridge != nil {
 		f.bridge.Close()
 	}
+}
+
+// effectiveSlot is the replication slot the logical source reads: in a
+// cluster each node has its own (docs/cluster.md "Database changes").
+func effectiveSlot(o *options) string {
+	if o.cluster != nil {
+		return cluster.SlotName(o.Slot, o.cluster.Name())
+	}
+	return o.Slot
 }
 
 // probeWorkers bounds the read-probe batches running at once: half of
@@ -134,7 +144,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	case "logical":
 		src = decoder.NewLogical(decoder.LogicalConfig{
 			DBURL:             o.DBURL,
-			Slot:              o.Slot,
+			Slot:              effectiveSlot(o),
 			Publication:       o.Publication,
 			ExtraPublications: extraPubs,
 			Logger:            log,

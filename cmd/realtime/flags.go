@@ -3,12 +3,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/cluster"
 	"github.com/openrealtime/realtime/projects"
 )
 
@@ -51,6 +53,53 @@ type options struct {
 	ProjectRef           string
 	ProjectsState        string
 	APIJWTSecret         string
+	NodeName             string
+	ClusterEmbedded      bool
+	ClusterListen        string
+	ClusterPeers         string
+	ClusterClientListen  string
+	NATSURL              string
+	ClusterQueue         int
+
+	// cluster is this process's cluster membership, set by serve when
+	// clustered (not a flag); nil on a single node.
+	cluster *cluster.Node
+}
+
+// clustered reports whether the options ask for a cluster.
+func (o *options) clustered() bool { return o.ClusterEmbedded || o.NATSURL != "" }
+
+// clusterConfig is the cluster.Config the options describe.
+func (o *options) clusterConfig(log *slog.Logger) cluster.Config {
+	var peers []string
+	for _, p := range strings.Split(o.ClusterPeers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			peers = append(peers, p)
+		}
+	}
+	return cluster.Config{
+		NodeName: o.NodeName, Embedded: o.ClusterEmbedded, ClusterListen: o.ClusterListen, Peers: peers,
+		ClientListen: o.ClusterClientListen, URL: o.NATSURL, QueueLen: o.ClusterQueue, Logger: log,
+	}
+}
+
+// defaultNodeName is the host name in lower case with characters a node
+// name cannot hold spelled '-', cut to 32 bytes.
+func defaultNodeName() string {
+	h, _ := os.Hostname()
+	b := []byte(strings.ToLower(h))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 32 {
+		b = b[:32]
+	}
+	if len(b) == 0 {
+		return "node"
+	}
+	return string(b)
 }
 
 // envString returns the first non-empty variable of names, else def.
@@ -67,6 +116,15 @@ func envInt(name string, def int) int {
 	if v := os.Getenv(name); v != "" {
 		if n, err := strconv.Atoi(v); err == nil {
 			return n
+		}
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v := os.Getenv(name); v != "" {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
 		}
 	}
 	return def
@@ -127,6 +185,13 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&o.ProjectRef, "project-ref", envString("realtime-dev", "REALTIME_PROJECT_REF", "SELF_HOST_TENANT_NAME"), "with --projects: the ref that names the flag-configured project (REALTIME_PROJECT_REF)")
 	fs.StringVar(&o.ProjectsState, "projects-state", envString("", "REALTIME_PROJECTS_STATE"), "with --projects: JSON file keeping the projects made through /api/tenants; default <projects file>.state.json (REALTIME_PROJECTS_STATE)")
 	fs.StringVar(&o.APIJWTSecret, "api-jwt-secret", envString("", "REALTIME_API_JWT_SECRET", "API_JWT_SECRET"), "with --projects: HS256/384/512 secret of the bearer JWTs the management API /api/tenants accepts besides the admin token (REALTIME_API_JWT_SECRET, API_JWT_SECRET)")
+	fs.StringVar(&o.NodeName, "node-name", envString(defaultNodeName(), "REALTIME_NODE_NAME"), "this node's name in a cluster, unique and stable: it names the node's replication slot; [a-z0-9_-]{1,32}, default the host name (REALTIME_NODE_NAME, docs/cluster.md)")
+	fs.BoolVar(&o.ClusterEmbedded, "cluster-embedded", envBool("REALTIME_CLUSTER_EMBEDDED", false), "run a NATS server in this process and form a cluster with --cluster-peers (REALTIME_CLUSTER_EMBEDDED, docs/cluster.md)")
+	fs.StringVar(&o.ClusterListen, "cluster-listen", envString("127.0.0.1:6222", "REALTIME_CLUSTER_LISTEN"), "with --cluster-embedded: the NATS route address other nodes dial (REALTIME_CLUSTER_LISTEN)")
+	fs.StringVar(&o.ClusterPeers, "cluster-peers", envString("", "REALTIME_CLUSTER_PEERS"), "with --cluster-embedded: comma-separated route addresses (host:port) of the nodes; this node's own may be listed (REALTIME_CLUSTER_PEERS)")
+	fs.StringVar(&o.ClusterClientListen, "cluster-client-listen", envString("", "REALTIME_CLUSTER_CLIENT_LISTEN"), "with --cluster-embedded: also accept NATS clients (e.g. the nats CLI) on host:port; default a random loopback port (REALTIME_CLUSTER_CLIENT_LISTEN)")
+	fs.StringVar(&o.NATSURL, "nats-url", envString("", "REALTIME_NATS_URL", "NATS_URL"), "join a cluster through this external NATS server or cluster (comma-separated URLs) (REALTIME_NATS_URL, NATS_URL)")
+	fs.IntVar(&o.ClusterQueue, "cluster-queue", envInt("REALTIME_CLUSTER_QUEUE", cluster.DefaultQueueLen), "messages waiting to be published to the cluster before more are dropped (REALTIME_CLUSTER_QUEUE)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
 
@@ -154,6 +219,20 @@ func (o *options) validate() error {
 	}
 	if o.RLSVerify < 0 || o.RLSVerify > 1 {
 		return fmt.Errorf("--rls-verify must be between 0 and 1")
+	}
+	if o.clustered() {
+		if o.ClusterEmbedded && o.NATSURL != "" {
+			return fmt.Errorf("--cluster-embedded and --nats-url are alternatives")
+		}
+		if err := o.clusterConfig(nil).Validate(); err != nil {
+			return err
+		}
+		if o.DBURL != "" && o.Source != "logical" {
+			return fmt.Errorf("a cluster needs --source logical: every node reads its own replication slot (docs/cluster.md)")
+		}
+		if !cluster.ValidNamespace(o.ProjectRef) {
+			return fmt.Errorf("--project-ref must match [a-z0-9-]{1,63}, not %q", o.ProjectRef)
+		}
 	}
 	if strings.ContainsAny(o.Publication, `"`) || strings.ContainsAny(o.Slot, `"' `) {
 		return fmt.Errorf("slot and publication names must be plain identifiers")

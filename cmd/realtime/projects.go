@@ -111,6 +111,7 @@ func projectStarter(base *options, pm projectMetrics, log *slog.Logger) projects
 		o := projectOptions(base, p)
 		plog := log.With("project", p.Ref)
 		x := stackExtras{
+			ref:                     p.Ref,
 			privateOnly:             p.PrivateOnly,
 			presenceLimit:           p.MaxClientPresenceEventsPerWindow,
 			presenceWindow:          time.Duration(p.ClientPresenceWindowMS) * time.Millisecond,
@@ -202,8 +203,9 @@ func (s *projectStack) Close(ctx context.Context, removed bool) {
 	s.unregister()
 	s.st.close(cctx, s.log)
 	if removed && s.p.DBURL != "" && s.p.Source == "logical" {
-		if err := dropSlot(cctx, s.p.DBURL, s.p.Slot); err != nil {
-			s.log.Warn("replication slot of the removed project not dropped", "slot", s.p.Slot, "err", err)
+		slot := effectiveSlot(s.st.opts)
+		if err := dropSlot(cctx, s.p.DBURL, slot); err != nil {
+			s.log.Warn("replication slot of the removed project not dropped", "slot", slot, "err", err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/openrealtime/realtime/cluster"
 	"github.com/openrealtime/realtime/realtime"
 )
 
@@ -61,6 +62,16 @@ type hooks struct {
 // accepting, close every client, stop the change source, wait.
 func serve(ctx context.Context, o *options, h hooks) error {
 	log := newLogger(o)
+	if o.clustered() {
+		// Started first and closed last: every stack's broker uses it.
+		node, err := cluster.Start(o.clusterConfig(log))
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		o.cluster = node
+		log = log.With("node", node.Name())
+	}
 	// The flag-configured project (the default project) exists when a JWT
 	// secret or JWKS is given; with --projects it may be absent.
 	var def *stack
@@ -79,6 +90,9 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		realtime.PrivateMetricsCollector(),
 	)
+	if o.cluster != nil {
+		reg.MustRegister(clusterCollectors(o.cluster)...)
+	}
 	var handler http.Handler
 	maxConns := 0
 	if def != nil {

@@ -9,12 +9,16 @@ import (
 
 	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/cluster"
 	"github.com/openrealtime/realtime/realtime"
 	"github.com/openrealtime/realtime/realtime/admin"
 )
 
 // stackExtras are the settings of a project's stack that have no flag.
 type stackExtras struct {
+	// ref is the project's ref (its cluster namespace); "" means the
+	// flag-configured project's, --project-ref.
+	ref string
 	// jwks is a JWK Set document given inline (a project's jwt_jwks).
 	jwks []byte
 	// privateOnly refuses public joins.
@@ -40,7 +44,9 @@ type stack struct {
 	hub      *channels.Hub
 	srv      *realtime.Server
 	insp     *admin.Inspector
-	feed     *pgFeed // nil without a database
+	feed     *pgFeed         // nil without a database
+	broker   *cluster.Broker // nil on a single node
+	opts     *options
 	rcfg     realtime.Config
 	ctx      context.Context // ends when the stack is closed
 	cancel   context.CancelFunc
@@ -61,7 +67,22 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	hub := channels.NewHub(channels.HubConfig{Logger: log})
+	hcfg := channels.HubConfig{Logger: log}
+	var broker *cluster.Broker
+	if o.cluster != nil && o.DBURL != "" && o.Source != "logical" {
+		return nil, fmt.Errorf("a cluster needs source logical: every node reads its own replication slot (docs/cluster.md)")
+	}
+	if o.cluster != nil {
+		ref := x.ref
+		if ref == "" {
+			ref = o.ProjectRef
+		}
+		if broker, err = o.cluster.Broker(ref); err != nil {
+			return nil, err
+		}
+		hcfg.Broker = broker
+	}
+	hub := channels.NewHub(hcfg)
 	rcfg := realtime.Config{
 		Verifier:             verifier,
 		Hub:                  hub,
@@ -89,6 +110,9 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 	feed, err := startFeed(sctx, o, log, hub, verifier, insp.ObserveDelivery)
 	if err != nil {
 		cancel()
+		if broker != nil {
+			broker.Close()
+		}
 		return nil, err
 	}
 	if feed != nil {
@@ -105,7 +129,7 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 	if feed != nil && feed.bridge != nil {
 		feed.bridge.Mount(srv.Handle)
 	}
-	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, rcfg: rcfg, ctx: sctx, cancel: cancel}, nil
+	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, broker: broker, opts: o, rcfg: rcfg, ctx: sctx, cancel: cancel}, nil
 }
 
 // streaming returns a channel closed once the change source streams; it
@@ -128,6 +152,9 @@ func (s *stack) close(ctx context.Context, log *slog.Logger) {
 	s.insp.Close()
 	if s.feed != nil {
 		s.feed.Close()
+	}
+	if s.broker != nil {
+		s.broker.Close()
 	}
 	s.cancel()
 }

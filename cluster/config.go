@@ -1,0 +1,113 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+)
+
+// DefaultQueueLen is the outgoing queue's length when Config.QueueLen is 0.
+const DefaultQueueLen = 8192
+
+// Config configures a Node. Exactly one of Embedded and URL is set.
+type Config struct {
+	// NodeName names this node in logs, in NATS and in its replication
+	// slot; it must be unique in the cluster and stable across restarts.
+	NodeName string
+	// Embedded runs a nats-server inside this process.
+	Embedded bool
+	// ClusterListen is the embedded server's route address (host:port).
+	ClusterListen string
+	// Peers are the other nodes' route addresses (host:port); this node's
+	// own address may be listed too, it is ignored.
+	Peers []string
+	// ClientListen, when set, opens the embedded server to NATS clients
+	// (e.g. the nats CLI) on host:port; empty means a random loopback
+	// port (this node itself connects in-process).
+	ClientListen string
+	// URL is an external NATS server or cluster (comma-separated URLs).
+	URL string
+	// QueueLen bounds the messages waiting to be published; past it a
+	// message is dropped and counted. 0 means DefaultQueueLen.
+	QueueLen int
+	// Logger receives the node's logs (the embedded server's too); nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports the first problem of c, if any.
+func (c Config) Validate() error {
+	if c.Embedded == (c.URL != "") {
+		return fmt.Errorf("cluster: choose one of an embedded server and a NATS URL")
+	}
+	if !ValidNodeName(c.NodeName) {
+		return fmt.Errorf("cluster: node name must match [a-z0-9_-]{1,32}, not %q", c.NodeName)
+	}
+	if c.Embedded {
+		if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
+			return fmt.Errorf("cluster: listen address %q: %w", c.ClusterListen, err)
+		}
+		for _, p := range c.Peers {
+			if _, _, err := net.SplitHostPort(p); err != nil {
+				return fmt.Errorf("cluster: peer %q: %w", p, err)
+			}
+		}
+		if c.ClientListen != "" {
+			if _, _, err := net.SplitHostPort(c.ClientListen); err != nil {
+				return fmt.Errorf("cluster: client listen address %q: %w", c.ClientListen, err)
+			}
+		}
+	}
+	if c.QueueLen < 0 {
+		return fmt.Errorf("cluster: queue length must be positive, or 0 for the default")
+	}
+	return nil
+}
+
+// ValidNodeName reports whether s may name a node: 1–32 of [a-z0-9_-], so
+// that it fits a NATS subject token and a replication slot name.
+func ValidNodeName(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxSlotName is PostgreSQL's identifier length limit (NAMEDATALEN - 1).
+const maxSlotName = 63
+
+// SlotName is the replication slot a node reads: base with the node's name
+// appended, '-' spelled '_' (docs/cluster.md "Database changes"). A base
+// too long for both is shortened and suffixed with a hash of itself, so
+// distinct bases stay distinct.
+func SlotName(base, node string) string {
+	suffix := "_" + strings.ReplaceAll(node, "-", "_")
+	if len(base)+len(suffix) <= maxSlotName {
+		return base + suffix
+	}
+	sum := sha256.Sum256([]byte(base))
+	h := hex.EncodeToString(sum[:4])
+	keep := max(maxSlotName-len(suffix)-len(h)-1, 0)
+	return base[:min(keep, len(base))] + "_" + h + suffix
+}
+
+// ValidNamespace reports whether ns (a project ref) may be a subject token.
+func ValidNamespace(ns string) bool {
+	if ns == "" || len(ns) > 63 {
+		return false
+	}
+	for _, r := range ns {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

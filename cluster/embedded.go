@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// clusterName is the NATS cluster name every embedded server uses.
+const clusterName = "realtime"
+
+// Route health: a peer that stops answering pings is dropped after
+// routePing × routeMaxPingsOut (the default, minutes, would keep a frozen
+// peer's interest alive; docs/cluster.md "Failure behaviour implemented so far").
+const (
+	routePing        = time.Second
+	routeMaxPingsOut = 3
+)
+
+// startEmbedded starts the in-process nats-server of cfg and waits until it
+// accepts connections.
+func startEmbedded(cfg *Config, log *slog.Logger) (*server.Server, error) {
+	host, port, err := splitHostPort(cfg.ClusterListen)
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]*url.URL, 0, len(cfg.Peers))
+	for _, p := range cfg.Peers {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: p})
+	}
+	opts := &server.Options{
+		ServerName: cfg.NodeName,
+		NoSigs:     true,
+		// The server starts its routes only after its client listener
+		// (DontListen would keep it from routing at all), so without a
+		// client address it listens on a random loopback port.
+		Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		Cluster: server.ClusterOpts{
+			Name: clusterName, Host: host, Port: port,
+			PingInterval: routePing, MaxPingsOut: routeMaxPingsOut,
+		},
+		Routes: routes,
+	}
+	if cfg.ClientListen != "" {
+		if opts.Host, opts.Port, err = splitHostPort(cfg.ClientListen); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: embedded NATS server: %w", err)
+	}
+	srv.SetLoggerV2(natsLogger{log.With("component", "nats-server")}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("cluster: embedded NATS server not ready (route address %s)", cfg.ClusterListen)
+	}
+	return srv, nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, fmt.Errorf("cluster: address %q: %w", hp, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("cluster: address %q: bad port", hp)
+	}
+	return h, port, nil
+}
+
+// natsLogger passes the embedded server's logs to slog: notices are info,
+// errors warnings (the server reports a peer not up yet as an error and
+// retries), fatal errors errors (the process is not exited).
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openrealtime/realtime/auth"
+	"github.com/openrealtime/realtime/internal/demo"
+	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/realtime"
+)
+
+// printDevNodesJSON prints printDevJSON's line for the first node with a
+// "nodes" list: name, url and websocket of every node.
+func printDevNodesJSON(nodes []devNode, dbURL, adminToken string, k demo.Keys) {
+	list := make([]map[string]string, len(nodes))
+	for i, nd := range nodes {
+		list[i] = map[string]string{"name": nd.name, "url": "http://" + nd.addr, "websocket": "ws://" + nd.addr + "/realtime/v1/websocket"}
+	}
+	addr := nodes[0].addr
+	json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"url": "http://" + addr, "websocket": "ws://" + addr + "/realtime/v1/websocket",
+		"admin_url": "http://" + addr + "/admin/", "admin_token": adminToken,
+		"db_url": dbURL, "jwt_secret": k.Secret,
+		"anon_key": k.Anon, "service_key": k.Service,
+		"user_key": k.User, "user_id": k.UserID, "user2_key": k.User2, "user2_id": k.User2ID,
+		"nodes": list,
+	})
+}
+
+// maxDevNodes bounds `realtime dev --nodes N`.
+const maxDevNodes = 9
+
+// devNode is one node of `realtime dev --nodes N` once it listens.
+type devNode struct {
+	name, addr string
+}
+
+// runDevNodes starts a throwaway PostgreSQL with the demo schema and n
+// nodes on it, in this process, forming a cluster through their embedded
+// NATS servers (docs/cluster.md "Trying it"). Node i listens on --addr's
+// port + i (free ports when it is 0). It prints every node's URL once all
+// listen and serves until ctx ends; a node that fails stops the others.
+func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) error {
+	if n < 2 || n > maxDevNodes {
+		return fmt.Errorf("dev: --nodes N must be 2 to %d, not %d", maxDevNodes, n)
+	}
+	if o.Source == "notify" || o.ProjectsFile != "" {
+		return fmt.Errorf("dev: --nodes needs PostgreSQL (not --source notify) and no --projects")
+	}
+	host, port, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return fmt.Errorf("dev: --addr: %w", err)
+	}
+	base, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("dev: --addr: bad port %q", port)
+	}
+	fmt.Fprintf(os.Stderr, "starting a throwaway PostgreSQL for %d nodes ...\n", n)
+	pg, err := pgcluster.Start(ctx, pgcluster.Options{Port: pgPort})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	dbURL := pg.URL("postgres")
+	if err := applySchema(ctx, dbURL); err != nil {
+		return err
+	}
+	keys, err := demo.MakeKeys(o.JWTSecret, 10*365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(o.JWTSecret)})
+	if err != nil {
+		return err
+	}
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return err
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	pcfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	routes := make([]string, n)
+	for i := range routes {
+		p, err := pgcluster.FreePort()
+		if err != nil {
+			return err
+		}
+		routes[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	opts := make([]*options, n)
+	for i := range opts {
+		oi := *o
+		addrPort := 0
+		if base != 0 {
+			addrPort = base + i
+		}
+		oi.Addr = net.JoinHostPort(host, strconv.Itoa(addrPort))
+		oi.DBURL = dbURL
+		oi.NodeName = fmt.Sprintf("node-%d", i+1)
+		oi.ClusterEmbedded, oi.NATSURL = true, ""
+		oi.ClusterListen, oi.ClusterPeers = routes[i], strings.Join(routes, ",")
+		if i > 0 {
+			// One process: the extra listeners belong to the first node.
+			oi.MetricsAddr, oi.PprofAddr, oi.ClusterClientListen = "", "", ""
+		}
+		if err := oi.validate(); err != nil {
+			return err
+		}
+		opts[i] = &oi
+	}
+
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex // guards listening
+	listening := make([]devNode, 0, n)
+	errs := make(chan error, n)
+	for _, oi := range opts {
+		go func() {
+			err := serve(nctx, oi, hooks{
+				routes: func(s *realtime.Server) {
+					s.Handle("POST /dev/v1/todos", devInsert(pool, verifier))
+					s.Handle("POST /dev/v1/messages", devInsert(pool, verifier))
+				},
+				listening: func(addr string) {
+					mu.Lock()
+					listening = append(listening, devNode{name: oi.NodeName, addr: addr})
+					all := len(listening) == n
+					mu.Unlock()
+					if all {
+						slices.SortFunc(listening, func(a, b devNode) int { return strings.Compare(a.name, b.name) })
+						if asJSON {
+							printDevNodesJSON(listening, dbURL, o.AdminToken, keys)
+						} else {
+							printDevNodes(os.Stdout, listening, dbURL, o.AdminToken, keys)
+						}
+					}
+				},
+			})
+			if err != nil {
+				err = fmt.Errorf("%s: %w", oi.NodeName, err)
+			}
+			cancel() // one node down stops the dev cluster
+			errs <- err
+		}()
+	}
+	var first error
+	for range opts {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// printDevNodes prints one line per node (name, URL, WebSocket URL) and
+// the keys they share.
+func printDevNodes(w io.Writer, nodes []devNode, dbURL, adminToken string, k demo.Keys) {
+	fmt.Fprintf(w, "\nrealtime dev is running %d nodes on one database (Ctrl-C stops them and removes the database)\n", len(nodes))
+	fmt.Fprintf(w, "  db %s  secret %s  anon %s  service %s  admin token %s\n\n", dbURL, k.Secret, k.Anon, k.Service, adminToken)
+	for _, nd := range nodes {
+		fmt.Fprintf(w, "%s  http://%s  ws://%s/realtime/v1/websocket\n", nd.name, nd.addr, nd.addr)
+	}
+	fmt.Fprintln(w)
+}
