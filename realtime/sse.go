@@ -276,6 +276,10 @@ func (st *sseStream) opening(r *http.Request, p *sseParams, changes bool) (out [
 	name := st.ch.sub.Name
 	if changes {
 		if p.resume {
+			// The client has everything up to its cursor: a change at or
+			// before it that streams live again (the slot re-sends what it
+			// had not confirmed when a previous process died) is skipped.
+			last = p.after
 			ctx, cancel := context.WithTimeout(r.Context(), st.srv.cfg.ResumeTimeout)
 			// One resume replays at most a connection's outgoing budget:
 			// bounded work per stream whatever the window holds.
@@ -290,7 +294,7 @@ func (st *sseStream) opening(r *http.Request, p *sseParams, changes bool) (out [
 				out = append(out, encSSE.EncodeSystem("", systemPayload("postgres_changes", "error", msg, name)))
 			}
 			out = append(out, frames...)
-			if n := len(frames); n > 0 {
+			if n := len(frames); n > 0 && last.Less(frames[n-1].Cursor) {
 				last = frames[n-1].Cursor
 			}
 
