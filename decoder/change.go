@@ -100,8 +100,50 @@ type Value struct {
 	// extra_float_digits=1 and bytea_output=hex.
 	Text string
 	// JSON is the value rendered as docs/protocol.md §4.3 prescribes (see
-	// [Render]): 10.50, "2024-05-01T10:00:00+00:00", {"a": 1}, null.
+	// [Render]): 10.50, "2024-05-01T10:00:00+00:00", {"a": 1}, null. It
+	// is nil for a value the decoder left unrendered (over
+	// [LazyRenderBytes]); read it through [Value.RenderedJSON].
 	JSON []byte
+	// lazy is set for a value whose JSON is rendered on demand; typ is
+	// then its column type.
+	lazy bool
+	typ  *TypeInfo
+}
+
+// LazyRenderBytes is the text size above which the logical decoder leaves
+// a value's JSON unrendered: a large value is rendered only when a
+// subscriber is sent it, so a large row nobody may read costs the
+// ordered change stream a copy, not a rendering (docs/benchmarks.md,
+// "Soak").
+const LazyRenderBytes = 64 << 10
+
+// TextValue returns the value of a column in text form, rendered now or,
+// over LazyRenderBytes, on demand.
+func TextValue(text string, t *TypeInfo) Value {
+	if len(text) > LazyRenderBytes {
+		return Value{Text: text, lazy: true, typ: t}
+	}
+	return Value{Text: text, JSON: Render(text, t)}
+}
+
+// RenderedJSON returns the value's JSON: JSON, or for a value rendered on
+// demand a fresh rendering (the caller may keep it; it is not cached, as
+// values are shared between goroutines).
+func (v *Value) RenderedJSON() []byte {
+	if v.JSON == nil && v.lazy {
+		return Render(v.Text, v.typ)
+	}
+	return v.JSON
+}
+
+// JSONLen returns len(RenderedJSON()) without rendering: exact for a
+// rendered value, an estimate (the text length plus two) for one rendered
+// on demand, for memory accounting.
+func (v *Value) JSONLen() int {
+	if v.JSON == nil && v.lazy {
+		return len(v.Text) + 2
+	}
+	return len(v.JSON)
 }
 
 // Change is one row change of a committed transaction.
