@@ -32,6 +32,19 @@ func TestRowValuesLazyRender(t *testing.T) {
 		if got := v.RenderedJSON(); !bytes.Equal(got, want) {
 			t.Fatalf("column %d: lazy rendering differs from Render", i+1)
 		}
+		// Copies share one rendering, made once even when asked for
+		// concurrently (the replay window and the fan-out share values).
+		renders := make(chan []byte, 4)
+		for range 4 {
+			c := v
+			go func() { renders <- c.RenderedJSON() }()
+		}
+		first := <-renders
+		for range 3 {
+			if r := <-renders; &r[0] != &first[0] {
+				t.Fatalf("column %d rendered more than once", i+1)
+			}
+		}
 		if v.JSONLen() < len(v.Text) {
 			t.Fatalf("column %d: JSONLen %d under the text's %d", i+1, v.JSONLen(), len(v.Text))
 		}
