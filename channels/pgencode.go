@@ -169,10 +169,11 @@ func appendRecord(b []byte, ch *decoder.Change, visible []int, limit int) []byte
 				continue
 			}
 		}
-		if limit > 0 && len(v.JSON) > limit {
+		j := v.RenderedJSON()
+		if limit > 0 && len(j) > limit {
 			continue
 		}
-		b = appendField(b, &first, ch.Rel.Columns[ci].Name, v.JSON)
+		b = appendField(b, &first, ch.Rel.Columns[ci].Name, j)
 	}
 	return append(b, '}')
 }
@@ -201,10 +202,14 @@ func appendOldRecord(b []byte, ch *decoder.Change, visible []int, info *TableInf
 			continue
 		}
 		v := src[ci]
-		if v.Absent || (limit > 0 && len(v.JSON) > limit) {
+		if v.Absent {
 			continue
 		}
-		b = appendField(b, &first, col.Name, v.JSON)
+		j := v.RenderedJSON()
+		if limit > 0 && len(j) > limit {
+			continue
+		}
+		b = appendField(b, &first, col.Name, j)
 	}
 	return append(b, '}')
 }

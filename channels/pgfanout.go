@@ -664,7 +664,7 @@ func rowJSON(ch *decoder.Change) []byte {
 		if i >= len(vals) || vals[i].Absent {
 			continue
 		}
-		b = appendField(b, &first, col.Name, vals[i].JSON)
+		b = appendField(b, &first, col.Name, vals[i].RenderedJSON())
 	}
 	return append(b, '}')
 }

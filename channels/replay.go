@@ -47,7 +47,7 @@ func changeSize(ch *decoder.Change) int {
 	n := 96
 	for _, img := range [][]decoder.Value{ch.New, ch.Old} {
 		for i := range img {
-			n += 48 + len(img[i].Text) + len(img[i].JSON)
+			n += 48 + len(img[i].Text) + img[i].JSONLen()
 		}
 	}
 	return n

@@ -3,6 +3,7 @@ package decoder
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -100,8 +101,58 @@ type Value struct {
 	// extra_float_digits=1 and bytea_output=hex.
 	Text string
 	// JSON is the value rendered as docs/protocol.md §4.3 prescribes (see
-	// [Render]): 10.50, "2024-05-01T10:00:00+00:00", {"a": 1}, null.
+	// [Render]): 10.50, "2024-05-01T10:00:00+00:00", {"a": 1}, null. It
+	// is nil for a value the decoder left unrendered (over
+	// [LazyRenderBytes]); read it through [Value.RenderedJSON].
 	JSON []byte
+	// lazy is set for a value whose JSON is rendered on demand; copies of
+	// the value share it, so it is rendered at most once.
+	lazy *lazyJSON
+}
+
+// lazyJSON is the rendering of one large value, made on first use.
+type lazyJSON struct {
+	typ  *TypeInfo
+	once sync.Once
+	json []byte // set by once; read-only afterwards
+}
+
+// LazyRenderBytes is the text size above which the logical decoder leaves
+// a value's JSON unrendered: a large value is rendered once, when a
+// subscriber or an SSE resume is first sent it, so a large row nobody may
+// read costs the ordered change stream a copy, not a rendering
+// (docs/benchmarks.md, "Soak").
+const LazyRenderBytes = 64 << 10
+
+// TextValue returns the value of a column in text form, rendered now or,
+// over LazyRenderBytes, on demand.
+func TextValue(text string, t *TypeInfo) Value {
+	if len(text) > LazyRenderBytes {
+		return Value{Text: text, lazy: &lazyJSON{typ: t}}
+	}
+	return Value{Text: text, JSON: Render(text, t)}
+}
+
+// RenderedJSON returns the value's JSON: JSON, or for a value rendered on
+// demand its rendering, made once by the first caller (safe for
+// concurrent use; callers must not modify it).
+func (v *Value) RenderedJSON() []byte {
+	if v.JSON == nil && v.lazy != nil {
+		l := v.lazy
+		l.once.Do(func() { l.json = Render(v.Text, l.typ) })
+		return l.json
+	}
+	return v.JSON
+}
+
+// JSONLen returns len(RenderedJSON()) without rendering: exact for a
+// rendered value, an estimate (the text length plus two) for one rendered
+// on demand, for memory accounting.
+func (v *Value) JSONLen() int {
+	if v.JSON == nil && v.lazy != nil {
+		return len(v.Text) + 2
+	}
+	return len(v.JSON)
 }
 
 // Change is one row change of a committed transaction.

@@ -895,7 +895,7 @@ func (r *changeTableRel) oldImage(kind Kind, ident byte, old map[string]json.Raw
 	if kind == Update {
 		same := true
 		for i, c := range r.rel.Columns {
-			if c.Key && (vals[i].Null != newVals[i].Null || !bytes.Equal(vals[i].JSON, newVals[i].JSON)) {
+			if c.Key && (vals[i].Null != newVals[i].Null || !bytes.Equal(vals[i].RenderedJSON(), newVals[i].RenderedJSON())) {
 				same = false
 				break
 			}

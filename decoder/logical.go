@@ -712,8 +712,7 @@ func rowValues(e *relEntry, cols []tupleColumn, keyOnly bool) ([]Value, error) {
 		case 'u':
 			vals[i] = Value{Absent: true}
 		case 't':
-			text := string(c.data)
-			vals[i] = Value{Text: text, JSON: Render(text, e.types[i])}
+			vals[i] = TextValue(string(c.data), e.types[i])
 		default:
 			return nil, fmt.Errorf("column %s: unsupported tuple format %q", e.rel.Columns[i].Name, c.kind)
 		}

@@ -496,7 +496,8 @@ func TestLogicalRowImages(t *testing.T) {
 	_, states, _ := startLogical(t, d, rec.sink, nil)
 	states.waitUps(t, 1)
 	mustExec(t, setup, "ALTER PUBLICATION "+d.pub+" ADD TABLE t_default, t_full")
-	big := strings.Repeat("abcdefghij", 1000)
+	// Over LazyRenderBytes: also the decoder's render-on-first-use path.
+	big := strings.Repeat("abcdefghij", LazyRenderBytes/10+100)
 	for _, tbl := range []string{"t_default", "t_full"} {
 		mustExec(t, setup, "INSERT INTO "+tbl+" VALUES (1, 'a', $1)", big)
 		mustExec(t, setup, "UPDATE "+tbl+" SET name = 'b' WHERE id = 1")
@@ -519,12 +520,15 @@ func TestLogicalRowImages(t *testing.T) {
 			if v.Absent {
 				m[rel.Columns[i].Name] = "-"
 			} else {
-				m[rel.Columns[i].Name] = string(v.JSON)
+				m[rel.Columns[i].Name] = string(v.RenderedJSON())
 			}
 		}
 		return m
 	}
 	bigJSON := `"` + big + `"`
+	if v := cs[0].New[2]; v.JSON != nil || v.Text != big {
+		t.Fatalf("a %d-byte value was rendered as it was decoded", len(big))
+	}
 	want := []struct {
 		table    string
 		kind     Kind

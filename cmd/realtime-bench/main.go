@@ -38,6 +38,13 @@ func main() {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.Load == loadSoak && cfg.Soak.Child > 0 {
+		if err := runAttackChild(ctx, cfg, log, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "realtime-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if cfg.Load == loadSoak {
 		res, err := runSoak(ctx, cfg, log)
 		if err != nil {

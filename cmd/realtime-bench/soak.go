@@ -33,6 +33,12 @@ type soakConfig struct {
 	ScrapeRate    float64 // /metrics scrapes per second without a token
 	SkipClean     bool    // run the attack phase only
 	Only          string  // comma-separated attacks to run (empty: all)
+	// Attackers is where the attacks run: "process" (a child process of
+	// this tool with GOMAXPROCS=1, see attackproc.go) or "inproc".
+	Attackers string
+	// Child, when set, makes this process an attacker child: it runs the
+	// attacks for Child and prints their counts as JSON (internal).
+	Child time.Duration
 }
 
 func (s *soakConfig) register(fs *flag.FlagSet) {
@@ -49,6 +55,8 @@ func (s *soakConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.BadTokenRate, "attack-bad-tokens", 20, "soak: connection attempts with bad tokens per second")
 	fs.Float64Var(&s.ScrapeRate, "attack-scrapes", 10, "soak: /metrics scrapes per second without the admin token")
 	fs.BoolVar(&s.SkipClean, "skip-clean", false, "soak: skip the clean phase")
+	fs.StringVar(&s.Attackers, "attackers", "process", "soak: where the hostile clients run: process (a child process limited to one core, so the measuring clients do not share a scheduler with them) or inproc")
+	fs.DurationVar(&s.Child, "attack-child", 0, "internal: run only the attacks for this long and print their counts as JSON (the --attackers process child)")
 	fs.StringVar(&s.Only, "attacks", "", "soak: comma-separated attacks to run, to find which one hurts, or none (default every attack: "+strings.Join(attackOrder, ",")+")")
 }
 
@@ -84,6 +92,10 @@ func (c *config) validateSoak() error {
 		return errors.New("--attack-huge-topics must be 0..100 and --attack-huge-topic-bytes 1..16 MiB")
 	case s.BadTokenRate < 0 || s.BadTokenRate > 1000 || s.ScrapeRate < 0 || s.ScrapeRate > 1000:
 		return errors.New("--attack-bad-tokens and --attack-scrapes must be 0..1000 per second")
+	case s.Attackers != "process" && s.Attackers != "inproc":
+		return errors.New("--attackers must be process or inproc")
+	case s.Child < 0 || s.Child > 11*time.Minute:
+		return errors.New("--attack-child must be 0..11m")
 	}
 	for _, name := range s.selected() {
 		if !slices.Contains(attackOrder, name) {
@@ -141,6 +153,9 @@ type soakPhase struct {
 	// attacks.
 	ServiceCores float64 `json:"service_cpu_cores"`
 	OtherCores   float64 `json:"other_cpu_cores"`
+	// AttackerCores is the attacker child's CPU over its run, in cores
+	// (--attackers process; part of OtherCores).
+	AttackerCores float64 `json:"attacker_cpu_cores,omitempty"`
 }
 
 // soakSlack is the run bound of a soak on top of its phases.
@@ -225,6 +240,7 @@ func soakRun(ctx context.Context, cfg *config, log *slog.Logger, atk *attacks) (
 	}()
 
 	var atkWG sync.WaitGroup
+	var atkCores float64
 	atkCtx, stopAtk := context.WithCancel(ctx)
 	defer func() { stopAtk(); atkWG.Wait() }()
 	if atk != nil {
@@ -235,7 +251,7 @@ func soakRun(ctx context.Context, cfg *config, log *slog.Logger, atk *attacks) (
 			defer atkWG.Done()
 			sleepCtx(atkCtx, cfg.Settle+connectAllowance(cfg))
 			if atkCtx.Err() == nil {
-				atk.run(atkCtx, cfg.Duration+cfg.Drain)
+				atkCores = atk.start(atkCtx, cfg.Duration+cfg.Drain)
 			}
 		}()
 	}
@@ -256,7 +272,7 @@ func soakRun(ctx context.Context, cfg *config, log *slog.Logger, atk *attacks) (
 	if err := errors.Join(berr, derr); err != nil {
 		return nil, err
 	}
-	p := &soakPhase{Broadcast: bres, Changes: dres, PeakRSSBytes: peak.Load()}
+	p := &soakPhase{Broadcast: bres, Changes: dres, PeakRSSBytes: peak.Load(), AttackerCores: atkCores}
 	if m := bres.Messages; m != nil {
 		p.ServiceCores, p.OtherCores = m.ServiceCPUCores, m.OtherCores
 		p.BroadcastP99 = m.SendToReceipt.P99MS
@@ -282,12 +298,12 @@ func connectAllowance(c *config) time.Duration {
 func printSoak(w io.Writer, r *SoakResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "soak against %s\n", r.Target)
-	fmt.Fprintln(tw, "phase\tbroadcast p99 ms\tpostgres_changes p99 ms\tbroadcast missing\tchanges missing\tservice peak RSS MB\tservice cores\tother cores")
+	fmt.Fprintln(tw, "phase\tbroadcast p99 ms\tpostgres_changes p99 ms\tbroadcast missing\tchanges missing\tservice peak RSS MB\tservice cores\tother cores\tattacker process cores")
 	row := func(name string, p *soakPhase) {
 		if p == nil {
 			return
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\n", name, p.BroadcastP99, p.ChangesP99, p.BroadcastLost, p.ChangesLost, float64(p.PeakRSSBytes)/(1<<20), p.ServiceCores, p.OtherCores)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\n", name, p.BroadcastP99, p.ChangesP99, p.BroadcastLost, p.ChangesLost, float64(p.PeakRSSBytes)/(1<<20), p.ServiceCores, p.OtherCores, p.AttackerCores)
 	}
 	row("clean", r.Clean)
 	row("under attack", r.Attack)
