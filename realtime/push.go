@@ -167,6 +167,21 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 			c.closeChannel(ch, "Track message size exceeded", channels.ReasonProtocol)
 			return
 		}
+		// Presence caps (docs/protocol.md §6.1): one member within the payload
+		// limit and 64 KiB; the whole channel within 1 MiB and an eighth of
+		// the outgoing budget, so its presence_state never trips a joiner's
+		// slow-consumer limit.
+		lim := channels.PresenceLimits{
+			MetaBytes:    min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
+			ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
+		}
+		// Refused before any JSON work when even its bytes other than
+		// whitespace exceed the member cap (its compact form can only be
+		// longer).
+		if nonSpaceLen(p.Payload) > lim.MetaBytes {
+			c.refuseBigTrack(ch, m.Topic, len(p.Payload), lim.MetaBytes)
+			return
+		}
 		if t := bytes.TrimSpace(p.Payload); len(t) > 0 && string(t) != "null" && !jsonObject(t) {
 			r := phoenix.AppendJSONString([]byte(`{"reason":`), channels.ErrPresencePayload.Error())
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, append(r, '}'))
@@ -176,21 +191,11 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 			return
 		}
-		// Presence caps (docs/protocol.md §6.1): one member within the payload
-		// limit and 64 KiB; the whole channel within 1 MiB and an eighth of
-		// the outgoing budget, so its presence_state never trips a joiner's
-		// slow-consumer limit.
-		lim := channels.PresenceLimits{
-			MetaBytes:    min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
-			ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
-		}
 		// The ok reply is queued before the track's own diff is published.
 		_, err := c.srv.hub.TrackWithin(ch.sub, p.Payload, lim, func() { c.reply(ch.joinRef, m.Ref, m.Topic, true, nil) })
 		switch {
 		case err == channels.ErrPresenceTooLarge: // sentinels, returned unwrapped
-			c.logger().Info("presence track over the member limit; closing channel", "topic", m.Topic, "bytes", len(p.Payload), "limit", lim.MetaBytes)
-			ch.sub.Drop(channels.DropPayloadTooLarge)
-			c.closeChannel(ch, channels.ErrPresenceTooLarge.Error(), channels.ReasonProtocol)
+			c.refuseBigTrack(ch, m.Topic, len(p.Payload), lim.MetaBytes)
 			return
 		case err == channels.ErrPresenceMembers, err == channels.ErrPresenceChannelBytes:
 			c.logger().Info("presence track refused: channel presence full", "topic", m.Topic, "err", err)
@@ -210,6 +215,25 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 	default:
 		c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 	}
+}
+
+// refuseBigTrack closes ch for a presence track over the member cap.
+func (c *wsConn) refuseBigTrack(ch *channelState, topic string, size, limit int) {
+	c.logger().Info("presence track over the member limit; closing channel", "topic", topic, "bytes", size, "limit", limit)
+	ch.sub.Drop(channels.DropPayloadTooLarge)
+	c.closeChannel(ch, channels.ErrPresenceTooLarge.Error(), channels.ReasonProtocol)
+}
+
+// nonSpaceLen counts the bytes of b that are not JSON whitespace: a lower
+// bound on the length of b's compact form.
+func nonSpaceLen(b []byte) int {
+	n := 0
+	for _, x := range b {
+		if x != ' ' && x != '\t' && x != '\n' && x != '\r' {
+			n++
+		}
+	}
+	return n
 }
 
 // eventsWithinLimit counts a client broadcast against the server-wide
