@@ -53,3 +53,31 @@ func originName(origin string) string {
 	}
 	return origin
 }
+
+// RoutedServers returns the names of the NATS servers (node names) the
+// embedded server has at least one route to, sorted; nil with an external
+// NATS. A pair of servers keeps several route connections (a pool, plus one
+// per pinned account), so Stats.Routes counts more than this.
+func (n *Node) RoutedServers() []string {
+	if n.srv == nil {
+		return nil
+	}
+	rz, err := n.srv.Routez(nil)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	names := []string{}
+	for _, r := range rz.Routes {
+		name := r.RemoteName
+		if name == "" {
+			name = r.RemoteID
+		}
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}

@@ -39,6 +39,9 @@ func TestPeersFromHeartbeats(t *testing.T) {
 		t.Errorf("mode %q, want embedded", m)
 	}
 	awaitPeers(t, nodes[1].node, "n0,n2")
+	if r := strings.Join(nodes[1].node.RoutedServers(), ","); r != "n0,n2" {
+		t.Errorf("n1 routes to %q, want n0,n2", r)
+	}
 	p := awaitPeers(t, nodes[0].node, "n1,n2")
 	for i, want := range []*Node{nodes[1].node, nodes[2].node} {
 		if p[i].Origin != want.Origin() || !strings.HasPrefix(p[i].Origin, p[i].Name+".") {

@@ -77,6 +77,9 @@ func TestInspectorSeesTheCluster(t *testing.T) {
 		if st.Node != nodeName(i) || st.Mode != "embedded" || !st.Connected || st.Routes < 2 {
 			t.Errorf("node %d: %+v", i+1, st)
 		}
+		if got := strings.Join(st.RoutedTo, ","); got != others {
+			t.Errorf("node %d: routed to %q, want %q", i+1, got, others)
+		}
 		if !strings.HasPrefix(st.Nodes[0].Origin, nodeName(i)+".") {
 			t.Errorf("node %d: origin %q", i+1, st.Nodes[0].Origin)
 		}
@@ -94,7 +97,7 @@ func TestInspectorSeesTheCluster(t *testing.T) {
 
 	solo := e.startService(t, "", "--node-name", "solo")
 	st := adminCluster(t, solo.addr, tok)
-	if st.Node != "solo" || st.Mode != "single" || st.Connected || st.Routes != 0 || nodeNames(st) != "*solo" {
+	if st.Node != "solo" || st.Mode != "single" || st.Connected || st.Routes != 0 || len(st.RoutedTo) != 0 || nodeNames(st) != "*solo" {
 		t.Errorf("single node: %+v", st)
 	}
 }

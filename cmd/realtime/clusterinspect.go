@@ -13,7 +13,7 @@ func clusterState(node *cluster.Node) func() admin.ClusterState {
 	return func() admin.ClusterState {
 		s := node.Stats()
 		st := admin.ClusterState{
-			Node: node.Name(), Mode: node.Mode(), Connected: s.Connected, Routes: s.Routes,
+			Node: node.Name(), Mode: node.Mode(), Connected: s.Connected, Routes: s.Routes, RoutedTo: node.RoutedServers(),
 			Nodes:     []admin.ClusterNode{{Name: node.Name(), Origin: node.Origin(), Self: true}},
 			Published: s.Published, Received: s.Received, Dropped: s.Dropped,
 		}

@@ -15,8 +15,12 @@ type ClusterState struct {
 	// Connected says whether the node's NATS connection is up; false for a
 	// single node.
 	Connected bool `json:"connected"`
-	// Routes is the embedded NATS server's route count (0 otherwise).
+	// Routes is the embedded NATS server's count of route connections (0
+	// otherwise); a pair of servers keeps several.
 	Routes int `json:"routes"`
+	// RoutedTo names the servers (nodes) the embedded NATS server has a
+	// route to; empty otherwise.
+	RoutedTo []string `json:"routed_to"`
 	// Nodes lists the nodes this node knows, itself first, then the others
 	// by name: those it heard from within the last 3 s.
 	Nodes []ClusterNode `json:"nodes"`
@@ -64,6 +68,9 @@ func (i *Inspector) clusterState(now time.Time) ClusterState {
 	}
 	if st.Dropped == nil {
 		st.Dropped = map[string]int64{}
+	}
+	if st.RoutedTo == nil {
+		st.RoutedTo = []string{}
 	}
 	if st.Nodes == nil {
 		st.Nodes = []ClusterNode{}

@@ -11,7 +11,7 @@ func TestClusterSingleNode(t *testing.T) {
 	var st ClusterState
 	f.getJSON(t, "/admin/api/cluster", &st)
 	want := []ClusterNode{{Name: "node-a", Self: true}}
-	if st.Node != "node-a" || st.Mode != "single" || st.Connected || st.Routes != 0 || !reflect.DeepEqual(st.Nodes, want) || st.Time.IsZero() {
+	if st.Node != "node-a" || st.Mode != "single" || st.Connected || st.Routes != 0 || st.RoutedTo == nil || len(st.RoutedTo) != 0 || !reflect.DeepEqual(st.Nodes, want) || st.Time.IsZero() {
 		t.Fatalf("single node: %+v", st)
 	}
 }
@@ -21,7 +21,7 @@ func TestClusterStateFromGetter(t *testing.T) {
 	seen := time.Now().Add(-2 * time.Second).UTC()
 	f.insp.SetCluster(func() ClusterState {
 		return ClusterState{
-			Node: "node-a", Mode: "embedded", Connected: true, Routes: 2,
+			Node: "node-a", Mode: "embedded", Connected: true, Routes: 8, RoutedTo: []string{"node-b"},
 			Nodes: []ClusterNode{
 				{Name: "node-a", Origin: "node-a.01", Self: true},
 				{Name: "node-b", Origin: "node-b.02", LastSeen: &seen},
@@ -31,7 +31,7 @@ func TestClusterStateFromGetter(t *testing.T) {
 	})
 	var st ClusterState
 	f.getJSON(t, "/admin/api/cluster", &st)
-	if st.Mode != "embedded" || !st.Connected || st.Routes != 2 || st.Published != 7 || st.Received != 9 || st.Dropped["queue_full"] != 1 || len(st.Nodes) != 2 {
+	if st.Mode != "embedded" || !st.Connected || st.Routes != 8 || len(st.RoutedTo) != 1 || st.Published != 7 || st.Received != 9 || st.Dropped["queue_full"] != 1 || len(st.Nodes) != 2 {
 		t.Fatalf("cluster: %+v", st)
 	}
 	b := st.Nodes[1]
