@@ -105,7 +105,10 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		MaxPresenceEventsPerSecond: x.presenceEventsPerSecond,
 		MaxProjectJoinsPerSecond:   x.joinsPerSecond,
 	}
-	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes})
+	insp := admin.New(admin.Config{Hub: hub, Verifier: verifier, Token: o.AdminToken, Logger: log, MaxBroadcastBytes: o.MaxPayloadBytes, NodeName: o.NodeName})
+	if o.cluster != nil {
+		insp.SetCluster(clusterState(o.cluster))
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	feed, err := startFeed(sctx, o, log, hub, verifier, insp.ObserveDelivery)
 	if err != nil {

@@ -135,6 +135,13 @@ describe('admin page in headless Chromium', () => {
       message: 'messages in never updated',
     })
     await page.locator('#rep-dot[data-ok="true"]').waitFor({ timeout: UI_TIMEOUT })
+    // One node: the cluster strip says so (docs/inspector.md "Cluster").
+    await waitFor(async () => (await page.locator('#cl-mode').textContent()) === 'single node', {
+      timeout: UI_TIMEOUT,
+      interval: 100,
+      message: 'the cluster strip never said "single node"',
+    })
+    assert.equal(await page.locator('#cl-nodes').textContent(), '1')
     // The RLS row-check counters (alice's and bob's owner-only policy compiles).
     await waitFor(async () => /compiled [1-9]/.test(await page.locator('#rep-rls').textContent()), {
       timeout: UI_TIMEOUT,

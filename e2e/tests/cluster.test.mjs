@@ -8,6 +8,7 @@ import { describe } from 'node:test'
 import { collectBroadcasts, subscribed } from '../lib/client.mjs'
 import { useDevServer } from '../lib/dev.mjs'
 import { safeJson, sleep, waitFor } from '../lib/wait.mjs'
+import { chromium } from 'playwright-core'
 
 describe('cluster of three nodes (supabase-js)', () => {
   const h = useDevServer({ extraArgs: ['--nodes', '3'] })
@@ -134,6 +135,36 @@ describe('cluster of three nodes (supabase-js)', () => {
     for (let i = 0; i < 3; i++) {
       const ch = (await on(i, h.srv.userKey)).channel('cl-no-policy', { config: { private: true } })
       await assert.rejects(subscribed(ch), /do not have permissions to read/)
+    }
+  })
+
+  h.test('the inspector page of a node shows its name and all three nodes', async () => {
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+      headless: true,
+    })
+    try {
+      const page = await browser.newPage()
+      const problems = []
+      page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
+      await page.goto(`${h.srv.info.nodes[1].url}/admin/`)
+      // A service_role key is accepted instead of the admin token.
+      await page.locator('#token').fill(h.srv.serviceKey)
+      await page.locator('#login-submit').click()
+      await page.locator('#login').waitFor({ state: 'hidden', timeout: 15000 })
+      const want = '3: node-2 (this), node-1, node-3'
+      await waitFor(async () => (await page.locator('#cl-nodes').textContent()) === want, {
+        timeout: 15000,
+        interval: 100,
+        message: `the cluster strip never listed "${want}"`,
+      })
+      assert.equal(await page.locator('#cl-node').textContent(), 'node-2')
+      assert.match(await page.locator('#cl-mode').textContent(), /^embedded · NATS connected · routes to node-1, node-3$/)
+      await page.locator('#cl-dot[data-ok="true"]').waitFor({ timeout: 15000 })
+      assert.deepEqual(problems, [])
+    } finally {
+      await browser.close()
     }
   })
 })

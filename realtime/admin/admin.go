@@ -40,6 +40,9 @@ type Config struct {
 	// TailBuffer is how many events a live tail may lag behind before it
 	// loses some (default 512).
 	TailBuffer int
+	// NodeName names this node in /admin/api/cluster when no cluster state
+	// is installed (SetCluster).
+	NodeName string
 }
 
 // Inspector serves the admin API and page and collects pipeline metrics.
@@ -55,6 +58,8 @@ type Inspector struct {
 
 	source atomic.Pointer[func() decoder.Status] // nil: no change source
 	rls    atomic.Pointer[func() RLSStats]       // nil: no RLS evaluator
+	// cluster is the cluster state getter; nil: a single node.
+	cluster atomic.Pointer[func() ClusterState]
 
 	tail  tail
 	stats pipelineStats
@@ -126,6 +131,7 @@ func (i *Inspector) routes() http.Handler {
 	api.HandleFunc("POST /admin/api/channels/{name}/broadcast", i.handleBroadcast)
 	api.HandleFunc("DELETE /admin/api/subscribers/{id}", i.handleDisconnect)
 	api.HandleFunc("GET /admin/api/replication", i.handleReplication)
+	api.HandleFunc("GET /admin/api/cluster", i.handleCluster)
 	api.HandleFunc("GET /admin/api/events", i.handleEvents)
 	// A single project: no picker. With --projects the service answers
 	// this path itself with every project (docs/projects.md "Inspector").

@@ -93,7 +93,7 @@ func newFixture(t *testing.T, token string) *fixture {
 		t.Fatal(err)
 	}
 	hub := channels.NewHub(channels.HubConfig{})
-	insp := New(Config{Hub: hub, Verifier: v, Token: token, TailHeartbeat: time.Hour})
+	insp := New(Config{Hub: hub, Verifier: v, Token: token, TailHeartbeat: time.Hour, NodeName: "node-a"})
 	srv := httptest.NewServer(insp.Handler())
 	t.Cleanup(func() {
 		insp.Close()
@@ -226,7 +226,7 @@ func TestAuth(t *testing.T) {
 		})
 	}
 	// Every API path is behind the check, including unknown ones.
-	for _, p := range []string{"GET /admin/api/replication", "GET /admin/api/events", "POST /admin/api/channels/x/broadcast", "DELETE /admin/api/subscribers/1", "GET /admin/api/nope"} {
+	for _, p := range []string{"GET /admin/api/replication", "GET /admin/api/cluster", "GET /admin/api/events", "POST /admin/api/channels/x/broadcast", "DELETE /admin/api/subscribers/1", "GET /admin/api/nope"} {
 		method, path, _ := strings.Cut(p, " ")
 		if code, _ := f.do(t, method, path, "", ""); code != 401 {
 			t.Errorf("%s without a token: %d", p, code)

@@ -196,6 +196,7 @@ async function poll() {
     const jobs = [api('/channels').then(renderChannels)]
     if (state.selected) jobs.push(refreshChannel())
     if (state.tick % 2 === 0) jobs.push(api('/replication').then(renderReplication))
+    if (state.tick % 2 === 0) jobs.push(api('/cluster').then(renderCluster))
     jobs.push(projectsPoll())
     await Promise.all(jobs)
     setConnState('ok', 'live')
@@ -591,6 +592,36 @@ function renderReplication(r) {
   const err = $('rep-error')
   err.hidden = !r.last_error
   err.textContent = r.last_error ? `last error ${fmtAgo(r.last_error_time)}: ${r.last_error}` : ''
+}
+
+// ---- cluster ----
+
+// renderCluster shows this node's name and what it knows of the cluster
+// (GET /admin/api/cluster): "single node", or the mode, the NATS link and
+// every node heard from in the last 3 s.
+function renderCluster(c) {
+  setText($('cl-node'), c.node || '–')
+  const dot = $('cl-dot')
+  const nodes = $('cl-nodes')
+  if (c.mode === 'single') {
+    dot.dataset.ok = 'unknown'
+    $('cl-mode').textContent = 'single node'
+    nodes.textContent = '1'
+    nodes.title = ''
+    $('cl-traffic-item').hidden = true
+    return
+  }
+  dot.dataset.ok = String(c.connected)
+  let mode = `${c.mode} · NATS ${c.connected ? 'connected' : 'disconnected'}`
+  if (c.mode === 'embedded') mode += c.routed_to.length ? ` · routes to ${c.routed_to.join(', ')}` : ' · no routes'
+  $('cl-mode').textContent = mode
+  $('cl-mode').title = c.mode === 'embedded' ? `${fmtNum(c.routes)} route connections` : ''
+  const names = c.nodes.map((n) => n.self ? `${n.name} (this)` : n.name)
+  setText(nodes, `${c.nodes.length}: ${names.join(', ')}`)
+  nodes.title = c.nodes.map((n) => n.self ? `${n.origin} (this node)` : `${n.origin} heard ${fmtSeconds(n.last_seen_age_seconds)} ago`).join('\n')
+  const dropped = Object.values(c.dropped || {}).reduce((a, b) => a + b, 0)
+  $('cl-traffic-item').hidden = false
+  setText($('cl-traffic'), `out ${fmtNum(c.published)} · in ${fmtNum(c.received)} · dropped ${fmtNum(dropped)}`)
 }
 
 // renderRLS shows the row-check counters: groups judged in Go and in

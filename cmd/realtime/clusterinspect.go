@@ -1,0 +1,26 @@
+package main
+
+import (
+	"time"
+
+	"github.com/openrealtime/realtime/cluster"
+	"github.com/openrealtime/realtime/realtime/admin"
+)
+
+// clusterState returns the getter of the inspector's cluster view
+// (GET /admin/api/cluster, docs/inspector.md "Cluster") for node.
+func clusterState(node *cluster.Node) func() admin.ClusterState {
+	return func() admin.ClusterState {
+		s := node.Stats()
+		st := admin.ClusterState{
+			Node: node.Name(), Mode: node.Mode(), Connected: s.Connected, Routes: s.Routes, RoutedTo: node.RoutedServers(),
+			Nodes:     []admin.ClusterNode{{Name: node.Name(), Origin: node.Origin(), Self: true}},
+			Published: s.Published, Received: s.Received, Dropped: s.Dropped,
+		}
+		for _, p := range node.Peers() {
+			seen := p.LastSeen.UTC().Truncate(time.Millisecond)
+			st.Nodes = append(st.Nodes, admin.ClusterNode{Name: p.Name, Origin: p.Origin, LastSeen: &seen})
+		}
+		return st
+	}
+}
