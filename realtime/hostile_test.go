@@ -579,6 +579,9 @@ func TestSSEResumeCaps(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "Too many concurrent resumes") {
 		t.Fatalf("third resume of u1: %d %s", resp.StatusCode, body)
 	}
+	if ra := resp.Header.Get("Retry-After"); ra != "1" {
+		t.Fatalf("refused resume: Retry-After %q, want 1", ra)
+	}
 	select {
 	case sub := <-feed.entered:
 		t.Fatalf("a second replay (%s) ran while the only slot was taken", sub)

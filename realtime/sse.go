@@ -173,6 +173,18 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 			done, err := s.enterResume(r.Context(), resumeKey(v.identity, r))
 			if errors.Is(err, errTooManyResumes) {
 				s.log.Info("SSE resume refused: too many concurrent resumes", "remote_addr", clientAddr(r))
+				// Answered after a pause: a client that retries at once
+				// (EventSource does, on any error) then costs a refusal a
+				// second per stream instead of one per round trip
+				// (docs/sse.md "Resume").
+				t := time.NewTimer(resumeRefusalDelay)
+				select {
+				case <-t.C:
+				case <-r.Context().Done():
+					t.Stop()
+					return
+				}
+				w.Header().Set("Retry-After", "1")
 				writeJSONError(w, http.StatusTooManyRequests, msgTooManyResumes)
 				return
 			}
@@ -267,6 +279,10 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 // sseHeartbeat is the comment line that keeps proxies from timing out an
 // idle stream.
 var sseHeartbeat = channels.Frame{Data: []byte(": heartbeat\n\n")}
+
+// resumeRefusalDelay is how long a resume refused for the per-identity cap
+// waits before its 429.
+const resumeRefusalDelay = time.Second
 
 // opening returns the stream's first events, and the cursor of the last
 // replayed change: on resume the gap notice and the replayed changes, then
