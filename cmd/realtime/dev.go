@@ -84,26 +84,13 @@ func runDev(args []string) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(o.JWTSecret)})
+	insertRoutes, closeRoutes, err := devRoutes(ctx, dbURL, o.JWTSecret)
 	if err != nil {
 		return err
 	}
-	pcfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return err
-	}
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // safe on PGlite's shared session
-	pcfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer closeRoutes()
 	return serve(ctx, &o, hooks{
-		routes: func(s *realtime.Server) {
-			s.Handle("POST /dev/v1/todos", devInsert(pool, verifier))
-			s.Handle("POST /dev/v1/messages", devInsert(pool, verifier))
-		},
+		routes: insertRoutes,
 		listening: func(addr string) {
 			if *asJSON {
 				printDevJSON(addr, dbURL, o.AdminToken, keys)
@@ -112,6 +99,30 @@ func runDev(args []string) error {
 			}
 		},
 	})
+}
+
+// devRoutes returns the dev insert endpoints (POST /dev/v1/todos and
+// /dev/v1/messages, writing as the caller's token) on a small pool of
+// their own, and the function that closes that pool.
+func devRoutes(ctx context.Context, dbURL, secret string) (routes func(*realtime.Server), closePool func(), err error) {
+	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(secret)})
+	if err != nil {
+		return nil, nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec // safe on PGlite's shared session
+	pcfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(s *realtime.Server) {
+		s.Handle("POST /dev/v1/todos", devInsert(pool, verifier))
+		s.Handle("POST /dev/v1/messages", devInsert(pool, verifier))
+	}, pool.Close, nil
 }
 
 func applySchema(ctx context.Context, url string) error {

@@ -13,13 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/openrealtime/realtime/auth"
 	"github.com/openrealtime/realtime/internal/demo"
 	"github.com/openrealtime/realtime/internal/pgcluster"
-	"github.com/openrealtime/realtime/realtime"
 )
 
 // printDevNodesJSON prints printDevJSON's line for the first node with a
@@ -82,21 +77,11 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 	if err != nil {
 		return err
 	}
-	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(o.JWTSecret)})
+	insertRoutes, closeRoutes, err := devRoutes(ctx, dbURL, o.JWTSecret)
 	if err != nil {
 		return err
 	}
-	pcfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return err
-	}
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	pcfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer closeRoutes()
 
 	routes := make([]string, n)
 	for i := range routes {
@@ -136,10 +121,7 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 	for _, oi := range opts {
 		go func() {
 			err := serve(nctx, oi, hooks{
-				routes: func(s *realtime.Server) {
-					s.Handle("POST /dev/v1/todos", devInsert(pool, verifier))
-					s.Handle("POST /dev/v1/messages", devInsert(pool, verifier))
-				},
+				routes: insertRoutes,
 				listening: func(addr string) {
 					mu.Lock()
 					listening = append(listening, devNode{name: oi.NodeName, addr: addr})
