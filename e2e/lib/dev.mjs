@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs'
 import http from 'node:http'
 import pg from 'pg'
 import { useFixture } from './harness.mjs'
-import { serverBinary } from './server.mjs'
+import { serverBinary, terminate } from './server.mjs'
 import { waitFor } from './wait.mjs'
 
 const MAX_LOG_CHARS = 200_000
@@ -115,14 +115,7 @@ export class DevServer {
       this.pool = null
       await p.end().catch(() => {})
     }
-    if (this.exited) return this.exited
-    this.proc.kill('SIGTERM')
-    const timer = setTimeout(() => {
-      if (!this.exited) this.proc.kill('SIGKILL')
-    }, 15000)
-    const res = await this.exitPromise
-    clearTimeout(timer)
-    return res
+    return terminate(this, 15000)
   }
 }
 

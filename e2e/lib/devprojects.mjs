@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { useFixture } from './harness.mjs'
 import { LocalhostWebSocket, localhostFetch } from './localhost.mjs'
-import { serverBinary } from './server.mjs'
+import { serverBinary, terminate } from './server.mjs'
 
 const MAX_LOG_CHARS = 200_000
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -101,14 +101,7 @@ export class DevProjects {
   /** Closes the pg pools, sends SIGTERM, waits up to 30 s (databases removed), then SIGKILL. */
   async stop() {
     await Promise.all(this.projects.map((p) => p.pool.end().catch(() => {})))
-    if (this.exited) return this.exited
-    this.proc.kill('SIGTERM')
-    const timer = setTimeout(() => {
-      if (!this.exited) this.proc.kill('SIGKILL')
-    }, 30000)
-    const res = await this.exitPromise
-    clearTimeout(timer)
-    return res
+    return terminate(this, 30000)
   }
 }
 

@@ -81,15 +81,23 @@ export class ServerProcess {
 
   /** Sends SIGTERM, waits up to 5 s for exit, then SIGKILL. Safe to call twice. */
   async stop() {
-    if (this.exited) return this.exited
-    this.proc.kill('SIGTERM')
-    const timer = setTimeout(() => {
-      if (!this.exited) this.proc.kill('SIGKILL')
-    }, 5000)
-    const res = await this.exitPromise
-    clearTimeout(timer)
-    return res
+    return terminate(this, 5000)
   }
+}
+
+/**
+ * Sends SIGTERM to the child process of a handle of these helpers ({ proc, exited, exitPromise }),
+ * then SIGKILL if it has not exited after graceMs; resolves with its exit. Safe to call twice.
+ */
+export async function terminate(h, graceMs) {
+  if (h.exited) return h.exited
+  h.proc.kill('SIGTERM')
+  const timer = setTimeout(() => {
+    if (!h.exited) h.proc.kill('SIGKILL')
+  }, graceMs)
+  const res = await h.exitPromise
+  clearTimeout(timer)
+  return res
 }
 
 /**
