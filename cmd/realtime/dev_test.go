@@ -249,6 +249,49 @@ func (l *lockedLog) String() string {
 	return l.buf.String()
 }
 
+// devLines is a `realtime dev` child streaming its standard output.
+type devLines struct {
+	cmd    *exec.Cmd
+	log    *lockedLog  // its standard error
+	lines  chan string // its standard output, line by line
+	exited chan error  // its end
+}
+
+// startDevLines runs `realtime dev args...` as a child process and streams
+// its standard output line by line. It is killed at cleanup, and its
+// output logged if the test failed.
+func startDevLines(t *testing.T, args ...string) *devLines {
+	t.Helper()
+	argv, _ := json.Marshal(append([]string{"dev"}, args...))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
+	log := &lockedLog{}
+	cmd.Stderr = log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &devLines{cmd: cmd, log: log, lines: make(chan string, 16), exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			d.lines <- sc.Text()
+		}
+		d.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("realtime dev output:\n%s", log.String())
+		}
+	})
+	return d
+}
+
 // startDevChild runs `realtime dev --addr 127.0.0.1:0 --json args...` with
 // extra environment, waits for its JSON line and kills it at cleanup if it
 // still runs.

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,34 +10,8 @@ import (
 // `realtime dev --nodes 3` prints three node URLs and the shared keys; a
 // broadcast from a client of the first node reaches clients of the others.
 func TestDevNodes(t *testing.T) {
-	argv, _ := json.Marshal([]string{"dev", "--addr", "127.0.0.1:0", "--nodes", "3"})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
-	log := &lockedLog{}
-	cmd.Stderr = log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("realtime dev output:\n%s", log.String())
-		}
-	})
+	dev := startDevLines(t, "--addr", "127.0.0.1:0", "--nodes", "3")
+	lines, exited, log := dev.lines, dev.exited, dev.log
 	keysLine := regexp.MustCompile(`^  db \S+  secret \S+  anon (\S+)  service \S+  admin token \S+$`)
 	nodeLine := regexp.MustCompile(`^(node-\d)  http://(\S+)  ws://(\S+)/realtime/v1/websocket$`)
 	var anon string

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -15,41 +12,16 @@ import (
 // `realtime dev --projects 2` prints one line per project; its curl line,
 // run by the real curl, reaches a client of that project only.
 func TestDevProjects(t *testing.T) {
-	argv, _ := json.Marshal([]string{"dev", "--addr", "127.0.0.1:0", "--projects", "2"})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REALTIME_TEST_EXEC="+string(argv))
-	log := &lockedLog{}
-	cmd.Stderr = log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "project") {
-				lines <- sc.Text()
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("realtime dev output:\n%s", log.String())
-		}
-	})
+	dev := startDevLines(t, "--addr", "127.0.0.1:0", "--projects", "2")
+	lines, exited := dev.lines, dev.exited
 	line := regexp.MustCompile(`^(project\d+)  http://(project\d+\.localhost:\d+)  db \S+  secret \S+  anon (\S+)  service \S+  curl (.+)$`)
 	var got [][]string
 	for len(got) < 2 {
 		select {
 		case l := <-lines:
+			if !strings.HasPrefix(l, "project") {
+				continue
+			}
 			m := line.FindStringSubmatch(l)
 			if m == nil {
 				t.Fatalf("project line: %q", l)
@@ -78,7 +50,7 @@ func TestDevProjects(t *testing.T) {
 	if !strings.Contains(string(b.Payload), `"from":"project1"`) {
 		t.Fatalf("project1's client got %s", b.Payload)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
+	dev.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-exited:
 	case <-time.After(time.Minute):

@@ -240,3 +240,20 @@ func pgxConnect(url string) (*pgx.Conn, error) {
 	defer cancel()
 	return pgx.Connect(ctx, url)
 }
+
+// startClusterAdmin starts a private PostgreSQL cluster and a superuser
+// connection to its postgres database, both closed when the test ends.
+func startClusterAdmin(t *testing.T, ctx context.Context) (*pgcluster.Cluster, *pgx.Conn) {
+	t.Helper()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	admin, err := pgxConnect(c.URL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	return c, admin
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/openrealtime/realtime/internal/demo"
-	"github.com/openrealtime/realtime/internal/pgcluster"
 )
 
 // apiCall sends a management API request; it returns status, headers and body.
@@ -62,16 +61,7 @@ func tenantBody(t *testing.T, p *projectDB, secret string) string {
 func TestProjectsManagementAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	admin, err := pgxConnect(c.URL(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
+	c, admin := startClusterAdmin(t, ctx)
 	p := newProjectDB(t, c, admin, "api-made")
 	other := newProjectDB(t, c, admin, "filed")
 

@@ -130,16 +130,7 @@ func expectClosed(t *testing.T, c *wsClient, what string) {
 func TestProjectsIsolationAndReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	admin, err := pgxConnect(c.URL(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
+	c, admin := startClusterAdmin(t, ctx)
 	a := newProjectDB(t, c, admin, "alpha")
 	b := newProjectDB(t, c, admin, "beta-2")
 	g := newProjectDB(t, c, admin, "gamma")
@@ -340,16 +331,7 @@ func nextData(t *testing.T, c *wsClient) phoenix.Message {
 func TestProjectsPGliteBesidePostgres(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	admin, err := pgxConnect(c.URL(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
+	c, admin := startClusterAdmin(t, ctx)
 	pg := newProjectDB(t, c, admin, "pgproj")
 
 	lite := newLiteProject(t, "lite")

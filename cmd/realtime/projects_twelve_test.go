@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openrealtime/realtime/internal/demo"
-	"github.com/openrealtime/realtime/internal/pgcluster"
 	"github.com/openrealtime/realtime/internal/pglitetest"
 	"github.com/openrealtime/realtime/realtime/phoenix"
 )
@@ -150,16 +149,7 @@ func (p *twelveProject) collect(t *testing.T, want map[string]bool, all []*twelv
 func TestProjectsTwelveIsolatedWithOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	admin, err := pgxConnect(c.URL(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
+	c, admin := startClusterAdmin(t, ctx)
 
 	var ps []*twelveProject
 	var file strings.Builder
@@ -201,6 +191,7 @@ func TestProjectsTwelveIsolatedWithOutage(t *testing.T) {
 	}
 	for _, p := range ps {
 		for _, cl := range []**wsClient{&p.a, &p.b} {
+			var err error
 			if *cl, _, err = dialHost(t, s.addr, p.ref+".localhost", p.keys.Anon); err != nil {
 				t.Fatalf("%s: %v", p.ref, err)
 			}
