@@ -271,39 +271,19 @@ func restTo(t *testing.T, addr, key, topic, event string) {
 // {"event":..,"binary":"<hex>"} for binary ones.
 func (s *service) dialAll(t *testing.T, apikey string) *wsClient {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/realtime/v1/websocket?vsn=2.0.0&apikey="+apikey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &wsClient{t: t, ws: ws, frames: make(chan phoenix.Message, 10000)}
-	go func() {
-		defer close(c.frames)
-		for {
-			typ, data, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			if typ == websocket.TextMessage {
-				if m, err := phoenix.DecodeText(phoenix.V2, data); err == nil {
-					c.frames <- m
-				}
-				continue
-			}
-			f, err := phoenix.DecodeBroadcast(data)
-			if err != nil {
-				continue
-			}
-			var p []byte
-			if f.Encoding == phoenix.EncodingBinary {
-				p, _ = json.Marshal(map[string]any{"event": f.Event, "binary": hex.EncodeToString(f.Payload)})
-			} else {
-				p, _ = json.Marshal(map[string]any{"event": f.Event, "payload": json.RawMessage(f.Payload)})
-			}
-			c.frames <- phoenix.Message{Topic: f.Topic, Event: "broadcast", Payload: p}
+	return s.dialDecoding(t, apikey, func(data []byte) (phoenix.Message, bool) {
+		f, err := phoenix.DecodeBroadcast(data)
+		if err != nil {
+			return phoenix.Message{}, false
 		}
-	}()
-	t.Cleanup(func() { ws.Close() })
-	return c
+		var p []byte
+		if f.Encoding == phoenix.EncodingBinary {
+			p, _ = json.Marshal(map[string]any{"event": f.Event, "binary": hex.EncodeToString(f.Payload)})
+		} else {
+			p, _ = json.Marshal(map[string]any{"event": f.Event, "payload": json.RawMessage(f.Payload)})
+		}
+		return phoenix.Message{Topic: f.Topic, Event: "broadcast", Payload: p}, true
+	})
 }
 
 // awaitBinary sends frame (a binary broadcast push) from c until r

@@ -155,6 +155,13 @@ type wsClient struct {
 
 func (s *service) dial(t *testing.T, apikey string) *wsClient {
 	t.Helper()
+	return s.dialDecoding(t, apikey, nil)
+}
+
+// dialDecoding is dial whose client passes binary frames to binary (nil:
+// they are dropped), which may turn them into messages.
+func (s *service) dialDecoding(t *testing.T, apikey string, binary func([]byte) (phoenix.Message, bool)) *wsClient {
+	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/realtime/v1/websocket?vsn=2.0.0&apikey="+apikey, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -163,9 +170,17 @@ func (s *service) dial(t *testing.T, apikey string) *wsClient {
 	go func() {
 		defer close(c.frames)
 		for {
-			_, data, err := ws.ReadMessage()
+			typ, data, err := ws.ReadMessage()
 			if err != nil {
 				return
+			}
+			if typ != websocket.TextMessage {
+				if binary != nil {
+					if m, ok := binary(data); ok {
+						c.frames <- m
+					}
+				}
+				continue
 			}
 			if m, err := phoenix.DecodeText(phoenix.V2, data); err == nil {
 				c.frames <- m

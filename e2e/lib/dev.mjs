@@ -15,10 +15,9 @@ import { existsSync } from 'node:fs'
 import http from 'node:http'
 import pg from 'pg'
 import { useFixture } from './harness.mjs'
-import { serverBinary, terminate } from './server.mjs'
+import { outputCapture, serverBinary, terminate } from './server.mjs'
 import { waitFor } from './wait.mjs'
 
-const MAX_LOG_CHARS = 200_000
 
 /**
  * A running `realtime dev` process. Same surface as ServerProcess (port, httpUrl, wsBase,
@@ -45,12 +44,7 @@ export class DevServer {
       this._readyResolve = resolve
       this._readyReject = reject
     })
-    const capture = (chunk) => {
-      const s = chunk.toString('utf8')
-      if (process.env.E2E_SERVER_LOG) process.stderr.write(`[dev:${this.port ?? '?'}] ${s}`)
-      this.output += s
-      if (this.output.length > MAX_LOG_CHARS) this.output = this.output.slice(-MAX_LOG_CHARS)
-    }
+    const capture = outputCapture(this, () => `dev:${this.port ?? '?'}`)
     proc.stderr.on('data', capture)
     proc.stdout.on('data', (chunk) => {
       capture(chunk)

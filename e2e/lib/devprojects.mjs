@@ -18,9 +18,8 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { useFixture } from './harness.mjs'
 import { LocalhostWebSocket, localhostFetch } from './localhost.mjs'
-import { serverBinary, terminate } from './server.mjs'
+import { outputCapture, serverBinary, terminate } from './server.mjs'
 
-const MAX_LOG_CHARS = 200_000
 const here = path.dirname(fileURLToPath(import.meta.url))
 const pgliteBridge = path.resolve(here, '../../cmd/pglite-bridge/bridge.mjs')
 const projectLine = /^(project\d+)  http:\/\/(\S+)  db (\S+)  secret (\S+)  anon (\S+)  service (\S+)  curl /
@@ -77,12 +76,7 @@ export class DevProjects {
       })
       this.exitPromise.then((e) => reject(new Error(`realtime dev exited before it was ready (code ${e.code}, signal ${e.signal})\n${this.logTail()}`)))
     })
-    const capture = (chunk) => {
-      const s = chunk.toString('utf8')
-      if (process.env.E2E_SERVER_LOG) process.stderr.write(`[dev-projects] ${s}`)
-      this.output += s
-      if (this.output.length > MAX_LOG_CHARS) this.output = this.output.slice(-MAX_LOG_CHARS)
-    }
+    const capture = outputCapture(this, () => `dev-projects`)
     proc.stderr.on('data', capture)
     proc.stdout.on('data', capture)
   }

@@ -58,12 +58,7 @@ export class ServerProcess {
         resolve(this.exited)
       })
     })
-    const capture = (chunk) => {
-      const s = chunk.toString('utf8')
-      if (process.env.E2E_SERVER_LOG) process.stderr.write(`[server:${port}] ${s}`)
-      this.output += s
-      if (this.output.length > MAX_LOG_CHARS) this.output = this.output.slice(-MAX_LOG_CHARS)
-    }
+    const capture = outputCapture(this, () => `server:${port}`)
     proc.stderr.on('data', capture)
     proc.stdout.on('data', capture)
   }
@@ -82,6 +77,20 @@ export class ServerProcess {
   /** Sends SIGTERM, waits up to 5 s for exit, then SIGKILL. Safe to call twice. */
   async stop() {
     return terminate(this, 5000)
+  }
+}
+
+/**
+ * Returns the stdout/stderr chunk handler of a handle of these helpers: it keeps the last
+ * MAX_LOG_CHARS characters in h.output and, with E2E_SERVER_LOG set, echoes them prefixed with
+ * [label()].
+ */
+export function outputCapture(h, label) {
+  return (chunk) => {
+    const s = chunk.toString('utf8')
+    if (process.env.E2E_SERVER_LOG) process.stderr.write(`[${label()}] ${s}`)
+    h.output += s
+    if (h.output.length > MAX_LOG_CHARS) h.output = h.output.slice(-MAX_LOG_CHARS)
   }
 }
 
