@@ -162,52 +162,7 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 	}
 	switch strings.ToLower(p.Event) {
 	case "track":
-		if len(p.Payload) > c.srv.limits().MaxPayloadBytes {
-			ch.sub.Drop(channels.DropPayloadTooLarge)
-			c.closeChannel(ch, "Track message size exceeded", channels.ReasonProtocol)
-			return
-		}
-		// Presence caps (docs/protocol.md §6.1): one member within the payload
-		// limit and 64 KiB; the whole channel within 1 MiB and an eighth of
-		// the outgoing budget, so its presence_state never trips a joiner's
-		// slow-consumer limit.
-		lim := channels.PresenceLimits{
-			MetaBytes:    min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
-			ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
-		}
-		// Refused before any JSON work when even its bytes other than
-		// whitespace exceed the member cap (its compact form can only be
-		// longer).
-		if nonSpaceLen(p.Payload) > lim.MetaBytes {
-			c.refuseBigTrack(ch, m.Topic, len(p.Payload), lim.MetaBytes)
-			return
-		}
-		if t := bytes.TrimSpace(p.Payload); len(t) > 0 && string(t) != "null" && !jsonObject(t) {
-			r := phoenix.AppendJSONString([]byte(`{"reason":`), channels.ErrPresencePayload.Error())
-			c.reply(ch.joinRef, m.Ref, m.Topic, false, append(r, '}'))
-			return
-		}
-		if !c.canWrite(ch, "presence") {
-			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
-			return
-		}
-		// The ok reply is queued before the track's own diff is published.
-		_, err := c.srv.hub.TrackWithin(ch.sub, p.Payload, lim, func() { c.reply(ch.joinRef, m.Ref, m.Topic, true, nil) })
-		switch {
-		case err == channels.ErrPresenceTooLarge: // sentinels, returned unwrapped
-			c.refuseBigTrack(ch, m.Topic, len(p.Payload), lim.MetaBytes)
-			return
-		case err == channels.ErrPresenceMembers, err == channels.ErrPresenceChannelBytes:
-			c.logger().Info("presence track refused: channel presence full", "topic", m.Topic, "err", err)
-			c.replyError(ch.joinRef, m.Ref, m.Topic, err.Error())
-			return
-		case err != nil:
-			c.logger().Debug("track failed", "topic", m.Topic, "err", err)
-			c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
-			return
-		}
-		c.afterTrack(ch)
-		c.srv.metrics.presence()
+		c.track(ch, m, p.Payload)
 	case "untrack":
 		c.srv.hub.Untrack(ch.sub)
 		c.srv.metrics.presence()
@@ -215,6 +170,58 @@ func (c *wsConn) handlePresence(ch *channelState, m *phoenix.Message) {
 	default:
 		c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
 	}
+}
+
+// track handles a presence track of payload on ch (docs/protocol.md §6.1):
+// size checks, write permission, the presence caps, then the ok reply and
+// the diff.
+func (c *wsConn) track(ch *channelState, m *phoenix.Message, payload json.RawMessage) {
+	if len(payload) > c.srv.limits().MaxPayloadBytes {
+		ch.sub.Drop(channels.DropPayloadTooLarge)
+		c.closeChannel(ch, "Track message size exceeded", channels.ReasonProtocol)
+		return
+	}
+	// Presence caps (docs/protocol.md §6.1): one member within the payload
+	// limit and 64 KiB; the whole channel within 1 MiB and an eighth of
+	// the outgoing budget, so its presence_state never trips a joiner's
+	// slow-consumer limit.
+	lim := channels.PresenceLimits{
+		MetaBytes:    min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
+		ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
+	}
+	// Refused before any JSON work when even its bytes other than
+	// whitespace exceed the member cap (its compact form can only be
+	// longer).
+	if nonSpaceLen(payload) > lim.MetaBytes {
+		c.refuseBigTrack(ch, m.Topic, len(payload), lim.MetaBytes)
+		return
+	}
+	if t := bytes.TrimSpace(payload); len(t) > 0 && string(t) != "null" && !jsonObject(t) {
+		r := phoenix.AppendJSONString([]byte(`{"reason":`), channels.ErrPresencePayload.Error())
+		c.reply(ch.joinRef, m.Ref, m.Topic, false, append(r, '}'))
+		return
+	}
+	if !c.canWrite(ch, "presence") {
+		c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
+		return
+	}
+	// The ok reply is queued before the track's own diff is published.
+	_, err := c.srv.hub.TrackWithin(ch.sub, payload, lim, func() { c.reply(ch.joinRef, m.Ref, m.Topic, true, nil) })
+	switch {
+	case err == channels.ErrPresenceTooLarge: // sentinels, returned unwrapped
+		c.refuseBigTrack(ch, m.Topic, len(payload), lim.MetaBytes)
+		return
+	case err == channels.ErrPresenceMembers, err == channels.ErrPresenceChannelBytes:
+		c.logger().Info("presence track refused: channel presence full", "topic", m.Topic, "err", err)
+		c.replyError(ch.joinRef, m.Ref, m.Topic, err.Error())
+		return
+	case err != nil:
+		c.logger().Debug("track failed", "topic", m.Topic, "err", err)
+		c.reply(ch.joinRef, m.Ref, m.Topic, false, nil)
+		return
+	}
+	c.afterTrack(ch)
+	c.srv.metrics.presence()
 }
 
 // refuseBigTrack closes ch for a presence track over the member cap.

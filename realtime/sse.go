@@ -169,35 +169,15 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	// off the live fan-out's cores.
 	var resumeDone func()
 	if binding != nil && p.resume {
-		if v, err := s.verify(creds.token()); err == nil {
-			done, err := s.enterResume(r.Context(), resumeKey(v.identity, r))
-			if errors.Is(err, errTooManyResumes) {
-				s.log.Info("SSE resume refused: too many concurrent resumes", "remote_addr", clientAddr(r))
-				// Answered after a pause: a client that retries at once
-				// (EventSource does, on any error) then costs a refusal a
-				// second per stream instead of one per round trip
-				// (docs/sse.md "Resume").
-				t := time.NewTimer(resumeRefusalDelay)
-				select {
-				case <-t.C:
-				case <-r.Context().Done():
-					t.Stop()
-					return
-				}
-				w.Header().Set("Retry-After", "1")
-				writeJSONError(w, http.StatusTooManyRequests, msgTooManyResumes)
-				return
-			}
-			if err != nil {
-				return // the client went away while waiting
-			}
-			resumeDone = done
-			defer func() {
-				if resumeDone != nil {
-					resumeDone()
-				}
-			}()
+		var ok bool
+		if resumeDone, ok = s.admitResume(w, r, creds); !ok {
+			return
 		}
+		defer func() {
+			if resumeDone != nil {
+				resumeDone()
+			}
+		}()
 	}
 
 	st := &sseStream{w: w, rc: http.NewResponseController(w)}
@@ -279,6 +259,38 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 // sseHeartbeat is the comment line that keeps proxies from timing out an
 // idle stream.
 var sseHeartbeat = channels.Frame{Data: []byte(": heartbeat\n\n")}
+
+// admitResume takes a resume slot for the caller's identity and returns
+// the function that frees it (nil for a token that does not verify: the
+// stream then fails its own checks). ok is false when the request has been
+// answered (429 after resumeRefusalDelay) or the client went away.
+func (s *Server) admitResume(w http.ResponseWriter, r *http.Request, creds credentials) (done func(), ok bool) {
+	v, err := s.verify(creds.token())
+	if err != nil {
+		return nil, true
+	}
+	done, err = s.enterResume(r.Context(), resumeKey(v.identity, r))
+	if errors.Is(err, errTooManyResumes) {
+		s.log.Info("SSE resume refused: too many concurrent resumes", "remote_addr", clientAddr(r))
+		// Answered after a pause: a client that retries at once
+		// (EventSource does, on any error) then costs a refusal a second
+		// per stream instead of one per round trip (docs/sse.md "Resume").
+		t := time.NewTimer(resumeRefusalDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return nil, false
+		}
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusTooManyRequests, msgTooManyResumes)
+		return nil, false
+	}
+	if err != nil {
+		return nil, false // the client went away while waiting
+	}
+	return done, true
+}
 
 // resumeRefusalDelay is how long a resume refused for the per-identity cap
 // waits before its 429.

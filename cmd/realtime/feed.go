@@ -140,29 +140,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	// onRelation drops cached privileges, table facts and the publication's
 	// table list after DDL.
 	onRelation := func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) }
-	switch o.Source {
-	case "logical":
-		src = decoder.NewLogical(decoder.LogicalConfig{
-			DBURL:             o.DBURL,
-			Slot:              effectiveSlot(o),
-			Publication:       o.Publication,
-			ExtraPublications: extraPubs,
-			Logger:            log,
-			OnState:           onState,
-			OnRelation:        onRelation,
-		})
-	case "notify":
-		src = decoder.NewChangeTable(decoder.ChangeTableConfig{
-			DBURL:             dbURL,
-			Publication:       o.Publication,
-			ExtraPublications: extraPubs,
-			PollInterval:      o.PollInterval,
-			Retention:         o.Retention,
-			Logger:            log,
-			OnState:           onState,
-			OnRelation:        onRelation,
-		})
-	}
+	src = newSource(o, dbURL, extraPubs, log, onState, onRelation)
 	fctx, cancel := context.WithCancel(context.Background())
 	f.source, f.cancel = src, cancel
 	watched := make(chan struct{})
@@ -197,4 +175,31 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		}
 	}()
 	return f, nil
+}
+
+// newSource returns the change source of o.Source: logical decoding on
+// o.DBURL, or the change table (the notify source) on dbURL, which is the
+// bridge's address for a browser PGlite.
+func newSource(o *options, dbURL string, extraPubs []string, log *slog.Logger, onState func(bool), onRelation func(*decoder.Relation)) decoder.Source {
+	if o.Source == "notify" {
+		return decoder.NewChangeTable(decoder.ChangeTableConfig{
+			DBURL:             dbURL,
+			Publication:       o.Publication,
+			ExtraPublications: extraPubs,
+			PollInterval:      o.PollInterval,
+			Retention:         o.Retention,
+			Logger:            log,
+			OnState:           onState,
+			OnRelation:        onRelation,
+		})
+	}
+	return decoder.NewLogical(decoder.LogicalConfig{
+		DBURL:             o.DBURL,
+		Slot:              effectiveSlot(o),
+		Publication:       o.Publication,
+		ExtraPublications: extraPubs,
+		Logger:            log,
+		OnState:           onState,
+		OnRelation:        onRelation,
+	})
 }
