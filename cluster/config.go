@@ -33,6 +33,13 @@ type Config struct {
 	// QueueLen bounds the messages waiting to be published; past it a
 	// message is dropped and counted. 0 means DefaultQueueLen.
 	QueueLen int
+	// StoreDir is where the embedded server keeps JetStream's files (the
+	// change hand-off); empty means realtime-jetstream/<node name> under
+	// the system's temporary directory.
+	StoreDir string
+	// Replicas is the hand-off stream's replica count; 0 chooses: 3 for an
+	// embedded cluster of three or more nodes, else 1.
+	Replicas int
 	// Logger receives the node's logs (the embedded server's too); nil
 	// discards them.
 	Logger *slog.Logger
@@ -60,6 +67,9 @@ func (c Config) Validate() error {
 				return fmt.Errorf("cluster: client listen address %q: %w", c.ClientListen, err)
 			}
 		}
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("cluster: stream replicas must be 1 to 5, or 0 to choose")
 	}
 	if c.QueueLen < 0 {
 		return fmt.Errorf("cluster: queue length must be positive, or 0 for the default")
@@ -110,4 +120,24 @@ func ValidNamespace(ns string) bool {
 		}
 	}
 	return true
+}
+
+// replicas is the hand-off stream's replica count: Replicas, or 3 for an
+// embedded cluster of three or more distinct nodes (JetStream's quorum
+// survives one node then), else 1.
+func (c Config) replicas() int {
+	if c.Replicas > 0 {
+		return c.Replicas
+	}
+	if !c.Embedded {
+		return 1
+	}
+	nodes := map[string]bool{c.ClusterListen: true}
+	for _, p := range c.Peers {
+		nodes[p] = true
+	}
+	if len(nodes) >= 3 {
+		return 3
+	}
+	return 1
 }

@@ -5,6 +5,24 @@ import (
 	"testing"
 )
 
+func TestReplicas(t *testing.T) {
+	cases := []struct {
+		c    Config
+		want int
+	}{
+		{Config{Embedded: true, ClusterListen: "127.0.0.1:1", Peers: []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}}, 3},
+		{Config{Embedded: true, ClusterListen: "127.0.0.1:1", Peers: []string{"127.0.0.1:2"}}, 1},
+		{Config{Embedded: true, ClusterListen: "127.0.0.1:1"}, 1},
+		{Config{URL: "nats://x"}, 1},
+		{Config{URL: "nats://x", Replicas: 3}, 3},
+	}
+	for i, c := range cases {
+		if got := c.c.replicas(); got != c.want {
+			t.Errorf("case %d: replicas %d, want %d", i, got, c.want)
+		}
+	}
+}
+
 func TestSlotName(t *testing.T) {
 	long := "supabase_realtime_slot_" + strings.Repeat("p", 40)
 	cases := []struct{ base, node, want string }{
@@ -34,6 +52,7 @@ func TestValidate(t *testing.T) {
 		"listen":       {NodeName: "n1", Embedded: true, ClusterListen: "6222"},
 		"peer":         {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", Peers: []string{"x"}},
 		"queue length": {NodeName: "n1", URL: "nats://x", QueueLen: -1},
+		"replicas":     {NodeName: "n1", URL: "nats://x", Replicas: 7},
 	}
 	for name, c := range bad {
 		if c.Validate() == nil {

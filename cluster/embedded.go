@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -24,11 +25,20 @@ const (
 
 // startEmbedded starts the in-process nats-server of cfg and waits until it
 // accepts connections.
-func startEmbedded(cfg *Config, log *slog.Logger) (*server.Server, error) {
+func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove func(), err error) {
 	host, port, err := splitHostPort(cfg.ClusterListen)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	dir, remove, err := storeDir(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			remove()
+		}
+	}()
 	routes := make([]*url.URL, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: p})
@@ -45,23 +55,44 @@ func startEmbedded(cfg *Config, log *slog.Logger) (*server.Server, error) {
 			PingInterval: routePing, MaxPingsOut: routeMaxPingsOut,
 		},
 		Routes: routes,
+		// JetStream carries the change hand-off (docs/cluster.md "Change
+		// hand-off"). Every acknowledged write is on disk: the slot is
+		// confirmed to PostgreSQL once the stream acknowledged a batch.
+		JetStream: true, StoreDir: dir,
+		JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 4 << 30,
+		SyncAlways: true,
 	}
 	if cfg.ClientListen != "" {
 		if opts.Host, opts.Port, err = splitHostPort(cfg.ClientListen); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	srv, err := server.NewServer(opts)
+	srv, err = server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: embedded NATS server: %w", err)
+		return nil, nil, fmt.Errorf("cluster: embedded NATS server: %w", err)
 	}
 	srv.SetLoggerV2(natsLogger{log.With("component", "nats-server")}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("cluster: embedded NATS server not ready (route address %s)", cfg.ClusterListen)
+		return nil, nil, fmt.Errorf("cluster: embedded NATS server not ready (route address %s)", cfg.ClusterListen)
 	}
-	return srv, nil
+	return srv, remove, nil
+}
+
+// storeDir is the embedded server's JetStream directory: cfg.StoreDir, or
+// a new temporary directory that remove deletes (this run's alone: two
+// nodes on one machine never share one, and a restarted node gets the
+// stream back from its peers).
+func storeDir(cfg *Config) (dir string, remove func(), err error) {
+	if cfg.StoreDir != "" {
+		return cfg.StoreDir, func() {}, nil
+	}
+	dir, err = os.MkdirTemp("", "realtime-jetstream-"+cfg.NodeName+"-")
+	if err != nil {
+		return "", nil, fmt.Errorf("cluster: JetStream directory: %w", err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 func splitHostPort(hp string) (string, int, error) {

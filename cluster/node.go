@@ -21,6 +21,7 @@ type Node struct {
 	cfg    Config
 	log    *slog.Logger
 	srv    *server.Server // nil with an external NATS
+	rmDir  func()         // removes the embedded server's temporary JetStream directory
 	nc     *nats.Conn
 	origin string // this run of the node: name and boot id
 
@@ -97,11 +98,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	var url string
 	if cfg.Embedded {
-		srv, err := startEmbedded(&cfg, n.log)
+		srv, rm, err := startEmbedded(&cfg, n.log)
 		if err != nil {
 			return nil, err
 		}
-		n.srv = srv
+		n.srv, n.rmDir = srv, rm
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		url = cfg.URL
@@ -109,17 +110,13 @@ func Start(cfg Config) (*Node, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		if n.srv != nil {
-			n.srv.Shutdown()
-		}
+		n.stopServer()
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
 	n.nc = nc
 	if err := n.startHeartbeats(); err != nil {
 		nc.Close()
-		if n.srv != nil {
-			n.srv.Shutdown()
-		}
+		n.stopServer()
 		return nil, fmt.Errorf("cluster: subscribe to heartbeats: %w", err)
 	}
 	go n.run()
@@ -272,10 +269,18 @@ func (n *Node) Close() {
 			n.log.Warn("cluster: flush at close", "err", err)
 		}
 		n.nc.Close()
-		if n.srv != nil {
-			n.srv.Shutdown()
-			n.srv.WaitForShutdown()
-		}
+		n.stopServer()
 		n.log.Info("cluster: left")
 	})
+}
+
+// stopServer stops the embedded server, if any, and removes its temporary
+// JetStream directory.
+func (n *Node) stopServer() {
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	n.rmDir()
 }

@@ -234,7 +234,7 @@ func (n *ChangeTable) Run(ctx context.Context, sink Sink) error {
 	}
 	defer n.running.Store(false)
 
-	return retryLoop(ctx, n.log, "notify session", n.cfg.RetryMin, n.cfg.RetryMax,
+	return retryLoop(ctx, n.log, "notify session", nil, n.cfg.RetryMin, n.cfg.RetryMax,
 		func() (bool, error) { return n.session(ctx, cfg, sink) }, recordError(n.update))
 }
 

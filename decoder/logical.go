@@ -54,6 +54,14 @@ type LogicalConfig struct {
 	// RetryMin and RetryMax bound the reconnect backoff, which doubles
 	// from RetryMin up to RetryMax; 0 means 200ms and 10s.
 	RetryMin, RetryMax time.Duration
+	// Gate, if set, is asked before every session: an error ends the
+	// attempt before connecting (a cluster node that cannot hand changes
+	// on leaves the slot to the others).
+	Gate func(ctx context.Context) error
+	// ReplicationParams are extra startup parameters of the replication
+	// connection, e.g. a short wal_sender_timeout so that a frozen reader
+	// loses the slot within seconds.
+	ReplicationParams map[string]string
 }
 
 // Session settings that make the text output of values stable and match
@@ -149,15 +157,31 @@ func (l *Logical) Run(ctx context.Context, sink Sink) error {
 	if replCfg.RuntimeParams["application_name"] == "" {
 		replCfg.RuntimeParams["application_name"] = "realtime_" + l.cfg.Slot
 	}
+	for k, v := range l.cfg.ReplicationParams {
+		replCfg.RuntimeParams[k] = v
+	}
 	replCfg.RuntimeParams["replication"] = "database"
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("decoder: logical: already running")
 	}
 	defer l.running.Store(false)
 
-	return retryLoop(ctx, l.log, "replication session", l.cfg.RetryMin, l.cfg.RetryMax,
+	return retryLoop(ctx, l.log, "replication session", standingBy, l.cfg.RetryMin, l.cfg.RetryMax,
 		func() (bool, error) { return l.session(ctx, dbCfg, replCfg, sink) }, recordError(l.update))
 }
+
+// ErrSlotInUse is wrapped by the session error of a logical source whose
+// slot another connection is reading (SQLSTATE 55006): in a cluster, the
+// node holding it.
+var ErrSlotInUse = errors.New("decoder: replication slot in use by another reader")
+
+// ErrGated is wrapped by the session error of a logical source whose Gate
+// refused the attempt.
+var ErrGated = errors.New("decoder: session not attempted")
+
+// standingBy reports session errors that are the normal state of a node
+// waiting for a slot another node holds: they are logged at debug level.
+func standingBy(err error) bool { return errors.Is(err, ErrSlotInUse) || errors.Is(err, ErrGated) }
 
 // session runs one connection lifetime. progressed reports that the session
 // streamed and either delivered something or lasted longer than RetryMax,
@@ -166,6 +190,11 @@ func (l *Logical) session(ctx context.Context, dbCfg *pgx.ConnConfig, replCfg *p
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	if l.cfg.Gate != nil {
+		if err := l.cfg.Gate(sctx); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrGated, err)
+		}
+	}
 	db, err := pgx.ConnectConfig(sctx, dbCfg)
 	if err != nil {
 		return false, fmt.Errorf("decoder: connect: %w", err)
@@ -205,6 +234,10 @@ func (l *Logical) session(ctx context.Context, dbCfg *pgx.ConnConfig, replCfg *p
 		PluginArgs: []string{"proto_version '1'", "publication_names " + pubLit},
 	})
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			err = fmt.Errorf("%w (%s)", ErrSlotInUse, pgErr.Message)
+		}
 		return false, fmt.Errorf("decoder: start replication on slot %s at %s: %w", l.cfg.Slot, start, err)
 	}
 

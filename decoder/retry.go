@@ -9,9 +9,10 @@ import (
 
 // retryLoop runs session until ctx ends, waiting between sessions with a
 // backoff that doubles from min to max and starts over after a session
-// that made progress. Each failure is recorded with record and logged. It
+// that made progress. Each failure is recorded with record and logged, at
+// debug level when quiet (which may be nil) says it is expected. It
 // returns nil when ctx ends.
-func retryLoop(ctx context.Context, log *slog.Logger, what string, minWait, maxWait time.Duration,
+func retryLoop(ctx context.Context, log *slog.Logger, what string, quiet func(error) bool, minWait, maxWait time.Duration,
 	session func() (progressed bool, err error), record func(error)) error {
 	backoff := minWait
 	for {
@@ -26,7 +27,11 @@ func retryLoop(ctx context.Context, log *slog.Logger, what string, minWait, maxW
 			backoff = minWait
 		}
 		record(err)
-		log.Warn(what+" ended", "err", err, "retry_in", backoff)
+		if quiet != nil && quiet(err) {
+			log.Debug(what+" ended", "err", err, "retry_in", backoff)
+		} else {
+			log.Warn(what+" ended", "err", err, "retry_in", backoff)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -21,11 +21,12 @@ import (
 type clusterNode struct {
 	*service
 	metrics string
+	args    []string // the node's flags, to restart it
 }
 
 // startCluster starts n nodes on the env's database, routed to each other
-// by their embedded NATS servers.
-func (e *env) startCluster(t *testing.T, n int) []*clusterNode {
+// by their embedded NATS servers, each with the extra flags.
+func (e *env) startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
 	t.Helper()
 	routes := make([]string, n)
 	for i := range routes {
@@ -34,11 +35,36 @@ func (e *env) startCluster(t *testing.T, n int) []*clusterNode {
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
 		m := freeAddr(t)
-		s := e.startService(t, "", "--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1),
-			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","), "--metrics-addr", m)
-		nodes[i] = &clusterNode{service: s, metrics: m}
+		args := []string{"--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1),
+			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","), "--metrics-addr", m}
+		args = append(args, extra...)
+		nodes[i] = &clusterNode{service: e.startService(t, "", args...), metrics: m, args: args}
+	}
+	// A node listens at once but is ready (its change stream caught up)
+	// only once enough nodes run for the stream's replicas.
+	for _, n := range nodes {
+		n.awaitReady(t)
 	}
 	return nodes
+}
+
+// awaitReady waits until the node's /healthz answers 200.
+func (n *clusterNode) awaitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + n.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s not ready within 60s (last: %v)", n.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // received is the node's count of broadcasts taken from NATS.
@@ -195,7 +221,8 @@ func TestClusterBroadcast(t *testing.T) {
 	binReader.joinBroadcast(room, e.keys.Anon, false, map[string]any{})
 	awaitBinary(t, c2, binReader, frame)
 
-	// Database broadcasts: every node reads its own slot, so each
+	// Database broadcasts: the slot holder hands them to every node through
+	// the change stream, so each
 	// subscriber gets each message once, in commit order.
 	var priv []*wsClient
 	for _, n := range nodes {

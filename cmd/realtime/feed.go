@@ -43,6 +43,8 @@ type pgFeed struct {
 	dbb    *channels.DBBroadcasts
 	pool   *pgxpool.Pool
 	bridge *pglitebridge.Bridge // the browser bridge, for a pglite-bridge:// --db-url
+	// cl is the change hand-off of a cluster node, nil on a single node.
+	cl     *clusterFeed
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -57,10 +59,20 @@ func (f *pgFeed) Close() {
 	}
 }
 
+// status is the change feed's state for the inspector and health checks.
+func (f *pgFeed) status() decoder.Status {
+	st := f.source.Status()
+	if f.cl != nil {
+		return f.cl.status(st)
+	}
+	return st
+}
+
 // effectiveSlot is the replication slot the logical source reads: in a
-// cluster each node has its own (docs/cluster.md "Database changes").
+// cluster without the change hand-off each node has its own
+// (docs/cluster.md "Database changes").
 func effectiveSlot(o *options) string {
-	if o.cluster != nil {
+	if o.cluster != nil && !o.ClusterHandoff {
 		return cluster.SlotName(o.Slot, o.cluster.Name())
 	}
 	return o.Slot
@@ -73,7 +85,7 @@ const probeWorkers = 4
 // startFeed starts the change source and pipeline when a database is
 // configured; it returns nil without one. onDelivery, when set, observes
 // every fanned-out batch (metrics).
-func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.Hub, verifier *auth.Verifier, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
+func startFeed(ctx context.Context, o *options, ref string, log *slog.Logger, hub *channels.Hub, verifier *auth.Verifier, onDelivery func(channels.DeliveryStats)) (*pgFeed, error) {
 	if o.DBURL == "" {
 		return nil, nil
 	}
@@ -127,6 +139,16 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		f.dbb = channels.NewDBBroadcasts(hub, o.MaxPayloadBytes, log)
 		extraPubs = []string{realtimeschema.Publication}
 	}
+	if o.cluster != nil && o.ClusterHandoff {
+		// Changes reach this node through the project's stream
+		// (docs/cluster.md "Change hand-off").
+		ho, err := o.cluster.Handoff(ref)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		f.cl = &clusterFeed{handoff: ho, announced: map[*decoder.Relation]bool{}}
+	}
 	var src decoder.Source
 	// onState tells subscribers when changes stop and flow again, and marks
 	// the feed streaming the first time.
@@ -140,7 +162,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 	// onRelation drops cached privileges, table facts and the publication's
 	// table list after DDL.
 	onRelation := func(r *decoder.Relation) { checker.Invalidate(r.Schema, r.Table) }
-	src = newSource(o, dbURL, extraPubs, log, onState, onRelation)
+	src = newSource(o, dbURL, extraPubs, log, onState, onRelation, f.cl)
 	fctx, cancel := context.WithCancel(context.Background())
 	f.source, f.cancel = src, cancel
 	watched := make(chan struct{})
@@ -161,6 +183,23 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 		if bridge != nil {
 			sink = newRedeliveryFilter(sink).Process
 		}
+		if f.cl != nil {
+			// The node's own fan-out takes the stream's changes; the
+			// source's sink publishes them.
+			fanout := sink
+			consumed := make(chan struct{})
+			defer func() { <-consumed }()
+			go func() {
+				defer close(consumed)
+				f.cl.consume(fctx, pool, o.Slot, log, fanout, onRelation, pg.SetReplayBase, func(up bool) {
+					if up {
+						f.once.Do(func() { close(f.streaming) })
+					}
+					pg.SourceState(up)
+				})
+			}()
+			sink = f.cl.publish
+		}
 		if schema != nil {
 			// The realtime.messages publication must exist before the
 			// source streams it.
@@ -180,7 +219,7 @@ func startFeed(ctx context.Context, o *options, log *slog.Logger, hub *channels.
 // newSource returns the change source of o.Source: logical decoding on
 // o.DBURL, or the change table (the notify source) on dbURL, which is the
 // bridge's address for a browser PGlite.
-func newSource(o *options, dbURL string, extraPubs []string, log *slog.Logger, onState func(bool), onRelation func(*decoder.Relation)) decoder.Source {
+func newSource(o *options, dbURL string, extraPubs []string, log *slog.Logger, onState func(bool), onRelation func(*decoder.Relation), cl *clusterFeed) decoder.Source {
 	if o.Source == "notify" {
 		return decoder.NewChangeTable(decoder.ChangeTableConfig{
 			DBURL:             dbURL,
@@ -193,7 +232,7 @@ func newSource(o *options, dbURL string, extraPubs []string, log *slog.Logger, o
 			OnRelation:        onRelation,
 		})
 	}
-	return decoder.NewLogical(decoder.LogicalConfig{
+	cfg := decoder.LogicalConfig{
 		DBURL:             o.DBURL,
 		Slot:              effectiveSlot(o),
 		Publication:       o.Publication,
@@ -201,5 +240,9 @@ func newSource(o *options, dbURL string, extraPubs []string, log *slog.Logger, o
 		Logger:            log,
 		OnState:           onState,
 		OnRelation:        onRelation,
-	})
+	}
+	if cl != nil {
+		cl.logicalConfig(&cfg)
+	}
+	return decoder.NewLogical(cfg)
 }

@@ -60,6 +60,9 @@ type options struct {
 	ClusterClientListen  string
 	NATSURL              string
 	ClusterQueue         int
+	ClusterStoreDir      string
+	ClusterReplicas      int
+	ClusterHandoff       bool
 
 	// cluster is this process's cluster membership, set by serve when
 	// clustered (not a flag); nil on a single node.
@@ -80,6 +83,7 @@ func (o *options) clusterConfig(log *slog.Logger) cluster.Config {
 	return cluster.Config{
 		NodeName: o.NodeName, Embedded: o.ClusterEmbedded, ClusterListen: o.ClusterListen, Peers: peers,
 		ClientListen: o.ClusterClientListen, URL: o.NATSURL, QueueLen: o.ClusterQueue, Logger: log,
+		StoreDir: o.ClusterStoreDir, Replicas: o.ClusterReplicas,
 	}
 }
 
@@ -191,6 +195,9 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&o.ClusterPeers, "cluster-peers", envString("", "REALTIME_CLUSTER_PEERS"), "with --cluster-embedded: comma-separated route addresses (host:port) of the nodes; this node's own may be listed (REALTIME_CLUSTER_PEERS)")
 	fs.StringVar(&o.ClusterClientListen, "cluster-client-listen", envString("", "REALTIME_CLUSTER_CLIENT_LISTEN"), "with --cluster-embedded: also accept NATS clients (e.g. the nats CLI) on host:port; default a random loopback port (REALTIME_CLUSTER_CLIENT_LISTEN)")
 	fs.StringVar(&o.NATSURL, "nats-url", envString("", "REALTIME_NATS_URL", "NATS_URL"), "join a cluster through this external NATS server or cluster (comma-separated URLs) (REALTIME_NATS_URL, NATS_URL)")
+	fs.StringVar(&o.ClusterStoreDir, "cluster-store-dir", envString("", "REALTIME_CLUSTER_STORE_DIR"), "with --cluster-embedded: the directory of the embedded JetStream's files (the change hand-off); default realtime-jetstream/<node> in the temporary directory (REALTIME_CLUSTER_STORE_DIR)")
+	fs.BoolVar(&o.ClusterHandoff, "cluster-handoff", envBool("REALTIME_CLUSTER_HANDOFF", false), "experimental: the nodes share one replication slot, read by one node at a time and handed to the others through JetStream, instead of one slot per node (docs/cluster.md \"Change hand-off\") (REALTIME_CLUSTER_HANDOFF)")
+	fs.IntVar(&o.ClusterReplicas, "cluster-replicas", envInt("REALTIME_CLUSTER_REPLICAS", 0), "replicas of each project's change stream, 1-5; 0 chooses 3 for an embedded cluster of 3 or more nodes, else 1 (REALTIME_CLUSTER_REPLICAS)")
 	fs.IntVar(&o.ClusterQueue, "cluster-queue", envInt("REALTIME_CLUSTER_QUEUE", cluster.DefaultQueueLen), "messages waiting to be published to the cluster before more are dropped (REALTIME_CLUSTER_QUEUE)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", envDuration("REALTIME_SHUTDOWN_TIMEOUT", 10*time.Second), "how long a graceful shutdown may take (REALTIME_SHUTDOWN_TIMEOUT)")
 }
@@ -228,7 +235,7 @@ func (o *options) validate() error {
 			return err
 		}
 		if o.DBURL != "" && o.Source != "logical" {
-			return fmt.Errorf("a cluster needs --source logical: every node reads its own replication slot (docs/cluster.md)")
+			return fmt.Errorf("a cluster needs --source logical: the nodes share the replication slot (docs/cluster.md)")
 		}
 		if !cluster.ValidNamespace(o.ProjectRef) {
 			return fmt.Errorf("--project-ref must match [a-z0-9-]{1,63}, not %q", o.ProjectRef)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,12 +120,15 @@ func launch(tb testing.TB, addr string, args ...string) *service {
 			tb.Logf("service log:\n%s", s.output())
 		}
 	})
+	// A cluster node answers 503 until enough nodes run for its change
+	// stream: answering at all is enough here (startCluster waits for 200).
+	clustered := slices.Contains(args, "--cluster-embedded")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 || clustered {
 				return s
 			}
 		}

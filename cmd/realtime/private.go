@@ -40,8 +40,7 @@ func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, lo
 	if err == nil {
 		return st
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || ctx.Err() != nil {
+	if schemaRefused(err) || ctx.Err() != nil {
 		log.Error("realtime schema unavailable: private channels admit service_role only, database broadcasts are off", "err", err)
 		return nil
 	}
@@ -58,7 +57,7 @@ func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, lo
 			if err == nil || ctx.Err() != nil {
 				return
 			}
-			if errors.As(err, &pgErr) {
+			if schemaRefused(err) {
 				log.Error("realtime schema unavailable: private channels cannot be authorized, database broadcasts are off", "err", err)
 				close(st.done)
 				return
@@ -68,6 +67,27 @@ func setupRealtimeSchema(ctx context.Context, o *options, pool *pgxpool.Pool, lo
 		}
 	}()
 	return st
+}
+
+// schemaRefused reports whether err is the database refusing the schema's
+// SQL, as opposed to not being reachable yet: a server error not raised
+// while connecting, outside the classes of connection exceptions (08),
+// insufficient resources (53) and operator intervention (57: a server
+// starting up or shutting down).
+func schemaRefused(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "08", "53", "57":
+		return false
+	}
+	return true
 }
 
 // attempt runs the migrations once; on success it marks st ready and

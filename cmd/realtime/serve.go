@@ -148,9 +148,18 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		hs.RegisterOnShutdown(def.insp.Close) // live tails must not hold up Shutdown
 		go func() { errc <- hs.Serve(ln) }()
 		// Ready once changes are captured: a row committed after /healthz
-		// says 200 is never missed because the slot did not exist yet.
-		waitStreaming(ctx, def, log)
-		def.srv.SetReady(true)
+		// says 200 is never missed because the slot did not exist yet. A
+		// cluster node says so without waiting: its change stream may need
+		// the other nodes to start first (docs/cluster.md "Change hand-off").
+		if o.cluster != nil {
+			go func() {
+				waitStreaming(ctx, def, log)
+				def.srv.SetReady(true)
+			}()
+		} else {
+			waitStreaming(ctx, def, log)
+			def.srv.SetReady(true)
+		}
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}

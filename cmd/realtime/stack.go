@@ -70,13 +70,13 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 	hcfg := channels.HubConfig{Logger: log}
 	var broker *cluster.Broker
 	if o.cluster != nil && o.DBURL != "" && o.Source != "logical" {
-		return nil, fmt.Errorf("a cluster needs source logical: every node reads its own replication slot (docs/cluster.md)")
+		return nil, fmt.Errorf("a cluster needs source logical: the nodes share the replication slot (docs/cluster.md)")
+	}
+	ref := x.ref
+	if ref == "" {
+		ref = o.ProjectRef
 	}
 	if o.cluster != nil {
-		ref := x.ref
-		if ref == "" {
-			ref = o.ProjectRef
-		}
 		if broker, err = o.cluster.Broker(ref); err != nil {
 			return nil, err
 		}
@@ -110,7 +110,7 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		insp.SetCluster(clusterState(o.cluster))
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	feed, err := startFeed(sctx, o, log, hub, verifier, insp.ObserveDelivery)
+	feed, err := startFeed(sctx, o, ref, log, hub, verifier, insp.ObserveDelivery)
 	if err != nil {
 		cancel()
 		if broker != nil {
@@ -124,7 +124,7 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		if feed.prober != nil {
 			rcfg.Private = feed.prober
 		}
-		insp.SetSource(feed.source.Status)
+		insp.SetSource(feed.status)
 		insp.SetRLS(rlsStatsOf(feed.Checker, o.RLSVerify))
 	}
 	srv := realtime.New(rcfg)

@@ -103,7 +103,7 @@ func outcome(t *testing.T, ws *websocket.Conn) (ready bool, code int, text strin
 }
 
 func TestHelloAuthorization(t *testing.T) {
-	_, base := testBridge(t, Config{})
+	b, base := testBridge(t, Config{})
 	cases := []struct {
 		name  string
 		hello any
@@ -126,6 +126,14 @@ func TestHelloAuthorization(t *testing.T) {
 					t.Fatalf("refused with %d %q", code, text)
 				}
 				ws.Close()
+				// One bridge at a time: the next case may connect once the
+				// server has seen this one go.
+				for deadline := time.Now().Add(10 * time.Second); b.Connected(); {
+					if time.Now().After(deadline) {
+						t.Fatal("bridge still attached 10 s after its socket closed")
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 				return
 			}
 			if ready || code != tc.code {

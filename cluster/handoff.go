@@ -1,0 +1,242 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/openrealtime/realtime/decoder"
+)
+
+// The change hand-off (docs/cluster.md "Change hand-off"): the node that
+// holds a project's replication slot publishes every batch of decoded
+// changes to the project's JetStream stream and confirms the slot only
+// after the stream acknowledged them; every node consumes the stream in
+// order and fans the changes out to its own subscribers.
+const (
+	// handoffAckWait bounds the wait for the stream's acknowledgements of
+	// one batch; past it the holder gives the slot up (it fences itself).
+	handoffAckWait = 3 * time.Second
+	// handoffMaxAge and handoffMaxBytes bound what the stream keeps: long
+	// enough for a node that restarts to catch up, never the source of
+	// truth (PostgreSQL is).
+	handoffMaxAge   = 2 * time.Minute
+	handoffMaxBytes = 512 << 20
+	// handoffDuplicates is the stream's de-duplication window of message
+	// ids; beyond it consumers drop re-published changes by position.
+	handoffDuplicates = time.Minute
+	// handoffMaxChanges bounds the changes a consumer hands its sink at
+	// once.
+	handoffMaxChanges = 1000
+)
+
+// batchHeader names the header carrying "first last chunk chunks": the
+// positions of a batch's first and last transaction and the chunk's index
+// and count.
+const batchHeader = "Rt-Batch"
+
+// Handoff is one project's JetStream hand-off of decoded database changes.
+// Publish runs on the holder's change source goroutine, Consume on one
+// consumer goroutine; Ready and the counters are safe for concurrent use.
+type Handoff struct {
+	node        *Node
+	js          jetstream.JetStream
+	stream      string
+	subject     string
+	wakeSubject string        // announces new messages to the readers
+	wake        chan struct{} // capacity 1: a new message may be waiting
+
+	ready    atomic.Bool   // the stream exists
+	lastSeen atomic.Uint64 // the newest position the consumer delivered
+	consumed atomic.Int64  // batches delivered by the consumer
+}
+
+// Handoff returns project ns's hand-off. Call Ensure (until it succeeds)
+// before Publish.
+func (n *Node) Handoff(ns string) (*Handoff, error) {
+	if !ValidNamespace(ns) {
+		return nil, fmt.Errorf("cluster: project ref %q cannot name a stream", ns)
+	}
+	js, err := jetstream.New(n.nc, jetstream.WithPublishAsyncMaxPending(1<<14))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: JetStream: %w", err)
+	}
+	return &Handoff{node: n, js: js, stream: "RT_PG_" + ns, subject: "rt." + ns + ".pg",
+		wakeSubject: "rt." + ns + ".pgnew", wake: make(chan struct{}, 1)}, nil
+}
+
+// Ensure creates the project's stream, or updates its settings. database
+// identifies the database the changes come from (its system identifier):
+// a stream left by another database (a recreated one behind the same
+// project) is emptied, since its positions mean nothing here. Ensure fails
+// while JetStream is not reachable or not enabled, or (clustered) has no
+// quorum yet.
+func (h *Handoff) Ensure(ctx context.Context, database string) error {
+	cfg := jetstream.StreamConfig{
+		Name:        h.stream,
+		Description: "decoded database changes, from the slot holder to every node",
+		Subjects:    []string{h.subject},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      handoffMaxAge,
+		MaxBytes:    handoffMaxBytes,
+		Duplicates:  handoffDuplicates,
+		Storage:     jetstream.FileStorage,
+		Replicas:    h.node.cfg.replicas(),
+		AllowDirect: true,
+		Metadata:    map[string]string{"database": database},
+	}
+	s, err := h.js.Stream(ctx, h.stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = h.js.CreateStream(ctx, cfg)
+	case err != nil:
+	default:
+		if was := s.CachedInfo().Config.Metadata["database"]; was != database {
+			h.node.log.Warn("cluster: change stream held another database's changes; purged", "stream", h.stream, "was", was, "now", database)
+			if err = s.Purge(ctx); err != nil {
+				break
+			}
+		}
+		_, err = h.js.UpdateStream(ctx, cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: create stream %s: %w", h.stream, err)
+	}
+	h.ready.Store(true)
+	return nil
+}
+
+// EnsureLoop calls Ensure until it succeeds or ctx ends, 0.5 s apart,
+// logging the first failure and then every tenth.
+func (h *Handoff) EnsureLoop(ctx context.Context, database string) {
+	for i := 0; ; i++ {
+		// A request made before JetStream has a leader may go unanswered:
+		// a short timeout retries it soon.
+		ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := h.Ensure(ectx, database)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			if err == nil && i > 0 {
+				h.node.log.Info("cluster: change stream ready", "stream", h.stream, "attempts", i+1)
+			}
+			return
+		}
+		if i%10 == 0 {
+			h.node.log.Warn("cluster: change stream not ready; no node reads the slot until it is", "stream", h.stream, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// errNotReady is returned by Ready while the node cannot publish changes.
+var errNotReady = errors.New("cluster: change stream not ready or NATS disconnected")
+
+// Ready returns nil when this node may hold the slot: its stream exists and
+// its NATS connection is up. A change source calls it before each attempt
+// to take the slot, so a node that cannot publish leaves it to others.
+func (h *Handoff) Ready(context.Context) error {
+	if !h.ready.Load() || !h.node.nc.IsConnected() {
+		return errNotReady
+	}
+	return nil
+}
+
+// Publish is the holder's sink: it publishes batch to the stream, chunked
+// to the connection's payload limit, with message ids derived from the
+// batch's positions (so a re-publish of the same batch is dropped by the
+// stream), and returns once every chunk was acknowledged. An error (no
+// acknowledgement within handoffAckWait) makes the change source end its
+// session, which gives the slot up. announced reports relations the source
+// announced since the last batch (consumers then drop cached facts of the
+// table); it may be nil.
+func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced func(*decoder.Relation) bool) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	body := decoder.AppendBatch(nil, batch, announced)
+	first, last := batch[0].Position, batch[len(batch)-1].Position
+	limit := int(h.node.nc.MaxPayload()) - 512
+	if limit < 4096 {
+		limit = 4096
+	}
+	chunks := (len(body) + limit - 1) / limit
+	futures := make([]jetstream.PubAckFuture, 0, chunks)
+	for i := range chunks {
+		part := body[i*limit : min((i+1)*limit, len(body))]
+		m := nats.NewMsg(h.subject)
+		m.Data = part
+		m.Header.Set(batchHeader, fmt.Sprintf("%d %d %d %d", first, last, i, chunks))
+		f, err := h.js.PublishMsgAsync(m, jetstream.WithMsgID(fmt.Sprintf("%x-%x.%d.%d", first, last, i, chunks)))
+		if err != nil {
+			return fmt.Errorf("cluster: publish changes %d..%d: %w", first, last, err)
+		}
+		futures = append(futures, f)
+	}
+	deadline := time.NewTimer(handoffAckWait)
+	defer deadline.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("cluster: publish changes %d..%d: %w", first, last, err)
+		case <-deadline.C:
+			return fmt.Errorf("cluster: publish changes %d..%d: no acknowledgement within %s", first, last, handoffAckWait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	h.signal()
+	if err := h.node.nc.Publish(h.wakeSubject, nil); err != nil {
+		h.node.log.Debug("cluster: announce changes", "err", err)
+	}
+	return nil
+}
+
+// signal wakes this node's reader.
+func (h *Handoff) signal() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// batchMeta is the parsed batch header of one message.
+type batchMeta struct {
+	first, last uint64
+	chunk, of   int
+}
+
+func parseBatchHeader(v string) (batchMeta, error) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return batchMeta{}, fmt.Errorf("cluster: bad %s header %q", batchHeader, v)
+	}
+	var m batchMeta
+	var err [4]error
+	m.first, err[0] = strconv.ParseUint(f[0], 10, 64)
+	m.last, err[1] = strconv.ParseUint(f[1], 10, 64)
+	m.chunk, err[2] = strconv.Atoi(f[2])
+	m.of, err[3] = strconv.Atoi(f[3])
+	if e := errors.Join(err[:]...); e != nil || m.of < 1 || m.chunk < 0 || m.chunk >= m.of || m.first > m.last {
+		return batchMeta{}, fmt.Errorf("cluster: bad %s header %q", batchHeader, v)
+	}
+	return m, nil
+}
+
+// NodeName returns the name of the node the hand-off belongs to.
+func (h *Handoff) NodeName() string { return h.node.Name() }
+
+// LastPosition returns the newest change position the consumer delivered.
+func (h *Handoff) LastPosition() uint64 { return h.lastSeen.Load() }

@@ -1,0 +1,289 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/openrealtime/realtime/decoder"
+)
+
+// natsDownAfter is how long a node's NATS connection may be down before
+// its consumers report the change feed down (subscribers get a system
+// message; docs/cluster.md "Failure behaviour").
+const natsDownAfter = 5 * time.Second
+
+// ConsumeConfig configures Handoff.Consume.
+type ConsumeConfig struct {
+	// After is the position already delivered before this node started
+	// consuming (the slot's confirmed position): older changes are skipped.
+	After uint64
+	// Decoder decodes batches; its OnRelation sees relation changes.
+	Decoder *decoder.BatchDecoder
+	// Sink fans a batch out to this node's subscribers. An error makes
+	// Consume retry the same batch, with backoff, until it succeeds.
+	Sink decoder.Sink
+	// OnState, if set, is called with true once the consumer has caught up
+	// with the stream, with false when the NATS connection has been down
+	// for natsDownAfter, and with true again when it is back. It is called
+	// from the consuming goroutine only.
+	OnState func(up bool)
+}
+
+// Consume reads the stream from its start, in order, and passes the
+// changes after cfg.After (and after everything it delivered before, so a
+// batch re-published by a new slot holder is not delivered twice) to
+// cfg.Sink, several stream messages per call when they are waiting. It
+// returns when ctx ends.
+func (h *Handoff) Consume(ctx context.Context, cfg ConsumeConfig) {
+	c := &consumer{h: h, cfg: cfg, hwm: cfg.After}
+	h.lastSeen.Store(cfg.After)
+	// Another node's new messages are announced on the wake-up subject
+	// (this node's own through h.wake directly: the connection has no echo).
+	sub, err := h.node.nc.Subscribe(h.wakeSubject, func(*nats.Msg) { h.signal() })
+	if err != nil {
+		h.node.log.Warn("cluster: subscribe to change announcements; polling only", "err", err)
+	} else {
+		defer sub.Unsubscribe()
+	}
+	for ctx.Err() == nil {
+		if err := c.session(ctx); err != nil && ctx.Err() == nil {
+			h.node.log.Warn("cluster: change consumer restarts", "stream", h.stream, "err", err)
+			c.checkConnection()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// consumer is the state of one Consume call, owned by its goroutine.
+type consumer struct {
+	h   *Handoff
+	cfg ConsumeConfig
+	hwm uint64 // newest position delivered (or skipped as already delivered)
+	// next is the stream sequence to read next (0: not started); target
+	// the stream's last sequence when this node started reading.
+	next, target uint64
+
+	asm     []byte    // chunks of the batch being assembled
+	asmMeta batchMeta // which batch asm holds; asmMeta.of == 0 when none
+	pending []decoder.Change
+
+	caughtUp bool
+	up       bool      // the last state reported
+	downFrom time.Time // when the connection was first seen down, or zero
+}
+
+// Reading the stream (docs/cluster.md "Change hand-off"): a node reads the
+// stream message by message with direct gets, which any replica answers and
+// which leave no consumer state on the servers to lose when a node dies or
+// the stream's leader moves. The holder announces new messages on the
+// wake-up subject; without one, the reader polls, backing off to
+// maxPollWait.
+const (
+	minPollWait = time.Millisecond
+	maxPollWait = 500 * time.Millisecond
+)
+
+// session reads the stream from c.next until an error or ctx ends.
+func (c *consumer) session(ctx context.Context) error {
+	h := c.h
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	s, err := h.js.Stream(actx, h.stream)
+	cancel()
+	if err != nil {
+		return err
+	}
+	st := s.CachedInfo().State
+	if c.next == 0 {
+		c.next, c.target = max(st.FirstSeq, 1), st.LastSeq
+	}
+	if c.next > c.target {
+		c.markCaughtUp()
+	}
+	wait := minPollWait
+	for ctx.Err() == nil {
+		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := s.GetMsg(gctx, c.next)
+		cancel()
+		switch {
+		case err == nil:
+			wait = minPollWait
+			c.take(ctx, m)
+			c.next = m.Sequence + 1
+			if len(c.pending) >= handoffMaxChanges {
+				c.flush(ctx)
+			}
+			if !c.caughtUp && m.Sequence >= c.target {
+				c.flush(ctx)
+				c.markCaughtUp()
+			}
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Past the end (or not yet on the replica that answered), or
+			// aged out of the stream.
+			c.flush(ctx)
+			c.checkConnection()
+			if wait >= maxPollWait/4 {
+				if err := c.skipAged(ctx, s); err != nil {
+					return err
+				}
+				c.markCaughtUp()
+			}
+			select {
+			case <-ctx.Done():
+			case <-h.wake:
+				wait = minPollWait
+			case <-time.After(wait):
+				wait = min(2*wait, maxPollWait)
+			}
+		default:
+			c.flush(ctx)
+			c.checkConnection()
+			return err
+		}
+	}
+	c.flush(ctx)
+	return nil
+}
+
+// skipAged moves c.next to the stream's first message when the messages
+// before it are gone (aged out while this node was away): their changes
+// are lost to this node's replay window, which is logged.
+func (c *consumer) skipAged(ctx context.Context, s jetstream.Stream) error {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := s.Info(ictx)
+	if err != nil {
+		return err
+	}
+	if first := info.State.FirstSeq; c.next < first {
+		c.h.node.log.Warn("cluster: change stream messages aged out before this node read them", "stream", c.h.stream, "from", c.next, "to", first-1)
+		c.next = first
+		c.asmMeta = batchMeta{}
+	}
+	return nil
+}
+
+// take adds one stream message: a chunk of a batch. A complete batch's
+// changes after the high-water mark join pending.
+func (c *consumer) take(ctx context.Context, msg *jetstream.RawStreamMsg) {
+	bm, err := parseBatchHeader(msg.Header.Get(batchHeader))
+	if err != nil {
+		c.h.node.drop(dropBadMessage, err, "subject", msg.Subject)
+		return
+	}
+	floor := max(c.hwm, c.pendingLast())
+	if bm.last <= floor {
+		// Delivered already: a re-publish after a failover, or changes
+		// the slot had confirmed before this node started.
+		c.asmMeta = batchMeta{}
+		return
+	}
+	switch {
+	case bm.chunk == 0:
+		c.asm, c.asmMeta = append(c.asm[:0], msg.Data...), bm
+	case bm == batchMeta{first: c.asmMeta.first, last: c.asmMeta.last, chunk: c.asmMeta.chunk + 1, of: c.asmMeta.of}:
+		c.asm, c.asmMeta = append(c.asm, msg.Data...), bm
+	default:
+		// A chunk out of sequence (the rest of a batch whose start was
+		// never seen): the batch is re-published whole by its next holder.
+		c.asmMeta = batchMeta{}
+		return
+	}
+	if bm.chunk != bm.of-1 {
+		return
+	}
+	c.asmMeta = batchMeta{}
+	changes, err := c.cfg.Decoder.Decode(c.asm)
+	if err != nil {
+		c.h.node.drop(dropBadMessage, err, "subject", msg.Subject)
+		return
+	}
+	for _, ch := range changes {
+		if ch.Position > floor {
+			c.pending = append(c.pending, ch)
+		}
+	}
+	if len(c.asm) > 4<<20 {
+		c.asm = nil // do not keep a huge buffer for ever
+	}
+}
+
+// pendingLast is the position of the newest pending change, or 0.
+func (c *consumer) pendingLast() uint64 {
+	if len(c.pending) == 0 {
+		return 0
+	}
+	return c.pending[len(c.pending)-1].Position
+}
+
+// flush hands pending to the sink, retrying with backoff until it is taken
+// or ctx ends.
+func (c *consumer) flush(ctx context.Context) {
+	if len(c.pending) == 0 {
+		return
+	}
+	batch := c.pending
+	c.pending = nil
+	wait := 100 * time.Millisecond
+	for {
+		err := c.cfg.Sink(ctx, batch)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.h.node.log.Warn("cluster: change fan-out failed; retrying", "stream", c.h.stream, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+	c.hwm = batch[len(batch)-1].Position
+	c.h.lastSeen.Store(c.hwm)
+	c.h.consumed.Add(1)
+}
+
+func (c *consumer) markCaughtUp() {
+	if c.caughtUp {
+		return
+	}
+	c.caughtUp = true
+	c.report(true)
+}
+
+// checkConnection reports the feed down after natsDownAfter without NATS,
+// and up again when the connection is back.
+func (c *consumer) checkConnection() {
+	if c.h.node.nc.IsConnected() {
+		c.downFrom = time.Time{}
+		if c.caughtUp {
+			c.report(true)
+		}
+		return
+	}
+	if c.downFrom.IsZero() {
+		c.downFrom = time.Now()
+	}
+	if time.Since(c.downFrom) >= natsDownAfter {
+		c.report(false)
+	}
+}
+
+func (c *consumer) report(up bool) {
+	if c.up == up {
+		return
+	}
+	c.up = up
+	if c.cfg.OnState != nil {
+		c.cfg.OnState(up)
+	}
+}
