@@ -167,5 +167,6 @@ func (b *readBatcher) runImage(ctx context.Context, batch []*readJob) []*readJob
 		}
 		j.done <- res[i]
 	}
+	readPaths.image.Add(int64(len(batch) - len(left)))
 	return left
 }

@@ -192,7 +192,7 @@ func imageBatch(t *testing.T, ctx context.Context, b *Prober, reqs []*Request, c
 }
 
 // exec runs sql on pool or fails the test.
-func exec(t *testing.T, pool *pgxpool.Pool, sql string) {
+func exec(t testing.TB, pool *pgxpool.Pool, sql string) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)

@@ -92,6 +92,7 @@ func (p *Prober) Read(ctx context.Context, r *Request) (broadcast, presence bool
 
 // readOne is Read in a transaction of its own.
 func (p *Prober) readOne(ctx context.Context, r *Request) (broadcast, presence bool, err error) {
+	readPaths.insert.Add(1)
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return false, false, fmt.Errorf("%w: begin read probe: %v", ErrUnavailable, err)
