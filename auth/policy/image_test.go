@@ -162,6 +162,34 @@ func TestImageReadsMatchInsertProbe(t *testing.T) {
 		}
 		t.Logf("%s: answers %v", set.name, kinds)
 	}
+	// A trigger on the table (it could change or refuse the probe rows):
+	// no probe is imaged, and the batcher still answers as the insert probe.
+	exec(t, pool, `CREATE FUNCTION t.trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.private := true; RETURN NEW; END $$;
+CREATE TRIGGER trg BEFORE INSERT ON realtime.messages FOR EACH ROW EXECUTE FUNCTION t.trg();
+CREATE POLICY c ON realtime.messages FOR SELECT TO authenticated USING (private IS TRUE);
+ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY`)
+	jobs := make([]*readJob, len(reqs))
+	for i, r := range reqs {
+		jobs[i] = &readJob{ctx: ctx, r: r, bid: uuid.NewString(), done: make(chan readResult, 1)}
+	}
+	if _, _, err := b.imageRead(ctx, jobs); !errors.Is(err, errNoImage) {
+		if _, _, err = b.imageRead(ctx, jobs); !errors.Is(err, errNoImage) {
+			t.Fatalf("with a trigger on realtime.messages: image batch err %v, want errNoImage", err)
+		}
+	}
+	granted := 0
+	for i, r := range reqs {
+		want := answerOf(single.Read(ctx, r))
+		if a := answerOf(b.Read(ctx, r)); a != want {
+			t.Fatalf("trigger: request %d %s: batcher %+v, insert %+v", i, describe(r), a, want)
+		}
+		if want.broadcast && r.Role == "authenticated" {
+			granted++
+		}
+	}
+	if granted == 0 {
+		t.Fatal("trigger: the policy on the trigger-set column granted nothing")
+	}
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM realtime.messages`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("realtime.messages holds %d rows (err %v), want 0", n, err)
