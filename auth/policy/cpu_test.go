@@ -22,7 +22,8 @@ import (
 // PostgreSQL (its backends, from /proc) and this process, for the insert
 // and the image probe, with the membership policy of the join benchmark
 // (docs/benchmarks.md "Private joins with a membership policy"): each
-// iteration is 1 000 concurrent probes through a batcher of 4 workers.
+// iteration is 1 000 probes through a batcher of 4 workers, all at once
+// (batches of up to 128) or one after another (batches of one).
 // CPU time rather than wall time, so a busy machine changes it little.
 func BenchmarkReadProbeCPU(b *testing.B) {
 	c, pool := newProbeCluster(b)
@@ -47,8 +48,12 @@ FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 1000)) x, generate_s
 		reqs[i] = &Request{Role: "authenticated", Sub: u, Topic: fmt.Sprintf("room-%d", i%10), Presence: true,
 			Claims: json.RawMessage(fmt.Sprintf(`{"sub":%q,"role":"authenticated"}`, u))}
 	}
-	for _, mode := range []string{"insert", "image"} {
-		b.Run(mode, func(b *testing.B) {
+	for _, bench := range []struct {
+		mode string
+		conc int
+	}{{"insert", 1000}, {"image", 1000}, {"insert", 1}, {"image", 1}} {
+		mode := bench.mode
+		b.Run(fmt.Sprintf("%s/concurrent=%d", mode, bench.conc), func(b *testing.B) {
 			p := NewBatchingProber(pool, 4)
 			if mode == "insert" {
 				p.image = nil
@@ -56,10 +61,13 @@ FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 1000)) x, generate_s
 			ctx := context.Background()
 			run := func() {
 				var wg sync.WaitGroup
+				sem := make(chan struct{}, bench.conc)
 				for _, r := range reqs {
 					wg.Add(1)
+					sem <- struct{}{}
 					go func() {
 						defer wg.Done()
+						defer func() { <-sem }()
 						if ok, _, err := p.Read(ctx, r); err != nil || !ok {
 							b.Errorf("probe %s: %v %v", describe(r), ok, err)
 						}
