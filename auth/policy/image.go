@@ -20,6 +20,9 @@ type imageCache struct {
 	st *imageState
 }
 
+// maxImageRoles bounds the roles one state keeps plans for.
+const maxImageRoles = 1024
+
 // imageState is the catalog as of one fingerprint.
 type imageState struct {
 	fp string
@@ -66,12 +69,16 @@ func (ic *imageCache) plans(ctx context.Context, c *pgxpool.Conn, roles []string
 		return nil, classify("catalog fingerprint", err)
 	}
 	next := &imageState{fp: fp, roles: map[string]*rolePlan{}}
-	if st != nil && st.fp == fp {
+	if st != nil && st.fp == fp && len(st.roles) < maxImageRoles {
 		*next = *st
 		next.roles = make(map[string]*rolePlan, len(st.roles)+len(roles))
 		for k, v := range st.roles {
 			next.roles[k] = v
 		}
+	} else if st != nil && st.fp == fp {
+		// Too many roles seen (tokens may name any role): start over
+		// with the batch's own.
+		next.usable, next.cols, next.parts = st.usable, st.cols, st.parts
 	} else if err := loadTable(ctx, tx, next); err != nil {
 		return nil, err
 	}
@@ -211,6 +218,11 @@ func planFor(cols []messageColumn, expr string) *rolePlan {
 	if strings.Contains(expr, "realtime.messages") || wholeRowRef(expr) {
 		return &rolePlan{insert: true}
 	}
+	for _, sys := range systemColumns {
+		if mentions(expr, sys) {
+			return &rolePlan{insert: true} // a VALUES row has none
+		}
+	}
 	own := make([]messageColumn, len(cols))
 	for i, c := range cols {
 		c.read = mentions(expr, c.name)
@@ -224,6 +236,10 @@ func planFor(cols []messageColumn, expr string) *rolePlan {
 	}
 	return &rolePlan{one: imageSQL(own, expr, false), two: imageSQL(own, expr, true)}
 }
+
+// systemColumns are the system columns a policy could read from the stored
+// row.
+var systemColumns = []string{"tableoid", "ctid", "xmin", "xmax", "cmin", "cmax"}
 
 // mentions reports whether name appears in expr as an identifier (bare or
 // quoted); it may say yes for a string constant holding the name.

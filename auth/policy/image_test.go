@@ -65,6 +65,8 @@ CREATE POLICY pub ON realtime.messages FOR SELECT USING (
   t.check(realtime.topic()) AND extension = 'broadcast')`},
 	{name: "reads realtime.messages", insertOnly: true, sql: `CREATE POLICY s ON realtime.messages FOR SELECT TO authenticated USING (
   NOT EXISTS (SELECT 1 FROM realtime.messages o WHERE o.topic = 'never' || realtime.topic()))`},
+	{name: "system column", insertOnly: true, sql: `CREATE POLICY x ON realtime.messages FOR SELECT TO authenticated USING (
+  tableoid <> 0::oid AND extension = 'broadcast')`},
 	{name: "RLS off", sql: `ALTER TABLE realtime.messages DISABLE ROW LEVEL SECURITY`},
 }
 
@@ -121,7 +123,7 @@ func TestImageReadsMatchInsertProbe(t *testing.T) {
 	changes := 0
 	for k, set := range imagePolicySets {
 		exec(t, pool, `DROP POLICY IF EXISTS members_read ON realtime.messages; DROP POLICY IF EXISTS header_read ON realtime.messages`)
-		for _, n := range []string{"m", "r", "r2", "p", "q", "o", "w", "g", "pub", "c", "b", "s"} {
+		for _, n := range []string{"m", "r", "r2", "p", "q", "o", "w", "g", "pub", "c", "b", "s", "x"} {
 			exec(t, pool, "DROP POLICY IF EXISTS "+n+" ON realtime.messages")
 		}
 		exec(t, pool, `ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY`)

@@ -10,6 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// fingerprintStmt names the prepared fingerprintSQL.
+const fingerprintStmt = "realtime_probe_fingerprint"
+
 // errCatalogChanged means the catalog fingerprint changed between loading
 // the image plans and running a batch: its answers are discarded.
 var errCatalogChanged = errors.New("realtime.messages catalog changed")
@@ -52,7 +55,7 @@ func (p *Prober) imageRead(ctx context.Context, batch []*readJob) (out []readRes
 		return nil, nil, errNoImage
 	}
 	conn := c.Conn()
-	fpStmt, err := conn.Prepare(ctx, "realtime_probe_fingerprint", fingerprintSQL)
+	fpStmt, err := conn.Prepare(ctx, fingerprintStmt, fingerprintSQL)
 	if err != nil {
 		return nil, nil, classify("prepare catalog fingerprint", err)
 	}
@@ -139,6 +142,11 @@ func (p *Prober) imageRead(ctx context.Context, batch []*readJob) (out []readRes
 	}
 	if fp != st.fp {
 		p.image.drop(st)
+		// The statement resolved realtime.messages when it was prepared:
+		// prepare it again next time, in case the table was replaced.
+		if pl.Close() == nil {
+			conn.Deallocate(ctx, fingerprintStmt)
+		}
 		return nil, nil, errCatalogChanged
 	}
 	return out, rest, nil
