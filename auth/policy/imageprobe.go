@@ -106,8 +106,28 @@ func (p *Prober) imageRead(ctx context.Context, batch []*readJob) (out []readRes
 	}); err != nil {
 		return nil, nil, err
 	}
-	out = make([]readResult, len(batch))
-	for i := range batch {
+	out, err = readImages(pl, stmts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fp != st.fp {
+		p.image.drop(st)
+		// The statement resolved realtime.messages when it was prepared:
+		// prepare it again next time, in case the table was replaced.
+		if pl.Close() == nil {
+			conn.Deallocate(ctx, fingerprintStmt)
+		}
+		return nil, nil, errCatalogChanged
+	}
+	return out, rest, nil
+}
+
+// readImages reads the segment of every job that has an image statement
+// (stmts[i] non-nil) and returns the answers; err is non-nil when the
+// pipeline itself broke.
+func readImages(pl *pgconn.Pipeline, stmts []*pgconn.StatementDescription) ([]readResult, error) {
+	out := make([]readResult, len(stmts))
+	for i := range stmts {
 		if stmts[i] == nil {
 			continue
 		}
@@ -122,7 +142,7 @@ func (p *Prober) imageRead(ctx context.Context, batch []*readJob) (out []readRes
 		switch {
 		case err == nil:
 		case failed < 0:
-			return nil, nil, err
+			return nil, err
 		default:
 			out[i].err = err
 			continue
@@ -140,14 +160,5 @@ func (p *Prober) imageRead(ctx context.Context, batch []*readJob) (out []readRes
 			}
 		}
 	}
-	if fp != st.fp {
-		p.image.drop(st)
-		// The statement resolved realtime.messages when it was prepared:
-		// prepare it again next time, in case the table was replaced.
-		if pl.Close() == nil {
-			conn.Deallocate(ctx, fingerprintStmt)
-		}
-		return nil, nil, errCatalogChanged
-	}
-	return out, rest, nil
+	return out, nil
 }
