@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/openrealtime/realtime/auth/policy"
 )
 
 // privateCounters counts private channel probes. Process-wide, like the
@@ -32,8 +34,9 @@ func (p *privateCounters) probe(kind string, err error) {
 }
 
 // PrivateMetricsCollector exports the private channel probe counters:
-// realtime_private_probes_total{kind} and
-// realtime_private_probe_errors_total{kind}.
+// realtime_private_probes_total{kind},
+// realtime_private_probe_errors_total{kind} and
+// realtime_private_read_probe_paths_total{path}.
 func PrivateMetricsCollector() prometheus.Collector { return privateCollector{} }
 
 var (
@@ -41,6 +44,8 @@ var (
 		"Private channel policy probes run (read at join and token change, write on first broadcast or track).", []string{"kind"}, nil)
 	privateProbeErrorsDesc = prometheus.NewDesc("realtime_private_probe_errors_total",
 		"Private channel policy probes that failed with a database error.", []string{"kind"}, nil)
+	privateReadPathsDesc = prometheus.NewDesc("realtime_private_read_probe_paths_total",
+		"Read probes by how the policies were judged: on an image of the probe rows, or by inserting them (docs/protocol.md §9.2).", []string{"path"}, nil)
 )
 
 type privateCollector struct{}
@@ -48,6 +53,7 @@ type privateCollector struct{}
 func (privateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- privateProbesDesc
 	ch <- privateProbeErrorsDesc
+	ch <- privateReadPathsDesc
 }
 
 func (privateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -55,4 +61,7 @@ func (privateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(privateProbesDesc, prometheus.CounterValue, float64(privateStats.writes.Load()), "write")
 	ch <- prometheus.MustNewConstMetric(privateProbeErrorsDesc, prometheus.CounterValue, float64(privateStats.readErrors.Load()), "read")
 	ch <- prometheus.MustNewConstMetric(privateProbeErrorsDesc, prometheus.CounterValue, float64(privateStats.writeErrors.Load()), "write")
+	image, insert := policy.ReadProbePaths()
+	ch <- prometheus.MustNewConstMetric(privateReadPathsDesc, prometheus.CounterValue, float64(image), "image")
+	ch <- prometheus.MustNewConstMetric(privateReadPathsDesc, prometheus.CounterValue, float64(insert), "insert")
 }

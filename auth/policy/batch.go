@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -117,12 +118,20 @@ func (b *readBatcher) take() []*readJob {
 	return batch
 }
 
-// run answers every job of batch: in one pipelined round trip, or, when
-// that fails as a whole (the probe rows could not be inserted, the
-// connection broke), one probe at a time so each gets its own answer.
+// run answers every job of batch: on images of the probe rows when the
+// policies allow it, the rest (or, when that fails, all) in one pipelined
+// insert round trip, or, when that fails as a whole (the probe rows could
+// not be inserted, the connection broke), one probe at a time so each gets
+// its own answer.
 func (b *readBatcher) run(batch []*readJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	if b.p.image != nil {
+		batch = b.runImage(ctx, batch)
+		if len(batch) == 0 {
+			return
+		}
+	}
 	res, err := b.p.pipelineRead(ctx, batch)
 	if err == nil {
 		for i, j := range batch {
@@ -135,4 +144,29 @@ func (b *readBatcher) run(batch []*readJob) {
 		r.broadcast, r.presence, r.err = b.p.readOne(j.ctx, j.r)
 		j.done <- r
 	}
+}
+
+// runImage answers the jobs of batch that image probes can judge and
+// returns the others. A batch that saw the catalog change is tried once
+// more with a fresh catalog.
+func (b *readBatcher) runImage(ctx context.Context, batch []*readJob) []*readJob {
+	res, rest, err := b.p.imageRead(ctx, batch)
+	if errors.Is(err, errCatalogChanged) {
+		res, rest, err = b.p.imageRead(ctx, batch)
+	}
+	if err != nil {
+		return batch
+	}
+	left := make([]*readJob, 0, len(rest))
+	k := 0
+	for i, j := range batch {
+		if k < len(rest) && rest[k] == i {
+			left = append(left, j)
+			k++
+			continue
+		}
+		j.done <- res[i]
+	}
+	readPaths.image.Add(int64(len(batch) - len(left)))
+	return left
 }

@@ -108,6 +108,7 @@ func (p *Prober) pipelineRead(ctx context.Context, batch []*readJob) ([]readResu
 			}
 		}
 	}
+	readPaths.insert.Add(int64(len(batch)))
 	// Every job has its answer: a failed ROLLBACK leaves the connection
 	// inside the transaction, and the pool destroys it on release.
 	readSegment(pl, []string{"rollback read probe"}, nil)

@@ -55,6 +55,9 @@ type Prober struct {
 	pool *pgxpool.Pool
 	// reads batches concurrent read probes; nil runs each on its own.
 	reads *readBatcher
+	// image, when set, judges batched read probes on probe row images
+	// rather than inserted rows (docs/protocol.md §9.2).
+	image *imageCache
 }
 
 // NewProber returns a Prober using pool that runs each probe in its own
@@ -64,13 +67,15 @@ func NewProber(pool *pgxpool.Pool) *Prober { return &Prober{pool: pool} }
 
 // NewBatchingProber returns a Prober using pool that evaluates concurrent
 // read probes in batches, each batch one pipelined round trip on one
-// connection, at most workers batches at once (docs/protocol.md §9.2). The
-// pool must reach PostgreSQL directly (the extended protocol's pipeline).
+// connection, at most workers batches at once, judging the policies on
+// images of the probe rows where they allow it (docs/protocol.md §9.2).
+// The pool must reach PostgreSQL directly (the extended protocol's
+// pipeline).
 func NewBatchingProber(pool *pgxpool.Pool, workers int) *Prober {
 	if workers < 1 {
 		workers = 1
 	}
-	p := &Prober{pool: pool}
+	p := &Prober{pool: pool, image: &imageCache{}}
 	p.reads = newReadBatcher(p, workers)
 	return p
 }
@@ -87,6 +92,7 @@ func (p *Prober) Read(ctx context.Context, r *Request) (broadcast, presence bool
 
 // readOne is Read in a transaction of its own.
 func (p *Prober) readOne(ctx context.Context, r *Request) (broadcast, presence bool, err error) {
+	readPaths.insert.Add(1)
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return false, false, fmt.Errorf("%w: begin read probe: %v", ErrUnavailable, err)

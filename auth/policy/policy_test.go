@@ -46,7 +46,13 @@ CREATE POLICY header_read ON realtime.messages FOR SELECT TO anon USING (
 
 // newProbeDB starts a cluster with the realtime schema, the policies and
 // membership rows for subs u0..u9 on topics room-<i> with i%3 == sub%3.
-func newProbeDB(t *testing.T) *pgxpool.Pool {
+func newProbeDB(t testing.TB) *pgxpool.Pool {
+	_, pool := newProbeCluster(t)
+	return pool
+}
+
+// newProbeCluster is newProbeDB, with the cluster.
+func newProbeCluster(t testing.TB) (*pgcluster.Cluster, *pgxpool.Pool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -84,7 +90,7 @@ func newProbeDB(t *testing.T) *pgxpool.Pool {
 			}
 		}
 	}
-	return pool
+	return c, pool
 }
 
 // probeRequests varies role, sub, claims, topic, headers and presence; some
