@@ -91,8 +91,14 @@ func (s *Server) SetLimits(l Limits) {
 func (s *Server) limits() *Limits { return s.lim.Load() }
 
 // allowEvents counts n client broadcasts against MaxEventsPerSecond.
+// On a node of a cluster the other nodes' reported rate counts too
+// (docs/cluster.md "Cluster-wide limits").
 func (s *Server) allowEvents(n int) bool {
-	return s.eventRate.allow(time.Now(), n, s.limits().MaxEventsPerSecond)
+	limit := s.limits().MaxEventsPerSecond
+	if limit <= 0 {
+		return true
+	}
+	return s.eventRate.allow(time.Now(), n, limit, s.remoteLoad().EventsPerSecond)
 }
 
 // allowProjectJoin counts one join against MaxProjectJoinsPerSecond; a
@@ -121,7 +127,11 @@ func (s *Server) joinsBlocked() bool {
 // allowPresenceEvent counts one track or untrack against
 // MaxPresenceEventsPerSecond.
 func (s *Server) allowPresenceEvent() bool {
-	return s.presenceRate.allow(time.Now(), 1, s.limits().MaxPresenceEventsPerSecond)
+	limit := s.limits().MaxPresenceEventsPerSecond
+	if limit <= 0 {
+		return true
+	}
+	return s.presenceRate.allow(time.Now(), 1, limit, s.remoteLoad().PresenceEventsPerSecond)
 }
 
 // secondRate estimates a rolling one-second rate from the count of the
@@ -134,26 +144,43 @@ type secondRate struct {
 	prev  int        // events admitted in the previous second
 }
 
-// allow admits n events at now when the rolling rate stays within limit;
-// limit <= 0 admits everything. Refused events are not counted.
-func (r *secondRate) allow(now time.Time, n, limit int) bool {
+// allow admits n events at now when the rolling rate plus extra (the
+// other nodes' rate, 0 on a single node) stays within limit; limit <= 0
+// admits everything. Refused events are not counted.
+func (r *secondRate) allow(now time.Time, n, limit int, extra float64) bool {
 	if limit <= 0 {
 		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.advanceLocked(now)
+	frac := 1 - float64(now.Sub(r.start))/float64(time.Second)
+	if float64(r.prev)*frac+float64(r.cur+n)+extra > float64(limit) {
+		return false
+	}
+	r.cur += n
+	return true
+}
+
+// rate is the rolling rate at now: the events admitted in the last second,
+// as allow estimates them.
+func (r *secondRate) rate(now time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.advanceLocked(now)
+	frac := 1 - float64(now.Sub(r.start))/float64(time.Second)
+	return float64(r.prev)*frac + float64(r.cur)
+}
+
+// advanceLocked moves the current second to the one holding now. r.mu is
+// held on entry.
+func (r *secondRate) advanceLocked(now time.Time) {
 	switch el := now.Sub(r.start); {
 	case el >= 2*time.Second || el < 0:
 		r.start, r.cur, r.prev = now, 0, 0
 	case el >= time.Second:
 		r.start, r.prev, r.cur = r.start.Add(time.Second), r.cur, 0
 	}
-	frac := 1 - float64(now.Sub(r.start))/float64(time.Second)
-	if float64(r.prev)*frac+float64(r.cur+n) > float64(limit) {
-		return false
-	}
-	r.cur += n
-	return true
 }
 
 // Stats are a server's figures for an overview of projects.
