@@ -7,9 +7,12 @@ import "time"
 type Load struct {
 	// Clients are open WebSocket connections and SSE streams.
 	Clients int
-	// EventsPerSecond is the rate of admitted client broadcasts.
+	// EventsPerSecond is the rate of client broadcasts asked for,
+	// admitted or refused: the demand that splits MaxEventsPerSecond
+	// between the nodes.
 	EventsPerSecond float64
-	// PresenceEventsPerSecond is the rate of admitted tracks and untracks.
+	// PresenceEventsPerSecond is the rate of tracks and untracks asked
+	// for, admitted or refused.
 	PresenceEventsPerSecond float64
 	// JoinsPerPeriod is the mean of admitted joins per period of the
 	// project's join counter (joins per 5 s).
@@ -25,16 +28,16 @@ func (s *Server) Load() Load {
 	s.admission.mu.Unlock()
 	return Load{
 		Clients:                 open,
-		EventsPerSecond:         s.eventRate.rate(now),
-		PresenceEventsPerSecond: s.presenceRate.rate(now),
+		EventsPerSecond:         s.eventRate.demand(now),
+		PresenceEventsPerSecond: s.presenceRate.demand(now),
 		JoinsPerPeriod:          s.joinRate.mean(now),
 	}
 }
 
 // SetRemoteLoad installs fn, the sum of the other nodes' last reported
 // figures for this project; the limits then count them too: the
-// connection cap (Clients), events/s, presence events/s and the project
-// join counter. fn is called on admission paths and must be cheap. nil
+// connection cap and the project join counter add them, events/s and
+// presence events/s are shared in proportion to the nodes' demand. fn is called on admission paths and must be cheap. nil
 // (the default, a single node) counts this server alone.
 func (s *Server) SetRemoteLoad(fn func() Load) {
 	if fn == nil {

@@ -10,30 +10,37 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// The other nodes' rate counts against the events/s limit: with 7/s
-// reported elsewhere, a limit of 10 leaves 3 here; rate reports what was
-// admitted.
-func TestSecondRateCountsOtherNodes(t *testing.T) {
+// The events/s limit is shared in proportion to demand: asking 10 while
+// the other nodes ask 30 under a limit of 10 gets 2 (of a 2.5 share);
+// demand counts the refused ones too; alone, the whole limit.
+func TestSecondRateSharesByDemand(t *testing.T) {
 	var r secondRate
 	now := time.Unix(1000, 0)
-	got := 0
-	for range 10 {
-		if r.allow(now, 1, 10, 7) {
-			got++
+	admit := func(n int, others float64) int {
+		got := 0
+		for range n {
+			if r.allow(now, 1, 10, others) {
+				got++
+			}
 		}
+		return got
 	}
-	if got != 3 {
-		t.Fatalf("admitted %d with 7/s elsewhere under 10/s, want 3", got)
+	if got := admit(10, 30); got != 2 {
+		t.Fatalf("admitted %d of 10 with 30/s asked elsewhere under 10/s, want 2", got)
 	}
-	if rate := r.rate(now.Add(500 * time.Millisecond)); rate != 3 {
-		t.Fatalf("rate %v, want 3", rate)
+	if d := r.demand(now.Add(500 * time.Millisecond)); d != 10 {
+		t.Fatalf("demand %v, want 10", d)
 	}
 	// Half of the previous second still lies in the last second.
-	if rate := r.rate(now.Add(1500 * time.Millisecond)); rate != 1.5 {
-		t.Fatalf("rate half a second into the next second %v, want 1.5", rate)
+	if d := r.demand(now.Add(1500 * time.Millisecond)); d != 5 {
+		t.Fatalf("demand half a second into the next second %v, want 5", d)
 	}
-	if rate := r.rate(now.Add(5 * time.Second)); rate != 0 {
-		t.Fatalf("rate after a quiet while %v, want 0", rate)
+	if d := r.demand(now.Add(5 * time.Second)); d != 0 {
+		t.Fatalf("demand after a quiet while %v, want 0", d)
+	}
+	now = now.Add(10 * time.Second)
+	if got := admit(12, 0); got != 10 {
+		t.Fatalf("alone: admitted %d of 12 under 10/s, want 10", got)
 	}
 }
 
@@ -98,4 +105,57 @@ func TestConnectionCapCountsOtherNodes(t *testing.T) {
 	}
 	ts.srv.SetRemoteLoad(nil)
 	ts.dial(t, "2.0.0", key)
+}
+
+// A simulated cluster (no wall clock): nodes with steady demand report it
+// every second at their own phase, and each shares events/s by the last
+// reports. After the first second (cold start: each node alone takes up
+// to the whole limit), every second admits between 90 % and 100 % of the
+// limit whatever the spread of demand (docs/cluster.md "Cluster-wide
+// limits").
+func TestSecondRateClusterConverges(t *testing.T) {
+	const limit = 100
+	phases := []time.Duration{0, 300 * time.Millisecond, 700 * time.Millisecond}
+	for _, demand := range [][]float64{{100, 100, 100}, {300, 10, 10}, {1000, 1000, 1000}, {50, 50, 0}, {60, 60, 60}} {
+		n := len(demand)
+		rates := make([]secondRate, n)
+		reported := make([]float64, n)
+		acc := make([]float64, n)
+		perSec := make([]int, 12)
+		t0 := time.Unix(1000, 0)
+		const step = time.Millisecond
+		for el := time.Duration(0); el < 12*time.Second; el += step {
+			now := t0.Add(el)
+			for i := range n {
+				if el >= phases[i] && (el-phases[i])%time.Second == 0 {
+					reported[i] = rates[i].demand(now)
+				}
+				for acc[i] += demand[i] * step.Seconds(); acc[i] >= 1; acc[i]-- {
+					others := 0.0
+					for j := range n {
+						if j != i {
+							others += reported[j]
+						}
+					}
+					if rates[i].allow(now, 1, limit, others) {
+						perSec[el/time.Second]++
+					}
+				}
+			}
+		}
+		total := 0.0
+		for _, d := range demand {
+			total += d
+		}
+		want := min(total, limit)
+		if perSec[0] > n*limit {
+			t.Errorf("demand %v: first second admitted %d", demand, perSec[0])
+		}
+		for s, got := range perSec[1:] {
+			if float64(got) > limit || float64(got) < 0.9*want {
+				t.Errorf("demand %v: second %d admitted %d, want %v..%d (per second: %v)", demand, s+1, got, 0.9*want, limit, perSec)
+				break
+			}
+		}
+	}
 }
