@@ -15,10 +15,12 @@ import (
 type ProjectReport struct {
 	// Clients are the node's open WebSocket connections and SSE streams.
 	Clients int
-	// EventsPerSecond is the node's rate of admitted client broadcasts.
+	// EventsPerSecond is the node's rate of client broadcasts asked for
+	// (admitted or refused): its demand, which splits the project's
+	// events/s limit between the nodes.
 	EventsPerSecond float64
-	// PresenceEventsPerSecond is the node's rate of admitted tracks and
-	// untracks.
+	// PresenceEventsPerSecond is the node's rate of tracks and untracks
+	// asked for, admitted or refused.
 	PresenceEventsPerSecond float64
 	// JoinsPerPeriod is the node's mean of admitted joins per period of the
 	// project's join counter (joins per 5 s).

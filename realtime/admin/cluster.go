@@ -58,8 +58,9 @@ type ClusterProject struct {
 	Ref string `json:"ref"`
 	// Clients are the node's open WebSocket connections and SSE streams.
 	Clients int `json:"clients"`
-	// EventsPerSecond and PresenceEventsPerSecond are the node's admitted
-	// rates (counted only while the limit is on).
+	// EventsPerSecond and PresenceEventsPerSecond are the node's rates of
+	// client broadcasts and of tracks and untracks asked for, admitted or
+	// refused (counted only while the project's limit is on).
 	EventsPerSecond         float64 `json:"events_per_second"`
 	PresenceEventsPerSecond float64 `json:"presence_events_per_second"`
 	// JoinsPerPeriod is the node's mean of joins per 5 s (counted only
