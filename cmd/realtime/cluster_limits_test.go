@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -34,6 +35,17 @@ func adminGetHost(t *testing.T, addr, host, token, path string) (int, []byte) {
 // project ref's clients (-1: the node is not listed).
 func projectClients(t *testing.T, addr, host, token, node, ref string) int {
 	t.Helper()
+	p, listed := projectOn(t, addr, host, token, node, ref)
+	if !listed {
+		return -1
+	}
+	return p.Clients
+}
+
+// projectOn is what the cluster view at addr says of project ref on node;
+// listed is false when the node is not.
+func projectOn(t *testing.T, addr, host, token, node, ref string) (p admin.ClusterProject, listed bool) {
+	t.Helper()
 	code, body := adminGetHost(t, addr, host, token, "/admin/api/cluster")
 	if code != 200 {
 		t.Fatalf("GET /admin/api/cluster: %d %s", code, body)
@@ -48,12 +60,12 @@ func projectClients(t *testing.T, addr, host, token, node, ref string) int {
 		}
 		for _, p := range n.Projects {
 			if p.Ref == ref {
-				return p.Clients
+				return p, true
 			}
 		}
-		return 0
+		return admin.ClusterProject{Ref: ref}, true
 	}
-	return -1
+	return admin.ClusterProject{}, false
 }
 
 // awaitProjectClients polls the cluster view at addr until it says node
@@ -156,5 +168,79 @@ func TestClusterLimitsAndInspector(t *testing.T) {
 	awaitProjectClients(t, b.addr, host, tok, "node-a", "cl", 1)
 	if _, _, err := dialHost(t, b.addr, host, keys.Anon); err != nil {
 		t.Fatalf("client on b after one left a: %v", err)
+	}
+}
+
+// TestClusterJoinRateCountsEveryNode: the project-wide joins/s counter
+// adds the other nodes' means: 12 joins on a and 1 on b under a limit of
+// 10 trip b when its period ends, which b's own join never would.
+func TestClusterJoinRateCountsEveryNode(t *testing.T) {
+	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SECRET_CJ", keys.Secret)
+	file := filepath.Join(t.TempDir(), "projects.yaml")
+	if err := os.WriteFile(file, []byte("projects:\n  - ref: cj\n    jwt_secret: ${SECRET_CJ}\n    max_joins_per_second: 10\n    max_channels_per_client: 100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const tok, host = "cluster-admin", "cj.localhost"
+	routes := []string{freeAddr(t), freeAddr(t)}
+	nodes := make([]*service, 2)
+	for i, name := range []string{"node-a", "node-b"} {
+		nodes[i] = launchProjectsOnly(t, file, "--admin-token", tok, "--cluster-embedded", "--node-name", name,
+			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","))
+	}
+	a, b := nodes[0], nodes[1]
+	waitProjectReady(t, a.addr, "cj")
+	waitProjectReady(t, b.addr, "cj")
+	awaitProjectClients(t, b.addr, host, tok, "node-a", "cj", 0) // b hears a
+
+	ca, _, err := dialHost(t, a.addr, host, keys.Anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, _, err := dialHost(t, b.addr, host, keys.Anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if m := joinOnce(ca, itoa(1+i), fmt.Sprintf("realtime:room-%d", i), keys.Anon); !strings.Contains(string(m.Payload), `"status":"ok"`) {
+			t.Fatalf("join %d on a: %s", i, m.Payload)
+		}
+	}
+	if m := joinOnce(cb, "1", "realtime:room-b", keys.Anon); !strings.Contains(string(m.Payload), `"status":"ok"`) {
+		t.Fatalf("join on b: %s", m.Payload)
+	}
+	// a's period ends: its report says 12 joins per period.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, _ := projectOn(t, b.addr, host, tok, "node-a", "cj")
+		if p.JoinsPerPeriod >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never heard a's joins: %+v", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// b's period ends about when a's did: 1 here + 12 on a >= 10.
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("b's joins/s limit never tripped with a's joins counted")
+		}
+		c, resp, err := dialHost(t, b.addr, host, keys.Anon)
+		if err == nil {
+			c.ws.Close()
+		} else if resp != nil && resp.StatusCode == 429 {
+			if body, _ := io.ReadAll(resp.Body); string(body) != "{\"error\":\"Too many joins per second\"}\n" {
+				t.Fatalf("429 body %q", body)
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := joinOnce(cb, "2", "realtime:late", keys.Anon); !strings.Contains(string(m.Payload), `"reason":"ClientJoinRateLimitReached: Too many joins per second"`) {
+		t.Fatalf("join on b over the cluster's joins: %s", m.Payload)
 	}
 }
