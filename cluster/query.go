@@ -47,7 +47,7 @@ func (b *Broker) SetQueryHandler(fn func(q []byte) []byte) {
 // answers that arrived before ctx ended, or sooner, once every live peer
 // (Node.Peers) has answered. A node without the project answers nothing.
 func (b *Broker) Query(ctx context.Context, q []byte) []Answer {
-	want := len(b.node.Peers())
+	want := b.node.peerCount()
 	if want == 0 {
 		return nil
 	}

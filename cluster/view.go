@@ -45,6 +45,13 @@ func (n *Node) Peers() []Peer {
 	return ps
 }
 
+// peerCount is how many other nodes are live (Peers without the copies).
+func (n *Node) peerCount() int {
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	return len(n.seen)
+}
+
 // Origin returns this node's current run: its name and boot id.
 func (n *Node) Origin() string { return n.origin }
 
