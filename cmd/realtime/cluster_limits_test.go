@@ -244,3 +244,84 @@ func TestClusterJoinRateCountsEveryNode(t *testing.T) {
 		t.Fatalf("join on b over the cluster's joins: %s", m.Payload)
 	}
 }
+
+// TestClusterEventsShareByDemand: max_events_per_second is shared by the
+// nodes' demand: while a keeps asking for 40 events/s (REST batches), a
+// batch of 5 on b is refused under a limit of 10, which b alone would
+// admit (docs/cluster.md "Cluster-wide limits").
+func TestClusterEventsShareByDemand(t *testing.T) {
+	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SECRET_CE", keys.Secret)
+	file := filepath.Join(t.TempDir(), "projects.yaml")
+	if err := os.WriteFile(file, []byte("projects:\n  - ref: ce\n    jwt_secret: ${SECRET_CE}\n    max_events_per_second: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const tok, host = "cluster-admin", "ce.localhost"
+	routes := []string{freeAddr(t), freeAddr(t)}
+	nodes := make([]*service, 2)
+	for i, name := range []string{"node-a", "node-b"} {
+		nodes[i] = launchProjectsOnly(t, file, "--admin-token", tok, "--cluster-embedded", "--node-name", name,
+			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","))
+	}
+	a, b := nodes[0], nodes[1]
+	waitProjectReady(t, a.addr, "ce")
+	waitProjectReady(t, b.addr, "ce")
+	// Alone, b admits a batch of 5 under 10/s.
+	if code, body := restBroadcast(t, b.addr, host, keys.Anon, 5); code != 202 {
+		t.Fatalf("b alone: %d %s", code, body)
+	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a asks for 40 events/s until the test ends
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				restBroadcastQuiet(a.addr, host, keys.Anon, 4)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, _ := projectOn(t, b.addr, host, tok, "node-a", "ce")
+		if p.EventsPerSecond >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never heard a's demand: %+v", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := restBroadcast(t, b.addr, host, keys.Anon, 5); code != 429 || !strings.Contains(body, `"message":"You have exceeded your rate limit"`) {
+		t.Fatalf("b's batch of 5 while a asks for 40/s under 10/s: %d %s", code, body)
+	}
+}
+
+// restBroadcastQuiet posts a batch of n messages like restBroadcast,
+// ignoring the answer (from a goroutine other than the test's).
+func restBroadcastQuiet(addr, host, key string, n int) {
+	msgs := make([]map[string]any, n)
+	for i := range msgs {
+		msgs[i] = map[string]any{"topic": "room", "event": "e", "payload": map[string]any{"i": i}}
+	}
+	b, _ := json.Marshal(map[string]any{"messages": msgs})
+	req, _ := http.NewRequest("POST", "http://"+addr+"/realtime/v1/api/broadcast", strings.NewReader(string(b)))
+	req.Host = host
+	req.Header.Set("apikey", key)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
