@@ -89,7 +89,7 @@ func (n *Node) startHeartbeats() error {
 }
 
 // heartbeatLoop queues a heartbeat every heartbeatEvery, carrying this
-// node's report (report.go), and declares down the origins silent for
+// node's report (report.go, load.go), and declares down the origins silent for
 // downAfter, until Close.
 func (n *Node) heartbeatLoop() {
 	defer close(n.hbDone)

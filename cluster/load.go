@@ -5,13 +5,10 @@ import (
 	"sync/atomic"
 )
 
-// A node's side of the heartbeat reports (docs/cluster.md "Cluster-wide
-// limits"): the projects register what they report, heartbeatLoop sends
-// it, and the other nodes' last reports are kept per origin and summed
-// per project for the limits.
-
-// reporting is a node's side of the heartbeat reports: this node's
-// reporters and the other nodes' last reports. Its zero value is ready.
+// reporting is a node's side of the heartbeat reports (docs/cluster.md
+// "Cluster-wide limits"): the projects' report functions, which
+// heartbeatLoop calls, and the other nodes' last reports, kept per origin
+// and summed per project for the limits. Its zero value is ready.
 type reporting struct {
 	mu    sync.Mutex // guards fns, next
 	fns   map[string]reporter
