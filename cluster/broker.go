@@ -24,11 +24,21 @@ type Broker struct {
 	dirty  map[string]struct{}
 	closed bool
 	resync bool // snapshot every subscribed topic again (an origin came back)
+	// qh answers other nodes' inspector queries (query.go); pending are
+	// this node's queries waiting to be sent by the run goroutine.
+	qh      func(q []byte) []byte
+	pending []*query
 
 	// subs are the live subscriptions by topic key; owned by the node's
 	// run goroutine (reconcile), never touched elsewhere.
 	subs map[string]*nats.Subscription
+	// qsub is the subscription to the project's query subject; owned by
+	// the run goroutine like subs.
+	qsub *nats.Subscription
 }
+
+// Namespace returns the project ref the broker carries.
+func (b *Broker) Namespace() string { return b.ns }
 
 // SetHandler installs the hub's delivery function.
 func (b *Broker) SetHandler(h func(*channels.Envelope)) { b.h = h }
@@ -104,7 +114,10 @@ func (b *Broker) reconcile() (gone bool) {
 		}
 	}
 	clear(b.dirty)
+	answering, queries := b.qh != nil, b.pending
+	b.pending = nil
 	b.mu.Unlock()
+	b.reconcileQueries(closed, answering, queries)
 	if resync && !closed {
 		for key := range b.subs {
 			b.snapshot(key)

@@ -15,9 +15,16 @@
 // other nodes' presence there when it starts. Messages that arrive from
 // NATS are fanned out locally and never published again. Heartbeats on
 // rt.hb tell which nodes are alive; a silent node's presence leaves after
-// 3 s (heartbeat.go).
+// 3 s (heartbeat.go). Each heartbeat carries the node's report of its
+// projects (report.go: clients, rates, slot), which the other nodes keep
+// and sum for the cluster-wide limits (load.go). The inspector asks the
+// nodes of a project about a channel on rt.<project>.q (query.go).
 //
-// Lock order: channels' hub shard lock → Broker.mu. Broker.mu, Node.mu and
-// Node.seenMu are leaves; none is held during NATS calls or while calling
-// into the hub.
+// The run goroutine also subscribes the reply inboxes of snapshots and
+// queries; those are unsubscribed by whoever ends the wait (a timer, the
+// querying goroutine), which orders nothing.
+//
+// Lock order: channels' hub shard lock → Broker.mu. Broker.mu, Node.mu,
+// Node.seenMu and reporting.mu are leaves; none is held during NATS calls
+// or while calling into the hub or a report function.
 package cluster

@@ -66,7 +66,20 @@ func (n *Node) startHeartbeats() error {
 			n.drop(dropBadMessage, err, "subject", m.Subject)
 			return
 		}
-		n.heard(string(fields[0]))
+		origin := string(fields[0])
+		if origin == n.origin {
+			return
+		}
+		n.heard(origin)
+		if len(fields) < 2 {
+			return // a heartbeat without a report
+		}
+		rep, err := decodeReport(fields[1])
+		if err != nil {
+			n.drop(dropBadMessage, err, "subject", m.Subject)
+			return
+		}
+		n.storeReport(origin, rep)
 	})
 	if err != nil {
 		return err
@@ -75,13 +88,13 @@ func (n *Node) startHeartbeats() error {
 	return nil
 }
 
-// heartbeatLoop queues a heartbeat every heartbeatEvery and declares down
-// the origins silent for downAfter, until Close.
+// heartbeatLoop queues a heartbeat every heartbeatEvery, carrying this
+// node's report (report.go, load.go), and declares down the origins silent for
+// downAfter, until Close.
 func (n *Node) heartbeatLoop() {
 	defer close(n.hbDone)
 	t := time.NewTicker(heartbeatEvery / 2)
 	defer t.Stop()
-	hb := encodeFields(kindHeartbeat, 0, []byte(n.origin))
 	last := time.Time{}
 	for {
 		select {
@@ -89,6 +102,7 @@ func (n *Node) heartbeatLoop() {
 			return
 		case now := <-t.C:
 			if now.Sub(last) >= heartbeatEvery {
+				hb := encodeFields(kindHeartbeat, 0, []byte(n.origin), encodeReport(n.LocalReports()))
 				n.enqueue(outMsg{subject: heartbeatSubject, data: hb})
 				last = now
 			}
@@ -114,6 +128,7 @@ func (n *Node) expire(now time.Time) {
 			gone = append(gone, o)
 		}
 	}
+	n.forgetReportsLocked(gone)
 	n.seenMu.Unlock()
 	for _, o := range gone {
 		n.log.Info("cluster: node down, its presence leaves", "origin", o)

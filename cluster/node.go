@@ -29,6 +29,7 @@ type Node struct {
 	seen   map[string]time.Time // origin → when last heard
 	down   map[string]struct{}  // origins declared down, until heard again
 	hbDone chan struct{}        // closed when heartbeatLoop has returned
+	rep    reporting            // this node's and the peers' heartbeat reports (load.go)
 
 	out  chan outMsg   // bounded; drained only by run
 	kick chan struct{} // capacity 1: some broker's interest changed

@@ -14,6 +14,9 @@ type Peer struct {
 	Origin string
 	// LastSeen is when a heartbeat or any other message of it last arrived.
 	LastSeen time.Time
+	// Reports is its last heartbeat's report by project ref (projects with
+	// nothing to report are absent); nil before its first report.
+	Reports map[string]ProjectReport
 }
 
 // Mode returns "embedded" or "external".
@@ -30,7 +33,7 @@ func (n *Node) Peers() []Peer {
 	n.seenMu.Lock()
 	ps := make([]Peer, 0, len(n.seen))
 	for o, at := range n.seen {
-		ps = append(ps, Peer{Name: originName(o), Origin: o, LastSeen: at})
+		ps = append(ps, Peer{Name: originName(o), Origin: o, LastSeen: at, Reports: n.peerReportsLocked(o)})
 	}
 	n.seenMu.Unlock()
 	sort.Slice(ps, func(i, j int) bool {
@@ -40,6 +43,13 @@ func (n *Node) Peers() []Peer {
 		return ps[i].Origin < ps[j].Origin
 	})
 	return ps
+}
+
+// peerCount is how many other nodes are live (Peers without the copies).
+func (n *Node) peerCount() int {
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	return len(n.seen)
 }
 
 // Origin returns this node's current run: its name and boot id.

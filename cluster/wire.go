@@ -23,7 +23,9 @@ const (
 	kindBroadcast = 1 // a broadcast, on a topic's subject
 	kindPresence  = 2 // a presence diff of one origin, on a topic's subject
 	kindSnapshot  = 3 // a request for every node's presence on a topic, on its subject
-	kindHeartbeat = 4 // a node's heartbeat, on heartbeatSubject
+	kindHeartbeat = 4 // a node's heartbeat and report, on heartbeatSubject
+	kindQuery     = 5 // an inspector query, on a project's query subject
+	kindAnswer    = 6 // a node's answer to a query, on the query's reply subject
 )
 
 // flagBinary marks a binary broadcast payload.
@@ -104,10 +106,19 @@ func fieldCount(kind byte) int {
 	case kindSnapshot:
 		return 2 // topic key, requesting origin
 	case kindHeartbeat:
-		return 1 // origin
+		return 1 // origin; then the report (report.go) and fields of later versions
+	case kindQuery:
+		return 2 // requesting origin, query
+	case kindAnswer:
+		return 2 // answering origin, answer
 	}
 	return -1
 }
+
+// openEnded reports whether a kind's messages may carry more fields than
+// fieldCount says: a heartbeat gained its report after the first version,
+// and later versions may add fields that older nodes skip.
+func openEnded(kind byte) bool { return kind == kindHeartbeat }
 
 // decodeMessage reads a message of any kind: its kind, flags and fields,
 // which alias data.
@@ -119,9 +130,33 @@ func decodeMessage(data []byte) (kind, flags byte, fields [][]byte, err error) {
 	if n < 0 {
 		return 0, 0, nil, fmt.Errorf("%w: kind %d", errBadMessage, data[1])
 	}
+	if openEnded(data[1]) {
+		return decodeOpen(data, n)
+	}
 	fields = make([][]byte, n)
 	kind, flags, err = decodeFields(data, fields)
 	return kind, flags, fields, err
+}
+
+// decodeOpen reads a message with at least minFields fields and any number
+// more; the fields alias data.
+func decodeOpen(data []byte, minFields int) (kind, flags byte, fields [][]byte, err error) {
+	if data[0] != wireVersion {
+		return 0, 0, nil, fmt.Errorf("%w: version %d", errBadMessage, data[0])
+	}
+	rest := data[3:]
+	for len(rest) > 0 {
+		l, n := binary.Uvarint(rest)
+		if n <= 0 || l > uint64(len(rest)-n) {
+			return 0, 0, nil, fmt.Errorf("%w: field %d", errBadMessage, len(fields))
+		}
+		fields = append(fields, rest[n:n+int(l):n+int(l)])
+		rest = rest[n+int(l):]
+	}
+	if len(fields) < minFields {
+		return 0, 0, nil, fmt.Errorf("%w: %d fields, want at least %d", errBadMessage, len(fields), minFields)
+	}
+	return data[1], data[2], fields, nil
 }
 
 // encodeBroadcast returns e (a broadcast envelope) as one message: topic

@@ -36,8 +36,10 @@ type admission struct {
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	ip := clientAddr(r)
 	a := &s.admission
+	// On a node of a cluster the other nodes' clients count too.
+	others := s.remoteLoad().Clients
 	a.mu.Lock()
-	over := a.open >= s.limits().MaxConnections ||
+	over := a.open+others >= s.limits().MaxConnections ||
 		(s.cfg.MaxConnectionsPerIP > 0 && a.perIP[ip] >= s.cfg.MaxConnectionsPerIP)
 	if !over {
 		a.open++

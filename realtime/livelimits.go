@@ -91,8 +91,15 @@ func (s *Server) SetLimits(l Limits) {
 func (s *Server) limits() *Limits { return s.lim.Load() }
 
 // allowEvents counts n client broadcasts against MaxEventsPerSecond.
+// On a node of a cluster the limit is shared with the other nodes in
+// proportion to their reported demand (docs/cluster.md "Cluster-wide
+// limits").
 func (s *Server) allowEvents(n int) bool {
-	return s.eventRate.allow(time.Now(), n, s.limits().MaxEventsPerSecond)
+	limit := s.limits().MaxEventsPerSecond
+	if limit <= 0 {
+		return true
+	}
+	return s.eventRate.allow(time.Now(), n, limit, s.remoteLoad().EventsPerSecond)
 }
 
 // allowProjectJoin counts one join against MaxProjectJoinsPerSecond; a
@@ -121,39 +128,74 @@ func (s *Server) joinsBlocked() bool {
 // allowPresenceEvent counts one track or untrack against
 // MaxPresenceEventsPerSecond.
 func (s *Server) allowPresenceEvent() bool {
-	return s.presenceRate.allow(time.Now(), 1, s.limits().MaxPresenceEventsPerSecond)
+	limit := s.limits().MaxPresenceEventsPerSecond
+	if limit <= 0 {
+		return true
+	}
+	return s.presenceRate.allow(time.Now(), 1, limit, s.remoteLoad().PresenceEventsPerSecond)
 }
 
 // secondRate estimates a rolling one-second rate from the count of the
 // current second and the previous one, weighted by how much of the
-// previous second still lies inside the last 1 s.
+// previous second still lies inside the last 1 s. It keeps two such
+// rates: the events admitted (the limit's) and the events asked for,
+// admitted or refused (the node's demand, which splits the limit between
+// the nodes of a cluster).
 type secondRate struct {
-	mu    sync.Mutex // guards start, cur, prev
+	mu    sync.Mutex // guards start, cur, prev, asked, askedPrev
 	start time.Time  // beginning of the current second
 	cur   int        // events admitted in the current second
 	prev  int        // events admitted in the previous second
+	// asked and askedPrev count the events asked for in the current and
+	// previous second.
+	asked, askedPrev int
 }
 
-// allow admits n events at now when the rolling rate stays within limit;
-// limit <= 0 admits everything. Refused events are not counted.
-func (r *secondRate) allow(now time.Time, n, limit int) bool {
+// allow admits n events at now when the rolling rate stays within this
+// node's share of limit; limit <= 0 admits everything. others is the other
+// nodes' demand (0 on a single node): the share is limit × this node's
+// demand / the cluster's demand (docs/cluster.md "Cluster-wide limits").
+// Refused events count in the demand only.
+func (r *secondRate) allow(now time.Time, n, limit int, others float64) bool {
 	if limit <= 0 {
 		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch el := now.Sub(r.start); {
-	case el >= 2*time.Second || el < 0:
-		r.start, r.cur, r.prev = now, 0, 0
-	case el >= time.Second:
-		r.start, r.prev, r.cur = r.start.Add(time.Second), r.cur, 0
-	}
+	r.advanceLocked(now)
 	frac := 1 - float64(now.Sub(r.start))/float64(time.Second)
-	if float64(r.prev)*frac+float64(r.cur+n) > float64(limit) {
+	r.asked += n
+	budget := float64(limit)
+	if others > 0 {
+		mine := float64(r.askedPrev)*frac + float64(r.asked)
+		budget *= mine / (mine + others)
+	}
+	if float64(r.prev)*frac+float64(r.cur+n) > budget {
 		return false
 	}
 	r.cur += n
 	return true
+}
+
+// demand is the rolling rate at now of the events asked for, admitted or
+// refused: this node's figure for the other nodes of a cluster.
+func (r *secondRate) demand(now time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.advanceLocked(now)
+	frac := 1 - float64(now.Sub(r.start))/float64(time.Second)
+	return float64(r.askedPrev)*frac + float64(r.asked)
+}
+
+// advanceLocked moves the current second to the one holding now. r.mu is
+// held on entry.
+func (r *secondRate) advanceLocked(now time.Time) {
+	switch el := now.Sub(r.start); {
+	case el >= 2*time.Second || el < 0:
+		r.start, r.cur, r.prev, r.asked, r.askedPrev = now, 0, 0, 0, 0
+	case el >= time.Second:
+		r.start, r.prev, r.cur, r.askedPrev, r.asked = r.start.Add(time.Second), r.cur, 0, r.asked, 0
+	}
 }
 
 // Stats are a server's figures for an overview of projects.

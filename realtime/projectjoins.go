@@ -35,6 +35,10 @@ type joinRate struct {
 	tripped atomic.Bool  // the mean reached the limit when the last period ended
 	next    atomic.Int64 // unix nanoseconds at which the current period ends; 0: not started
 
+	// remote is the other nodes' mean (joins per period) on a node of a
+	// cluster, nil on a single node (docs/cluster.md "Cluster-wide limits").
+	remote atomic.Pointer[func() float64]
+
 	mu     sync.Mutex         // guards bucket, n, head; serialises the end of a period
 	bucket [joinTicks]float64 // counts of the last n periods, a ring ending at head-1
 	n      int                // periods in bucket (at most joinTicks)
@@ -99,11 +103,48 @@ func (r *joinRate) roll(now time.Time, limit int) bool {
 	for i := range r.n {
 		sum += r.bucket[i]
 	}
+	mean := sum / float64(r.n)
+	if f := r.remote.Load(); f != nil {
+		mean += (*f)()
+	}
 	was := r.tripped.Load()
-	over := sum/float64(r.n) >= float64(limit)
+	over := mean >= float64(limit)
 	r.tripped.Store(over)
 	r.next.Store(next + periods*int64(joinTick))
 	return over && !was
+}
+
+// mean is the mean period count at now, as the period ending now would
+// make it, without changing the counter: this node's figure for the other
+// nodes of a cluster. 0 before the first join or after an idle reset.
+func (r *joinRate) mean(now time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := r.next.Load()
+	t := now.UnixNano()
+	if next == 0 || t-next >= int64(joinIdleReset) {
+		return 0
+	}
+	bucket, n, head := r.bucket, r.n, r.head
+	push := func(c float64) {
+		bucket[head] = c
+		head = (head + 1) % joinTicks
+		n = min(n+1, joinTicks)
+	}
+	if t >= next {
+		push(float64(r.count.Load()))
+		for i := int64(1); i < min(1+(t-next)/int64(joinTick), joinTicks); i++ {
+			push(0)
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	sum := 0.0
+	for i := range n {
+		sum += bucket[i]
+	}
+	return sum / float64(n)
 }
 
 // push adds one period's count to the ring.

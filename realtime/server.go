@@ -36,7 +36,10 @@ type Server struct {
 	eventRate    secondRate // client broadcasts per second
 	presenceRate secondRate // presence events per second
 	joinRate     joinRate   // project-wide joins (MaxProjectJoinsPerSecond)
-	resumes      resumeGate // SSE resume caps
+	// remote sums the other nodes' figures on a node of a cluster; nil on
+	// a single node (clusterload.go).
+	remote  atomic.Pointer[func() Load]
+	resumes resumeGate // SSE resume caps
 
 	wg sync.WaitGroup // every goroutine the server starts
 

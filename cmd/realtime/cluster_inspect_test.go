@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/openrealtime/realtime/cluster"
 	"github.com/openrealtime/realtime/realtime/admin"
 )
 
@@ -89,6 +91,23 @@ func TestInspectorSeesTheCluster(t *testing.T) {
 			}
 		}
 	}
+	// Each node lists every node's slot of the project, from their
+	// heartbeat reports: each reads its own today.
+	for _, n := range nodes {
+		awaitSlots(t, n.addr, tok, []string{"node-1", "node-2", "node-3"})
+	}
+	// The project's series carry the node's name, as the cluster's do.
+	mres, err := http.Get("http://" + nodes[0].metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	for _, want := range []string{`realtime_conn_open_connections{node="node-1",transport="websocket"} `, `realtime_cluster_routes{node="node-1"} `} {
+		if !strings.Contains(string(mbody), want) {
+			t.Errorf("node-1's /metrics lack %s", want)
+		}
+	}
 	// A node killed without a goodbye leaves the others' lists once its
 	// heartbeats stop (docs/cluster.md "Presence").
 	nodes[2].kill9()
@@ -103,3 +122,30 @@ func TestInspectorSeesTheCluster(t *testing.T) {
 }
 
 func nodeName(i int) string { return "node-" + string(rune('1'+i)) }
+
+// awaitSlots waits until the cluster view at addr lists, for each of
+// names, the flag-configured project (realtime-dev) with that node's slot
+// held.
+func awaitSlots(t *testing.T, addr, token string, names []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := adminCluster(t, addr, token)
+		var held []string
+		for _, n := range st.Nodes {
+			for _, p := range n.Projects {
+				if p.Ref == "realtime-dev" && p.SlotHolder && p.Slot == cluster.SlotName("supabase_realtime_slot", n.Name) {
+					held = append(held, n.Name)
+				}
+			}
+		}
+		sort.Strings(held)
+		if strings.Join(held, ",") == strings.Join(names, ",") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: slots held by %v, want %v: %+v", addr, held, names, st.Nodes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

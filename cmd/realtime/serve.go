@@ -90,17 +90,22 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		realtime.PrivateMetricsCollector(),
 	)
+	// stackReg registers the projects' series: on a node of a cluster
+	// they carry the node's name, as the cluster series do (docs/cluster.md
+	// "Metrics").
+	var stackReg prometheus.Registerer = reg
 	if o.cluster != nil {
 		reg.MustRegister(clusterCollectors(o.cluster)...)
+		stackReg = prometheus.WrapRegistererWith(prometheus.Labels{"node": o.cluster.Name()}, reg)
 	}
 	var handler http.Handler
 	maxConns := 0
 	if def != nil {
 		// With --projects every stack's series carry a project label, the
 		// default project's too (docs/projects.md "Metrics").
-		var defReg prometheus.Registerer = reg
+		defReg := stackReg
 		if o.ProjectsFile != "" {
-			defReg = prometheus.WrapRegistererWith(prometheus.Labels{"project": o.ProjectRef}, reg)
+			defReg = prometheus.WrapRegistererWith(prometheus.Labels{"project": o.ProjectRef}, stackReg)
 		}
 		defReg.MustRegister(stackCollectors(def)...)
 		handler, maxConns = def.srv.Handler(), def.rcfg.MaxConnections
@@ -122,7 +127,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 	var projs *projectSet
 	if o.ProjectsFile != "" {
 		var err error
-		if projs, err = startProjects(ctx, o, def, projectMetrics{reg: reg, log: log}, log); err != nil {
+		if projs, err = startProjects(ctx, o, def, projectMetrics{reg: stackReg, log: log}, log); err != nil {
 			return err
 		}
 		handler = projs.handler

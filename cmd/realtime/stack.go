@@ -46,6 +46,7 @@ type stack struct {
 	insp     *admin.Inspector
 	feed     *pgFeed         // nil without a database
 	broker   *cluster.Broker // nil on a single node
+	unreport func()          // unregisters the project's heartbeat report
 	opts     *options
 	rcfg     realtime.Config
 	ctx      context.Context // ends when the stack is closed
@@ -128,11 +129,16 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		insp.SetRLS(rlsStatsOf(feed.Checker, o.RLSVerify))
 	}
 	srv := realtime.New(rcfg)
+	unreport := func() {}
+	if broker != nil {
+		cp := &clusterProject{node: o.cluster, ref: broker.Namespace(), srv: srv, feed: feed, broker: broker, countClients: x.ref != ""}
+		unreport = cp.wire(insp)
+	}
 	srv.Handle("/admin/", insp.Handler())
 	if feed != nil && feed.bridge != nil {
 		feed.bridge.Mount(srv.Handle)
 	}
-	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, broker: broker, opts: o, rcfg: rcfg, ctx: sctx, cancel: cancel}, nil
+	return &stack{verifier: verifier, hub: hub, srv: srv, insp: insp, feed: feed, broker: broker, unreport: unreport, opts: o, rcfg: rcfg, ctx: sctx, cancel: cancel}, nil
 }
 
 // streaming returns a channel closed once the change source streams; it
@@ -157,6 +163,7 @@ func (s *stack) close(ctx context.Context, log *slog.Logger) {
 		s.feed.Close()
 	}
 	if s.broker != nil {
+		s.unreport()
 		s.broker.Close()
 	}
 	s.cancel()

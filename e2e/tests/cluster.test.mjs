@@ -138,7 +138,11 @@ describe('cluster of three nodes (supabase-js)', () => {
     }
   })
 
-  h.test('the inspector page of a node shows its name and all three nodes', async () => {
+  h.test('the inspector page of a node shows its name, all three nodes, their clients and slots, and a channel on other nodes', async () => {
+    // One subscriber of the channel on node-2 (so it is in node-2's list), two on node-1.
+    const here = (await on(1, h.srv.anonKey)).channel('cl-insp')
+    await subscribed(here)
+    for (let i = 0; i < 2; i++) await subscribed((await on(0, h.srv.anonKey)).channel('cl-insp'))
     const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
@@ -162,6 +166,22 @@ describe('cluster of three nodes (supabase-js)', () => {
       assert.equal(await page.locator('#cl-node').textContent(), 'node-2')
       assert.match(await page.locator('#cl-mode').textContent(), /^embedded · NATS connected · routes to node-1, node-3$/)
       await page.locator('#cl-dot[data-ok="true"]').waitFor({ timeout: 15000 })
+      // Each node's clients and slot, from the heartbeat reports (docs/cluster.md "Inspector").
+      await waitFor(async () => /^node-2 [1-9]\d* · node-1 [2-9]\d* · node-3 \d+$/.test(await page.locator('#cl-clients').textContent()), {
+        timeout: 15000,
+        interval: 100,
+        message: 'the cluster strip never showed the nodes\' clients',
+      })
+      const slots = await page.locator('#cl-slots').textContent()
+      for (const n of ['node-1', 'node-2', 'node-3']) assert.match(slots, new RegExp(`${n} holds supabase_realtime_slot_${n.replace('-', '_')}`))
+      // The channel's subscribers on node-1, in node-2's channel view.
+      await page.locator('#channel-list li[data-topic="realtime:cl-insp"] button').click()
+      await waitFor(async () => (await page.locator('#cv-nodes-body tr', { hasText: 'node-1' }).count()) === 2, {
+        timeout: 15000,
+        interval: 100,
+        message: 'the channel view never listed the two subscribers on node-1',
+      })
+      assert.equal(await page.locator('#subs-body tr').count(), 1)
       assert.deepEqual(problems, [])
     } finally {
       await browser.close()

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
@@ -60,6 +61,8 @@ type Inspector struct {
 	rls    atomic.Pointer[func() RLSStats]       // nil: no RLS evaluator
 	// cluster is the cluster state getter; nil: a single node.
 	cluster atomic.Pointer[func() ClusterState]
+	// peers asks the other nodes of a cluster (peers.go); nil: none.
+	peers atomic.Pointer[func(ctx context.Context, q []byte) []PeerAnswer]
 
 	tail  tail
 	stats pipelineStats

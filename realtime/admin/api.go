@@ -52,6 +52,10 @@ type ChannelDetail struct {
 	Name        string                     `json:"name"`
 	Channels    []channels.TopicStats      `json:"channels"`
 	Subscribers []channels.SubscriberStats `json:"subscribers"`
+	// Nodes are the channel on the other nodes of a cluster that answered
+	// within 300 ms, by name; absent on a single node (docs/cluster.md
+	// "Inspector").
+	Nodes []NodeChannel `json:"nodes,omitempty"`
 }
 
 func (i *Inspector) handleChannels(w http.ResponseWriter, r *http.Request) {
@@ -74,12 +78,17 @@ func (i *Inspector) handleChannels(w http.ResponseWriter, r *http.Request) {
 func (i *Inspector) handleChannel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	topics, subs, ok := i.hub.Subscribers(name)
-	if !ok {
-		writeError(w, http.StatusNotFound, "no channel named "+strconv.Quote(name)+" on this node")
+	nodes := i.peerChannels(r.Context(), name)
+	if !ok && !anyChannel(nodes) {
+		where := "on this node"
+		if nodes != nil {
+			where = "on any node that answered"
+		}
+		writeError(w, http.StatusNotFound, "no channel named "+strconv.Quote(name)+" "+where)
 		return
 	}
 	topics, subs = dedupe(topics, subs)
-	writeJSON(w, http.StatusOK, ChannelDetail{Time: time.Now().UTC(), Name: name, Channels: topics, Subscribers: subs})
+	writeJSON(w, http.StatusOK, ChannelDetail{Time: time.Now().UTC(), Name: name, Channels: topics, Subscribers: subs, Nodes: nodes})
 }
 
 // dedupe drops repeated channels and subscribers (a full topic name can

@@ -45,6 +45,31 @@ type ClusterNode struct {
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 	// LastSeenAge is the age of LastSeen at Time, in seconds.
 	LastSeenAge *float64 `json:"last_seen_age_seconds,omitempty"`
+	// Projects are the node's figures per project, from its last heartbeat
+	// report (this node's: current), by ref; projects with no clients, no
+	// rates and no slot are left out. Absent on a single node.
+	Projects []ClusterProject `json:"projects,omitempty"`
+}
+
+// ClusterProject is one project's figures on one node (docs/cluster.md
+// "Cluster-wide limits").
+type ClusterProject struct {
+	// Ref is the project's ref.
+	Ref string `json:"ref"`
+	// Clients are the node's open WebSocket connections and SSE streams.
+	Clients int `json:"clients"`
+	// EventsPerSecond and PresenceEventsPerSecond are the node's rates of
+	// client broadcasts and of tracks and untracks asked for, admitted or
+	// refused (counted only while the project's limit is on).
+	EventsPerSecond         float64 `json:"events_per_second"`
+	PresenceEventsPerSecond float64 `json:"presence_events_per_second"`
+	// JoinsPerPeriod is the node's mean of joins per 5 s (counted only
+	// while the project's join limit is on).
+	JoinsPerPeriod float64 `json:"joins_per_period"`
+	// SlotHolder says the node holds the project's replication slot, Slot
+	// names it.
+	SlotHolder bool   `json:"slot_holder"`
+	Slot       string `json:"slot,omitempty"`
 }
 
 // SetCluster installs the getter of the cluster state shown by

@@ -358,11 +358,14 @@ function markGone(gone) {
     setText($('cv-subs'), '0')
     $('subs-body').replaceChildren()
     $('subs-empty').hidden = false
+    $('cv-nodes-wrap').hidden = true
   }
 }
 
 function renderChannelDetail(sel, d) {
-  const t = d.channels.find((c) => c.private === sel.private) || d.channels[0]
+  // On a cluster the channel may have subscribers on other nodes only.
+  const t = d.channels.find((c) => c.private === sel.private) || d.channels[0] || { subscribers: 0, presence: 0, messages_in: 0, messages_out: 0 }
+  renderPeerSubscribers(d.nodes)
   setText($('cv-subs'), fmtNum(t.subscribers))
   setText($('cv-presence'), fmtNum(t.presence))
   setText($('cv-in'), fmtNum(t.messages_in))
@@ -408,6 +411,43 @@ function renderChannelDetail(sel, d) {
   for (const [id, tr] of rows) if (!keep.has(id)) tr.remove()
   $('subs-empty').hidden = subs.length > 0
   renderHints(subs)
+}
+
+// renderPeerSubscribers lists the channel's subscribers on the other nodes
+// of a cluster (the "nodes" of GET /admin/api/channels/<name>): one row
+// per subscriber, or per node when it has none or its answer failed.
+function renderPeerSubscribers(nodes) {
+  const wrap = $('cv-nodes-wrap')
+  wrap.hidden = !nodes || nodes.length === 0
+  if (wrap.hidden) return
+  const rows = []
+  for (const n of nodes) {
+    const name = h('td', { class: 'mono', title: n.origin }, n.node)
+    if (n.error || !n.subscribers.length) {
+      rows.push(h('tr', {}, name, h('td', { colspan: 7, class: 'muted' }, n.error || 'no subscribers')))
+      continue
+    }
+    for (const s of n.subscribers) {
+      rows.push(
+        h(
+          'tr',
+          {},
+          h('td', { class: 'mono', title: n.origin }, n.node),
+          h('td', { class: 'mono' }, `#${s.id}`),
+          h('td', {}, s.transport || '–'),
+          h('td', { class: 'mono' }, s.remote_addr || '–'),
+          h('td', {}, s.role || '–', h('div', { class: 'small mono', title: s.sub || '' }, s.sub ? shortId(s.sub) : '')),
+          h('td', { title: s.connected_since || '' }, fmtAgo(s.connected_since)),
+          h('td', { class: 'num' }, fmtBytes(s.queued_bytes)),
+          h('td', { class: 'num' }, fmtNum(s.messages_sent))
+        )
+      )
+    }
+    if (n.subscriber_count > n.subscribers.length) {
+      rows.push(h('tr', {}, h('td', { class: 'mono' }, n.node), h('td', { colspan: 7, class: 'muted' }, `and ${fmtNum(n.subscriber_count - n.subscribers.length)} more`)))
+    }
+  }
+  $('cv-nodes-body').replaceChildren(...rows)
 }
 
 function buildSubRow(s) {
@@ -609,6 +649,8 @@ function renderCluster(c) {
     nodes.textContent = '1'
     nodes.title = ''
     $('cl-traffic-item').hidden = true
+    $('cl-clients-item').hidden = true
+    $('cl-slots-item').hidden = true
     return
   }
   dot.dataset.ok = String(c.connected)
@@ -622,6 +664,25 @@ function renderCluster(c) {
   const dropped = Object.values(c.dropped || {}).reduce((a, b) => a + b, 0)
   $('cl-traffic-item').hidden = false
   setText($('cl-traffic'), `out ${fmtNum(c.published)} · in ${fmtNum(c.received)} · dropped ${fmtNum(dropped)}`)
+  renderClusterProjects(c.nodes)
+}
+
+// renderClusterProjects shows each node's clients (all projects) and the
+// slots it holds, from the nodes' heartbeat reports; the titles break the
+// clients down by project.
+function renderClusterProjects(nodes) {
+  const projects = (n) => n.projects || []
+  const clients = nodes.map((n) => `${n.name} ${fmtNum(projects(n).reduce((a, p) => a + p.clients, 0))}`)
+  $('cl-clients-item').hidden = false
+  setText($('cl-clients'), clients.join(' · '))
+  $('cl-clients').title = nodes
+    .map((n) => `${n.name}: ` + (projects(n).length ? projects(n).map((p) => `${p.ref} ${p.clients}`).join(', ') : 'no clients'))
+    .join('\n')
+  const slots = []
+  for (const n of nodes) for (const p of projects(n)) if (p.slot_holder) slots.push({ node: n.name, ref: p.ref, slot: p.slot })
+  $('cl-slots-item').hidden = slots.length === 0
+  setText($('cl-slots'), slots.map((s) => `${s.node} holds ${s.slot}`).join(' · '))
+  $('cl-slots').title = slots.map((s) => `${s.ref}: ${s.slot} held by ${s.node}`).join('\n')
 }
 
 // renderRLS shows the row-check counters: groups judged in Go and in
