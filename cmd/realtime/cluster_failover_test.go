@@ -114,11 +114,21 @@ func (e *env) insertLoad(t *testing.T) (stop func() error) {
 		}
 		done <- nil
 	}()
+	var once sync.Once
+	var result error
 	return func() error {
-		cancel()
-		err := <-done
-		conn.Close(context.Background())
-		return err
+		once.Do(func() {
+			cancel()
+			select {
+			case result = <-done:
+			case <-time.After(15 * time.Second):
+				result = fmt.Errorf("the load's insert did not return within 15s of its cancellation")
+			}
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			conn.Close(cctx)
+			ccancel()
+		})
+		return result
 	}
 }
 
