@@ -41,8 +41,9 @@ func (c *clusterProject) report() cluster.ProjectReport {
 	r := cluster.ProjectReport{Clients: l.Clients, EventsPerSecond: l.EventsPerSecond,
 		PresenceEventsPerSecond: l.PresenceEventsPerSecond, JoinsPerPeriod: l.JoinsPerPeriod}
 	if c.feed != nil {
-		// Each node reads its own slot today (docs/cluster.md "Database
-		// changes"): it holds it while it streams.
+		// A node holds a slot while its source streams it: its own slot,
+		// or with the hand-off the shared one (docs/cluster.md "Database
+		// changes").
 		st := c.feed.source.Status()
 		if st.Kind == "logical" {
 			r.Slot, r.SlotHolder = st.Slot, st.Connected
