@@ -154,9 +154,10 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		go func() { errc <- hs.Serve(ln) }()
 		// Ready once changes are captured: a row committed after /healthz
 		// says 200 is never missed because the slot did not exist yet. A
-		// cluster node says so without waiting: its change stream may need
-		// the other nodes to start first (docs/cluster.md "Change hand-off").
-		if o.cluster != nil {
+		// cluster node with the change hand-off listens without waiting:
+		// its stream may need the other nodes to start first
+		// (docs/cluster.md "Change hand-off").
+		if o.cluster != nil && o.ClusterHandoff {
 			go func() {
 				waitStreaming(ctx, def, log)
 				def.srv.SetReady(true)
