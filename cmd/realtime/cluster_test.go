@@ -28,6 +28,13 @@ type clusterNode struct {
 // by their embedded NATS servers, each with the extra flags.
 func (e *env) startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
 	t.Helper()
+	return e.startClusterEach(t, n, func(int) []string { return extra })
+}
+
+// startClusterEach starts n nodes like startCluster, node i with the flags
+// extra(i).
+func (e *env) startClusterEach(t *testing.T, n int, extra func(i int) []string) []*clusterNode {
+	t.Helper()
 	routes := make([]string, n)
 	for i := range routes {
 		routes[i] = freeAddr(t)
@@ -37,7 +44,7 @@ func (e *env) startCluster(t *testing.T, n int, extra ...string) []*clusterNode 
 		m := freeAddr(t)
 		args := []string{"--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1),
 			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","), "--metrics-addr", m}
-		args = append(args, extra...)
+		args = append(args, extra(i)...)
 		nodes[i] = &clusterNode{service: e.startService(t, "", args...), metrics: m, args: args}
 	}
 	// A node listens at once but is ready (its change stream caught up)
