@@ -146,12 +146,36 @@ var errNotReady = errors.New("cluster: change stream not ready or NATS disconnec
 // Ready returns nil when this node may hold the slot: its stream exists and
 // its NATS connection is up. A change source calls it before each attempt
 // to take the slot, so a node that cannot publish leaves it to others.
-func (h *Handoff) Ready(context.Context) error {
+//
+// A node that leads the stream while another replica is current leaves the
+// slot to the others too: the holder's death then costs no stream leader
+// election, JetStream's longest pause (docs/cluster.md "Change hand-off").
+func (h *Handoff) Ready(ctx context.Context) error {
 	if !h.ready.Load() || !h.node.nc.IsConnected() {
 		return errNotReady
 	}
+	if h.node.cfg.replicas() < 2 {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	s, err := h.js.Stream(ictx, h.stream)
+	if err != nil {
+		return fmt.Errorf("%w: stream info: %w", errNotReady, err)
+	}
+	if c := s.CachedInfo().Cluster; c != nil && c.Leader == h.node.Name() {
+		for _, r := range c.Replicas {
+			if r.Current && !r.Offline {
+				return errStreamLeader
+			}
+		}
+	}
 	return nil
 }
+
+// errStreamLeader is returned by Ready on the stream's leader while another
+// replica could hold the slot.
+var errStreamLeader = errors.New("cluster: this node leads the change stream; another node holds the slot")
 
 // Publish is the holder's sink: it publishes batch to the stream, chunked
 // to the connection's payload limit, with message ids derived from the
