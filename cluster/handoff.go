@@ -55,7 +55,6 @@ type Handoff struct {
 
 	ready    atomic.Bool   // the stream exists
 	lastSeen atomic.Uint64 // the newest position the consumer delivered
-	consumed atomic.Int64  // batches delivered by the consumer
 }
 
 // Handoff returns project ns's hand-off. Call Ensure (until it succeeds)

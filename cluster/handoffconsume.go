@@ -33,9 +33,9 @@ type ConsumeConfig struct {
 	OnState func(up bool)
 }
 
-// Consume reads the stream from its start, in order, and passes the
-// changes after cfg.After (and after everything it delivered before, so a
-// batch re-published by a new slot holder is not delivered twice) to
+// Consume reads the stream in order, from its first message, and passes
+// the changes after cfg.After (and after everything it delivered before,
+// so a batch re-published by a new slot holder is not delivered twice) to
 // cfg.Sink, several stream messages per call when they are waiting. It
 // returns when ctx ends.
 func (h *Handoff) Consume(ctx context.Context, cfg ConsumeConfig) {
@@ -249,7 +249,6 @@ func (c *consumer) flush(ctx context.Context) {
 	}
 	c.hwm = batch[len(batch)-1].Position
 	c.h.lastSeen.Store(c.hwm)
-	c.h.consumed.Add(1)
 }
 
 func (c *consumer) markCaughtUp() {

@@ -132,6 +132,13 @@ func (e *env) insertLoad(t *testing.T) (stop func() error) {
 	}
 }
 
+// maxTodoID is the newest todos id (0 when empty).
+func (e *env) maxTodoID() int64 {
+	var id int64
+	e.db.QueryRow(context.Background(), "SELECT coalesce(max(id), 0) FROM todos").Scan(&id)
+	return id
+}
+
 // rowCount is the number of todos rows.
 func (e *env) rowCount() int {
 	var n int
@@ -201,12 +208,7 @@ func TestClusterFailover(t *testing.T) {
 	defer stop()
 	e.awaitMoreRows(t, 50)
 
-	maxID := func() int64 {
-		var id int64
-		e.db.QueryRow(context.Background(), "SELECT coalesce(max(id), 0) FROM todos").Scan(&id)
-		return id
-	}
-	killedID, killedAt := maxID(), time.Now()
+	killedID, killedAt := e.maxTodoID(), time.Now()
 	nodes[0].kill9()
 	e.awaitMoreRows(t, 50)
 	for _, s := range subs[2:] {
@@ -216,7 +218,7 @@ func TestClusterFailover(t *testing.T) {
 	nodes[0].service = e.startService(t, nodes[0].addr, nodes[0].args...)
 	nodes[0].awaitReady(t)
 
-	stoppedID, stoppedAt := maxID(), time.Now()
+	stoppedID, stoppedAt := e.maxTodoID(), time.Now()
 	nodes[1].cmd.Process.Signal(syscall.SIGSTOP)
 	e.awaitMoreRows(t, 100)
 	for _, s := range subs[4:] {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"syscall"
 	"testing"
 	"time"
@@ -38,16 +37,11 @@ func TestClusterHandoffFailover(t *testing.T) {
 	stop := e.insertLoad(t)
 	defer stop()
 	e.awaitMoreRows(t, 50)
-	maxID := func() int64 {
-		var id int64
-		e.db.QueryRow(context.Background(), "SELECT coalesce(max(id), 0) FROM todos").Scan(&id)
-		return id
-	}
 	h := e.holder(t, nodes)
 	if h < 0 {
 		t.Fatal("no node holds the slot")
 	}
-	killedID, killedAt := maxID(), time.Now()
+	killedID, killedAt := e.maxTodoID(), time.Now()
 	nodes[h].kill9()
 	e.awaitMoreRows(t, 50)
 	for _, s := range subs {
@@ -64,7 +58,7 @@ func TestClusterHandoffFailover(t *testing.T) {
 	nodes[h].awaitReady(t)
 
 	frozen := (h + 1) % len(nodes)
-	stoppedID, stoppedAt := maxID(), time.Now()
+	stoppedID, stoppedAt := e.maxTodoID(), time.Now()
 	nodes[frozen].cmd.Process.Signal(syscall.SIGSTOP)
 	e.awaitMoreRows(t, 100)
 	for _, s := range subs {

@@ -85,30 +85,42 @@ func awaitProjectClients(t *testing.T, addr, host, token, node, ref string, want
 	}
 }
 
+// startProjectPair starts two clustered nodes (node-a, node-b) serving one
+// project ref with the given limit lines (YAML, each ending in \n, at the
+// project's indentation) and waits until both serve it; it returns the
+// project's keys and the nodes.
+func startProjectPair(t *testing.T, ref, limits string) (demo.Keys, *service, *service) {
+	t.Helper()
+	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := "SECRET_" + strings.ToUpper(ref)
+	t.Setenv(env, keys.Secret)
+	file := filepath.Join(t.TempDir(), "projects.yaml")
+	body := "projects:\n  - ref: " + ref + "\n    jwt_secret: ${" + env + "}\n" + limits
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := []string{freeAddr(t), freeAddr(t)}
+	nodes := make([]*service, 2)
+	for i, name := range []string{"node-a", "node-b"} {
+		nodes[i] = launchProjectsOnly(t, file, "--admin-token", "cluster-admin", "--cluster-embedded", "--node-name", name,
+			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","))
+	}
+	for _, n := range nodes {
+		waitProjectReady(t, n.addr, ref)
+	}
+	return keys, nodes[0], nodes[1]
+}
+
 // TestClusterLimitsAndInspector: a project's max_concurrent_users counts
 // every node's clients once their reports have arrived (docs/cluster.md
 // "Cluster-wide limits"), and one node's inspector shows the other's
 // clients and a channel's subscribers there.
 func TestClusterLimitsAndInspector(t *testing.T) {
-	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SECRET_CL", keys.Secret)
-	file := filepath.Join(t.TempDir(), "projects.yaml")
-	if err := os.WriteFile(file, []byte("projects:\n  - ref: cl\n    jwt_secret: ${SECRET_CL}\n    max_concurrent_users: 3\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const tok, host = "cluster-admin", "cl.localhost"
-	routes := []string{freeAddr(t), freeAddr(t)}
-	nodes := make([]*service, 2)
-	for i, name := range []string{"node-a", "node-b"} {
-		nodes[i] = launchProjectsOnly(t, file, "--admin-token", tok, "--cluster-embedded", "--node-name", name,
-			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","))
-	}
-	a, b := nodes[0], nodes[1]
-	waitProjectReady(t, a.addr, "cl")
-	waitProjectReady(t, b.addr, "cl")
+	keys, a, b := startProjectPair(t, "cl", "    max_concurrent_users: 3\n")
 
 	a1, _, err := dialHost(t, a.addr, host, keys.Anon)
 	if err != nil {
@@ -175,25 +187,8 @@ func TestClusterLimitsAndInspector(t *testing.T) {
 // adds the other nodes' means: 12 joins on a and 1 on b under a limit of
 // 10 trip b when its period ends, which b's own join never would.
 func TestClusterJoinRateCountsEveryNode(t *testing.T) {
-	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SECRET_CJ", keys.Secret)
-	file := filepath.Join(t.TempDir(), "projects.yaml")
-	if err := os.WriteFile(file, []byte("projects:\n  - ref: cj\n    jwt_secret: ${SECRET_CJ}\n    max_joins_per_second: 10\n    max_channels_per_client: 100\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const tok, host = "cluster-admin", "cj.localhost"
-	routes := []string{freeAddr(t), freeAddr(t)}
-	nodes := make([]*service, 2)
-	for i, name := range []string{"node-a", "node-b"} {
-		nodes[i] = launchProjectsOnly(t, file, "--admin-token", tok, "--cluster-embedded", "--node-name", name,
-			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","))
-	}
-	a, b := nodes[0], nodes[1]
-	waitProjectReady(t, a.addr, "cj")
-	waitProjectReady(t, b.addr, "cj")
+	keys, a, b := startProjectPair(t, "cj", "    max_joins_per_second: 10\n    max_channels_per_client: 100\n")
 	awaitProjectClients(t, b.addr, host, tok, "node-a", "cj", 0) // b hears a
 
 	ca, _, err := dialHost(t, a.addr, host, keys.Anon)
@@ -250,25 +245,8 @@ func TestClusterJoinRateCountsEveryNode(t *testing.T) {
 // batch of 5 on b is refused under a limit of 10, which b alone would
 // admit (docs/cluster.md "Cluster-wide limits").
 func TestClusterEventsShareByDemand(t *testing.T) {
-	keys, err := demo.MakeKeys(demo.NewSecret(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SECRET_CE", keys.Secret)
-	file := filepath.Join(t.TempDir(), "projects.yaml")
-	if err := os.WriteFile(file, []byte("projects:\n  - ref: ce\n    jwt_secret: ${SECRET_CE}\n    max_events_per_second: 10\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const tok, host = "cluster-admin", "ce.localhost"
-	routes := []string{freeAddr(t), freeAddr(t)}
-	nodes := make([]*service, 2)
-	for i, name := range []string{"node-a", "node-b"} {
-		nodes[i] = launchProjectsOnly(t, file, "--admin-token", tok, "--cluster-embedded", "--node-name", name,
-			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","))
-	}
-	a, b := nodes[0], nodes[1]
-	waitProjectReady(t, a.addr, "ce")
-	waitProjectReady(t, b.addr, "ce")
+	keys, a, b := startProjectPair(t, "ce", "    max_events_per_second: 10\n")
 	// Alone, b admits a batch of 5 under 10/s.
 	if code, body := restBroadcast(t, b.addr, host, keys.Anon, 5); code != 202 {
 		t.Fatalf("b alone: %d %s", code, body)
