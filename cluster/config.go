@@ -122,6 +122,20 @@ func ValidNamespace(ns string) bool {
 	return true
 }
 
+// nodes is the number of distinct nodes of an embedded cluster (this node
+// and its listed peers), or 0 with an external NATS, whose membership the
+// configuration does not tell.
+func (c Config) nodes() int {
+	if !c.Embedded {
+		return 0
+	}
+	nodes := map[string]bool{c.ClusterListen: true}
+	for _, p := range c.Peers {
+		nodes[p] = true
+	}
+	return len(nodes)
+}
+
 // replicas is the hand-off stream's replica count: Replicas, or 3 for an
 // embedded cluster of three or more distinct nodes (JetStream's quorum
 // survives one node then), else 1.
@@ -129,14 +143,7 @@ func (c Config) replicas() int {
 	if c.Replicas > 0 {
 		return c.Replicas
 	}
-	if !c.Embedded {
-		return 1
-	}
-	nodes := map[string]bool{c.ClusterListen: true}
-	for _, p := range c.Peers {
-		nodes[p] = true
-	}
-	if len(nodes) >= 3 {
+	if c.nodes() >= 3 {
 		return 3
 	}
 	return 1

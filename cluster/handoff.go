@@ -22,7 +22,8 @@ import (
 // order and fans the changes out to its own subscribers.
 const (
 	// handoffAckWait bounds the wait for the stream's acknowledgements of
-	// one batch; past it the holder gives the slot up (it fences itself).
+	// one publish of a batch; past it the holder publishes again or gives
+	// the slot up (Publish).
 	handoffAckWait = 3 * time.Second
 	// handoffMaxAge and handoffMaxBytes bound what the stream keeps: long
 	// enough for a node that restarts to catch up, never the source of
@@ -179,17 +180,84 @@ var errStreamLeader = errors.New("cluster: this node leads the change stream; an
 // Publish is the holder's sink: it publishes batch to the stream, chunked
 // to the connection's payload limit, with message ids derived from the
 // batch's positions (so a re-publish of the same batch is dropped by the
-// stream), and returns once every chunk was acknowledged. An error (no
-// acknowledgement within handoffAckWait) makes the change source end its
-// session, which gives the slot up. announced reports relations the source
-// announced since the last batch (consumers then drop cached facts of the
-// table); it may be nil.
+// stream), and returns once every chunk was acknowledged. announced reports
+// relations the source announced since the last batch (consumers then drop
+// cached facts of the table); it may be nil.
+//
+// A batch not acknowledged within handoffAckWait is published again, with
+// the same ids, for as long as keepPublishing allows: the stream is electing
+// a new leader, which takes JetStream up to 9 s, and the slot is best kept
+// meanwhile. Past that, Publish returns an error, which makes the change
+// source end its session and give the slot up (the node fences itself).
 func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced func(*decoder.Relation) bool) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	body := decoder.AppendBatch(nil, batch, announced)
 	first, last := batch[0].Position, batch[len(batch)-1].Position
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := h.publishOnce(ctx, body, first, last)
+		if err == nil {
+			if attempt > 1 {
+				h.node.log.Info("cluster: change stream acknowledged again", "stream", h.stream,
+					"attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if why := h.keepPublishing(start); why != "" {
+			return fmt.Errorf("%w (%s)", err, why)
+		}
+		if attempt == 1 {
+			h.node.log.Warn("cluster: change stream did not acknowledge; publishing again while it elects a leader",
+				"stream", h.stream, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(handoffRepublishPause):
+		}
+	}
+	h.signal()
+	if err := h.node.nc.Publish(h.wakeSubject, nil); err != nil {
+		h.node.log.Debug("cluster: announce changes", "err", err)
+	}
+	return nil
+}
+
+// Publishing again after a missing acknowledgement (Publish): for at most
+// handoffRepublishFor after the first attempt (JetStream's longest leader
+// election, 9 s, and a margin), handoffRepublishPause apart.
+const (
+	handoffRepublishFor   = 12 * time.Second
+	handoffRepublishPause = 250 * time.Millisecond
+)
+
+// keepPublishing says why the holder should stop publishing a batch first
+// tried at start, or "" when it should try again: its NATS connection is up,
+// the time is within handoffRepublishFor, and it hears from a majority of
+// the nodes, itself included (Node.hearsMajority). A holder cut off from the
+// majority stops once its heartbeats expire (3 s), so a node of the
+// majority, whose stream can acknowledge, takes the slot.
+func (h *Handoff) keepPublishing(start time.Time) string {
+	switch {
+	case !h.node.nc.IsConnected():
+		return "NATS disconnected"
+	case time.Since(start) >= handoffRepublishFor:
+		return "no acknowledgement for " + handoffRepublishFor.String()
+	}
+	if ok, live, size := h.node.hearsMajority(); !ok {
+		return fmt.Sprintf("hears %d of %d nodes", live, size)
+	}
+	return ""
+}
+
+// publishOnce publishes body's chunks and waits for their acknowledgements
+// for at most handoffAckWait.
+func (h *Handoff) publishOnce(ctx context.Context, body []byte, first, last uint64) error {
 	limit := int(h.node.nc.MaxPayload()) - 512
 	if limit < 4096 {
 		limit = 4096
@@ -219,10 +287,6 @@ func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-	h.signal()
-	if err := h.node.nc.Publish(h.wakeSubject, nil); err != nil {
-		h.node.log.Debug("cluster: announce changes", "err", err)
 	}
 	return nil
 }

@@ -65,7 +65,8 @@ func (h *Handoff) Consume(ctx context.Context, cfg ConsumeConfig) {
 type consumer struct {
 	h   *Handoff
 	cfg ConsumeConfig
-	hwm uint64 // newest position delivered (or skipped as already delivered)
+	s   jetstream.Stream // the stream's handle, once fetched
+	hwm uint64           // newest position delivered (or skipped as already delivered)
 	// next is the stream sequence to read next (0: not started); target
 	// the stream's last sequence when this node started reading.
 	next, target uint64
@@ -93,14 +94,21 @@ const (
 // session reads the stream from c.next until an error or ctx ends.
 func (c *consumer) session(ctx context.Context) error {
 	h := c.h
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	s, err := h.js.Stream(actx, h.stream)
-	cancel()
-	if err != nil {
-		return err
+	// The stream's handle is kept across sessions: fetching it asks the
+	// stream's leader, which is missing while the stream elects one, and
+	// direct gets need none (any current replica answers them).
+	if c.s == nil {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := h.js.Stream(actx, h.stream)
+		cancel()
+		if err != nil {
+			return err
+		}
+		c.s = s
 	}
-	st := s.CachedInfo().State
+	s := c.s
 	if c.next == 0 {
+		st := s.CachedInfo().State
 		c.next, c.target = max(st.FirstSeq, 1), st.LastSeq
 	}
 	if c.next > c.target {
@@ -129,10 +137,13 @@ func (c *consumer) session(ctx context.Context) error {
 			c.flush(ctx)
 			c.checkConnection()
 			if wait >= maxPollWait/4 {
+				// Without the stream's leader (an election) the check
+				// fails; reading goes on and checks again later.
 				if err := c.skipAged(ctx, s); err != nil {
-					return err
+					h.node.log.Debug("cluster: change stream info", "stream", h.stream, "err", err)
+				} else {
+					c.markCaughtUp()
 				}
-				c.markCaughtUp()
 			}
 			select {
 			case <-ctx.Done():

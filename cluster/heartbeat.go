@@ -47,6 +47,9 @@ func (n *Node) heard(origin string) {
 	n.seen[origin] = now
 	_, wasDown := n.down[origin]
 	delete(n.down, origin)
+	if !known {
+		n.peakNodes = max(n.peakNodes, n.liveNodesLocked())
+	}
 	n.seenMu.Unlock()
 	if !known && wasDown {
 		n.log.Info("cluster: node back", "origin", origin)

@@ -25,11 +25,14 @@ type Node struct {
 	nc     *nats.Conn
 	origin string // this run of the node: name and boot id
 
-	seenMu sync.Mutex           // guards seen, down
+	seenMu sync.Mutex           // guards seen, down, peakNodes
 	seen   map[string]time.Time // origin → when last heard
-	down   map[string]struct{}  // origins declared down, until heard again
-	hbDone chan struct{}        // closed when heartbeatLoop has returned
-	rep    reporting            // this node's and the peers' heartbeat reports (load.go)
+	// peakNodes is the most nodes (by name, this one included) heard at
+	// once since start: the cluster's size as far as this node knows.
+	peakNodes int
+	down      map[string]struct{} // origins declared down, until heard again
+	hbDone    chan struct{}       // closed when heartbeatLoop has returned
+	rep       reporting           // this node's and the peers' heartbeat reports (load.go)
 
 	out  chan outMsg   // bounded; drained only by run
 	kick chan struct{} // capacity 1: some broker's interest changed

@@ -52,6 +52,30 @@ func (n *Node) peerCount() int {
 	return len(n.seen)
 }
 
+// liveNodesLocked is how many nodes are live by name, this one included (a
+// restarted node's former run counts once with its new one). seenMu held.
+func (n *Node) liveNodesLocked() int {
+	names := map[string]bool{n.cfg.NodeName: true}
+	for o := range n.seen {
+		names[originName(o)] = true
+	}
+	return len(names)
+}
+
+// hearsMajority reports whether this node hears from more than half of the
+// cluster, itself included. The cluster's size is the most nodes it heard
+// at once, capped by the nodes an embedded configuration lists (with an
+// external NATS, by nothing). It also returns the counts, for logs.
+func (n *Node) hearsMajority() (ok bool, live, size int) {
+	n.seenMu.Lock()
+	live, size = n.liveNodesLocked(), n.peakNodes
+	n.seenMu.Unlock()
+	if c := n.cfg.nodes(); c > 0 && size > c {
+		size = c
+	}
+	return 2*live > size, live, size
+}
+
 // Origin returns this node's current run: its name and boot id.
 func (n *Node) Origin() string { return n.origin }
 
