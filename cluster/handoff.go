@@ -51,8 +51,10 @@ type Handoff struct {
 	js          jetstream.JetStream
 	stream      string
 	subject     string
-	wakeSubject string        // announces new messages to the readers
-	wake        chan struct{} // capacity 1: a new message may be waiting
+	wakeSubject string         // announces new messages to the readers
+	wake        chan struct{}  // capacity 1: a new message may be waiting
+	fastSubject string         // batches announced before the stream holds them
+	fast        chan *nats.Msg // this node's consumer's announced batches
 
 	ready    atomic.Bool   // the stream exists
 	lastSeen atomic.Uint64 // the newest position the consumer delivered
@@ -69,7 +71,8 @@ func (n *Node) Handoff(ns string) (*Handoff, error) {
 		return nil, fmt.Errorf("cluster: JetStream: %w", err)
 	}
 	return &Handoff{node: n, js: js, stream: "RT_PG_" + ns, subject: "rt." + ns + ".pg",
-		wakeSubject: "rt." + ns + ".pgnew", wake: make(chan struct{}, 1)}, nil
+		wakeSubject: "rt." + ns + ".pgnew", wake: make(chan struct{}, 1),
+		fastSubject: "rt." + ns + ".pgfast", fast: make(chan *nats.Msg, fastQueue)}, nil
 }
 
 // Ensure creates the project's stream, or updates its settings. database
@@ -193,11 +196,11 @@ func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced
 	if len(batch) == 0 {
 		return nil
 	}
-	body := decoder.AppendBatch(nil, batch, announced)
-	first, last := batch[0].Position, batch[len(batch)-1].Position
+	s := &sent{body: decoder.AppendBatch(nil, batch, announced), first: batch[0].Position, last: batch[len(batch)-1].Position}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := h.publishOnce(ctx, body, first, last)
+		h.send(s)
+		err := h.await(ctx, s)
 		if err == nil {
 			if attempt > 1 {
 				h.node.log.Info("cluster: change stream acknowledged again", "stream", h.stream,
@@ -221,10 +224,7 @@ func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced
 		case <-time.After(handoffRepublishPause):
 		}
 	}
-	h.signal()
-	if err := h.node.nc.Publish(h.wakeSubject, nil); err != nil {
-		h.node.log.Debug("cluster: announce changes", "err", err)
-	}
+	h.announce()
 	return nil
 }
 
@@ -255,40 +255,17 @@ func (h *Handoff) keepPublishing(start time.Time) string {
 	return ""
 }
 
-// publishOnce publishes body's chunks and waits for their acknowledgements
-// for at most handoffAckWait.
-func (h *Handoff) publishOnce(ctx context.Context, body []byte, first, last uint64) error {
-	limit := int(h.node.nc.MaxPayload()) - 512
-	if limit < 4096 {
-		limit = 4096
+// fastQueue bounds the announced batches waiting for this node's consumer;
+// beyond it they are dropped (the consumer reads them from the stream).
+const fastQueue = 256
+
+// offerFast hands an announced batch to this node's consumer, or drops it
+// when the consumer is behind.
+func (h *Handoff) offerFast(m *nats.Msg) {
+	select {
+	case h.fast <- m:
+	default:
 	}
-	chunks := (len(body) + limit - 1) / limit
-	futures := make([]jetstream.PubAckFuture, 0, chunks)
-	for i := range chunks {
-		part := body[i*limit : min((i+1)*limit, len(body))]
-		m := nats.NewMsg(h.subject)
-		m.Data = part
-		m.Header.Set(batchHeader, fmt.Sprintf("%d %d %d %d", first, last, i, chunks))
-		f, err := h.js.PublishMsgAsync(m, jetstream.WithMsgID(fmt.Sprintf("%x-%x.%d.%d", first, last, i, chunks)))
-		if err != nil {
-			return fmt.Errorf("cluster: publish changes %d..%d: %w", first, last, err)
-		}
-		futures = append(futures, f)
-	}
-	deadline := time.NewTimer(handoffAckWait)
-	defer deadline.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("cluster: publish changes %d..%d: %w", first, last, err)
-		case <-deadline.C:
-			return fmt.Errorf("cluster: publish changes %d..%d: no acknowledgement within %s", first, last, handoffAckWait)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
 // signal wakes this node's reader.

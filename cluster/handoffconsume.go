@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,14 +50,27 @@ func (h *Handoff) Consume(ctx context.Context, cfg ConsumeConfig) {
 	} else {
 		defer sub.Unsubscribe()
 	}
+	// Batches announced before the stream acknowledged them: delivered at
+	// once when they continue what this node delivered (takeFast).
+	fsub, err := h.node.nc.Subscribe(h.fastSubject, h.offerFast)
+	if err != nil {
+		h.node.log.Warn("cluster: subscribe to announced batches; reading the stream only", "err", err)
+	} else {
+		defer fsub.Unsubscribe()
+	}
+	var quietUntil time.Time // restarts are logged at debug level until then
 	for ctx.Err() == nil {
 		if err := c.session(ctx); err != nil && ctx.Err() == nil {
-			h.node.log.Warn("cluster: change consumer restarts", "stream", h.stream, "err", err)
-			c.checkConnection()
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
+			// While the stream elects a leader its replicas may refuse
+			// reads for seconds: one warning, then debug lines.
+			if now := time.Now(); now.After(quietUntil) {
+				h.node.log.Warn("cluster: change consumer restarts", "stream", h.stream, "err", err)
+				quietUntil = now.Add(10 * time.Second)
+			} else {
+				h.node.log.Debug("cluster: change consumer restarts", "stream", h.stream, "err", err)
 			}
+			c.checkConnection()
+			c.idle(ctx, time.After(200*time.Millisecond))
 		}
 	}
 }
@@ -116,9 +130,7 @@ func (c *consumer) session(ctx context.Context) error {
 	}
 	wait := minPollWait
 	for ctx.Err() == nil {
-		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		m, err := s.GetMsg(gctx, c.next)
-		cancel()
+		m, err := c.get(ctx, s)
 		switch {
 		case err == nil:
 			wait = minPollWait
@@ -149,6 +161,9 @@ func (c *consumer) session(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-h.wake:
 				wait = minPollWait
+			case m := <-h.fast:
+				c.takeFast(ctx, m)
+				wait = minPollWait
 			case <-time.After(wait):
 				wait = min(2*wait, maxPollWait)
 			}
@@ -166,9 +181,9 @@ func (c *consumer) session(ctx context.Context) error {
 // before it are gone (aged out while this node was away): their changes
 // are lost to this node's replay window, which is logged.
 func (c *consumer) skipAged(ctx context.Context, s jetstream.Stream) error {
-	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	info, err := s.Info(ictx)
+	var info *jetstream.StreamInfo
+	var err error
+	c.meanwhile(ctx, func(ctx context.Context) { info, err = s.Info(ctx) })
 	if err != nil {
 		return err
 	}
@@ -223,6 +238,78 @@ func (c *consumer) take(ctx context.Context, msg *jetstream.RawStreamMsg) {
 	if len(c.asm) > 4<<20 {
 		c.asm = nil // do not keep a huge buffer for ever
 	}
+}
+
+// get reads the stream's message c.next, taking announced batches while it
+// waits (a replica may take seconds to answer, or not answer, while the
+// stream elects a leader; the announced batches go on meanwhile).
+func (c *consumer) get(ctx context.Context, s jetstream.Stream) (m *jetstream.RawStreamMsg, err error) {
+	c.meanwhile(ctx, func(ctx context.Context) { m, err = s.GetMsg(ctx, c.next) })
+	return m, err
+}
+
+// meanwhile runs call in another goroutine, with a context of at most 2 s,
+// and takes announced batches until it returned. call must not touch the
+// consumer's state.
+func (c *consumer) meanwhile(ctx context.Context, call func(ctx context.Context)) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		call(cctx)
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		case m := <-c.h.fast:
+			c.takeFast(ctx, m)
+		}
+	}
+}
+
+// idle waits until until fires or ctx ends, taking announced batches.
+func (c *consumer) idle(ctx context.Context, until <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-until:
+			return
+		case m := <-c.h.fast:
+			c.takeFast(ctx, m)
+		}
+	}
+}
+
+// takeFast delivers a batch announced on core NATS when it continues what
+// this node delivered: the holder published every change after its prev
+// header up to the batch, and prev is at or before this node's newest
+// position, so the batch holds every change after that position up to its
+// end (earlier ones are dropped as delivered). A batch that does not (this
+// node is behind) is left to the stream, where it is read later.
+func (c *consumer) takeFast(ctx context.Context, m *nats.Msg) {
+	bm, err := parseBatchHeader(m.Header.Get(batchHeader))
+	if err != nil || bm.of != 1 {
+		return
+	}
+	prev, err := strconv.ParseUint(m.Header.Get(fastHeader), 10, 64)
+	floor := max(c.hwm, c.pendingLast())
+	if err != nil || prev == 0 || prev > floor || bm.last <= floor || c.asmMeta.of != 0 {
+		return
+	}
+	changes, err := c.cfg.Decoder.Decode(m.Data)
+	if err != nil {
+		c.h.node.drop(dropBadMessage, err, "subject", m.Subject)
+		return
+	}
+	for _, ch := range changes {
+		if ch.Position > floor {
+			c.pending = append(c.pending, ch)
+		}
+	}
+	c.flush(ctx)
 }
 
 // pendingLast is the position of the newest pending change, or 0.

@@ -62,6 +62,12 @@ type LogicalConfig struct {
 	// connection, e.g. a short wal_sender_timeout so that a frozen reader
 	// loses the slot within seconds.
 	ReplicationParams map[string]string
+	// Confirmer, if set, takes confirming over: the source hands it, in
+	// order and on the Run goroutine, every position it would confirm (a
+	// delivered batch's, an idle keepalive's) and confirms none itself; the
+	// owner calls [Logical.Confirm] once a position is safe (a cluster's
+	// slot holder: once the change stream acknowledged what precedes it).
+	Confirmer func(pos LSN)
 }
 
 // Session settings that make the text output of values stable and match
@@ -513,7 +519,7 @@ func (s *stream) flush(ctx context.Context) error {
 		s.delivered = true
 	}
 	s.pending = 0
-	s.l.advance(pos)
+	s.l.settle(pos)
 	txns, last := s.txnCount, s.lastTxn
 	s.txnCount = 0
 	s.l.update(func(st *Status) {
@@ -560,6 +566,20 @@ func (s *stream) waitVisible(ctx context.Context, xids []int64) error {
 	}
 }
 
+// settle confirms pos, or hands it to the Confirmer.
+func (l *Logical) settle(pos LSN) {
+	if l.cfg.Confirmer != nil {
+		l.cfg.Confirmer(pos)
+		return
+	}
+	l.advance(pos)
+}
+
+// Confirm raises the confirmed position to pos (never lowers it); the next
+// standby status update reports it. For a source with a Confirmer; safe
+// for concurrent use.
+func (l *Logical) Confirm(pos LSN) { l.advance(pos) }
+
 // advance raises the confirmed position to pos; it never lowers it.
 func (l *Logical) advance(pos LSN) {
 	for {
@@ -584,7 +604,7 @@ func (s *stream) handle(ctx, sctx context.Context, ev event) error {
 		// of it is confirmed, so the server's position may be confirmed
 		// too; otherwise an idle slot on a busy server would hold WAL.
 		if s.txn == nil && s.pending == 0 {
-			s.l.advance(ev.walEnd)
+			s.l.settle(ev.walEnd)
 		}
 		if ev.reply {
 			return s.sendStatus()

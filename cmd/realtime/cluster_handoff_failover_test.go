@@ -19,7 +19,7 @@ func (l *changeLog) awaitNewer(t0 time.Time, id int64) time.Duration {
 }
 
 // With the change hand-off, killing (SIGKILL) the slot holder and then
-// freezing (SIGSTOP) another node under a steady insert load: another node
+// freezing (SIGSTOP) the next holder under a steady insert load: another node
 // takes the slot, and every subscriber still connected gets every change
 // of its rows once, in commit order (docs/cluster.md "Change hand-off").
 // The gaps (kill or freeze to the first later change delivered) are
@@ -57,7 +57,11 @@ func TestClusterHandoffFailover(t *testing.T) {
 	nodes[h].service = e.startService(t, nodes[h].addr, nodes[h].args...)
 	nodes[h].awaitReady(t)
 
-	frozen := (h + 1) % len(nodes)
+	// Freeze whichever node holds the slot now.
+	frozen := e.holder(t, nodes)
+	if frozen < 0 {
+		t.Fatal("no node holds the slot after the restart")
+	}
 	stoppedID, stoppedAt := e.maxTodoID(), time.Now()
 	nodes[frozen].cmd.Process.Signal(syscall.SIGSTOP)
 	e.awaitMoreRows(t, 100)

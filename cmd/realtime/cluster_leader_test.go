@@ -53,7 +53,7 @@ func streamLeader(t *testing.T, clientAddrs []string) string {
 // it is JetStream's leader election.
 func TestClusterHandoffStreamLeaderLoss(t *testing.T) {
 	e := newEnv(t)
-	clients := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	clients := []string{freeRouteAddr(t), freeRouteAddr(t), freeRouteAddr(t)}
 	nodes := e.startClusterEach(t, 3, func(i int) []string {
 		return []string{"--cluster-handoff", "--cluster-store-dir", t.TempDir(), "--cluster-client-listen", clients[i]}
 	})

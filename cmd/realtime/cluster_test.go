@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,7 +39,7 @@ func (e *env) startClusterEach(t *testing.T, n int, extra func(i int) []string) 
 	t.Helper()
 	routes := make([]string, n)
 	for i := range routes {
-		routes[i] = freeAddr(t)
+		routes[i] = freeRouteAddr(t)
 	}
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
@@ -53,6 +55,25 @@ func (e *env) startClusterEach(t *testing.T, n int, extra func(i int) []string) 
 		n.awaitReady(t)
 	}
 	return nodes
+}
+
+// freeRouteAddr is a free loopback address for a node's route listener,
+// outside the ephemeral port range: peers keep dialling a dead node's route
+// address, and a dial of a free ephemeral port can connect to itself (the
+// kernel picks the same port as its source), which then holds the port
+// the restarting node needs.
+func freeRouteAddr(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free route port in 20000-31999")
+	return ""
 }
 
 // awaitReady waits until the node's /healthz answers 200.

@@ -244,5 +244,10 @@ func newSource(o *options, dbURL string, extraPubs []string, log *slog.Logger, o
 	if cl != nil {
 		cl.logicalConfig(&cfg)
 	}
-	return decoder.NewLogical(cfg)
+	l := decoder.NewLogical(cfg)
+	if cl != nil {
+		cl.confirm = func(pos uint64) { l.Confirm(decoder.LSN(pos)) }
+		cl.confirmed = func() uint64 { return l.Status().ConfirmedPosition }
+	}
+	return l
 }

@@ -21,10 +21,10 @@ import (
 const (
 	// holderWalSenderTimeout is the replication connection's
 	// wal_sender_timeout: a frozen holder loses the slot after it.
-	holderWalSenderTimeout = "3s"
+	holderWalSenderTimeout = "2s"
 	// holderStandby is the holder's status update period (well under the
 	// timeout, and the pace at which the slot is confirmed).
-	holderStandby = time.Second
+	holderStandby = 500 * time.Millisecond
 	// standbyRetry is how often a node that does not hold the slot tries
 	// to take it.
 	standbyRetry = 500 * time.Millisecond
@@ -40,6 +40,15 @@ type clusterFeed struct {
 	// last published. Owned by the source's Run goroutine (OnRelation and
 	// the sink both run there).
 	announced map[*decoder.Relation]bool
+	// pipe publishes while this node holds the slot, nil otherwise. Owned
+	// by the source's Run goroutine (OnState, the sink and the Confirmer
+	// run there).
+	pipe *cluster.Pipeline
+	// confirm confirms a position to the source, and confirmed reads the
+	// source's confirmed position (at a session's start, where it
+	// streams from); both set once the source is made, before it runs.
+	confirm   func(pos uint64)
+	confirmed func() uint64
 }
 
 // logicalClusterConfig adapts the logical source of a cluster node: it
@@ -56,11 +65,27 @@ func (c *clusterFeed) logicalConfig(cfg *decoder.LogicalConfig) {
 	}
 	cfg.StandbyInterval = holderStandby
 	cfg.RetryMin, cfg.RetryMax = standbyRetry, time.Second
-	cfg.OnState = nil
+	// A session publishes through its own pipeline, which confirms each
+	// position once the stream acknowledged what precedes it.
+	cfg.OnState = func(up bool) {
+		if c.pipe != nil {
+			c.pipe.Close()
+			c.pipe = nil
+		}
+		if up {
+			c.pipe = c.handoff.NewPipeline(c.confirmed(), c.confirm)
+		}
+	}
+	cfg.Confirmer = func(pos decoder.LSN) {
+		if c.pipe != nil {
+			c.pipe.Confirm(uint64(pos))
+		}
+	}
 	cfg.OnRelation = func(r *decoder.Relation) { c.announced[r] = true }
 }
 
-// publish is the holder's sink: it hands the batch to the stream. A batch
+// publish is the holder's sink: it hands the batch to the session's
+// pipeline, which publishes it without waiting for the stream. A batch
 // with an unchanged TOASTed value waits for its commits to be visible
 // first, as the nodes' row checks may read the live row.
 func (c *clusterFeed) publish(ctx context.Context, batch []decoder.Change) error {
@@ -69,7 +94,10 @@ func (c *clusterFeed) publish(ctx context.Context, batch []decoder.Change) error
 			return err
 		}
 	}
-	if err := c.handoff.Publish(ctx, batch, func(r *decoder.Relation) bool { return c.announced[r] }); err != nil {
+	if c.pipe == nil {
+		return errors.New("cluster: publish outside a replication session")
+	}
+	if err := c.pipe.Publish(ctx, batch, func(r *decoder.Relation) bool { return c.announced[r] }); err != nil {
 		return err
 	}
 	for i := range batch {

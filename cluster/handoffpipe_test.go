@@ -1,0 +1,140 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openrealtime/realtime/decoder"
+)
+
+// confirmations records the positions a pipeline confirms.
+type confirmations struct {
+	mu  sync.Mutex
+	pos []uint64
+}
+
+func (c *confirmations) add(p uint64) {
+	c.mu.Lock()
+	c.pos = append(c.pos, p)
+	c.mu.Unlock()
+}
+
+func (c *confirmations) list() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]uint64(nil), c.pos...)
+}
+
+// A pipeline's batches reach every node's consumer while the stream cannot
+// take them (here: deleted), through their announcement; nothing is
+// confirmed until the stream is back and acknowledged them, and then the
+// positions are confirmed in order. A batch whose announcement does not
+// continue what a consumer delivered is left to the stream, and nothing is
+// delivered twice.
+func TestPipelineDeliversBeforeAcknowledgement(t *testing.T) {
+	nodes := startNodes(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rel := &decoder.Relation{OID: 1, Schema: "public", Table: "t", Columns: []decoder.Column{{Name: "v", Type: "text", TypeOID: 25}}}
+	hs := make([]*Handoff, len(nodes))
+	for i, n := range nodes {
+		h, err := n.node.Handoff("p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.EnsureLoop(ctx, "db1")
+		hs[i] = h
+	}
+	var cols []*collector
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		c := &collector{}
+		cols = append(cols, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.Consume(ctx, ConsumeConfig{After: 10, Decoder: &decoder.BatchDecoder{}, Sink: c.sink})
+		}()
+	}
+	batch := func(from, to uint64) []decoder.Change {
+		var b []decoder.Change
+		for p := from; p <= to; p++ {
+			b = append(b, txn(rel, p))
+		}
+		return b
+	}
+	conf := &confirmations{}
+	p := hs[0].NewPipeline(10, conf.add)
+	defer p.Close()
+	publish := func(b []decoder.Change) {
+		t.Helper()
+		if err := p.Publish(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(batch(11, 12))
+	p.Confirm(12)
+	for _, c := range cols {
+		c.await(t, 2)
+	}
+	waitFor(t, func() bool { return slices.Equal(conf.list(), []uint64{12}) }, "position 12 confirmed")
+
+	if err := hs[0].js.DeleteStream(ctx, hs[0].stream); err != nil {
+		t.Fatal(err)
+	}
+	publish(batch(13, 14))
+	p.Confirm(14)
+	publish(batch(15, 15))
+	p.Confirm(15)
+	for i, c := range cols {
+		if got := c.await(t, 5); fmt.Sprint(got) != "[11 12 13 14 15]" {
+			t.Fatalf("node %d got %v while the stream was gone, want [11 12 13 14 15]", i, got)
+		}
+	}
+	if got := conf.list(); !slices.Equal(got, []uint64{12}) {
+		t.Fatalf("confirmed %v while the stream was gone, want [12]", got)
+	}
+	if err := hs[0].Ensure(ctx, "db1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return slices.Equal(conf.list(), []uint64{12, 14, 15}) }, "positions 14 and 15 confirmed after the stream is back")
+
+	// A holder whose session starts after what a consumer delivered (its
+	// announcements do not continue it) reaches it through the stream.
+	q := hs[1].NewPipeline(20, conf.add)
+	defer q.Close()
+	if err := q.Publish(ctx, batch(21, 22), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Publish(ctx, batch(16, 16), nil); err != nil { // out of order: never delivered
+		t.Fatal(err)
+	}
+	for i, c := range cols {
+		c.await(t, 7)
+		time.Sleep(200 * time.Millisecond) // anything duplicated would come now
+		c.mu.Lock()
+		got := fmt.Sprint(c.pos)
+		c.mu.Unlock()
+		if got != "[11 12 13 14 15 21 22]" {
+			t.Errorf("node %d got %v, want [11 12 13 14 15 21 22]", i, got)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
