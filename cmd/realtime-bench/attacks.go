@@ -74,7 +74,7 @@ func (s *attackStats) MarshalJSON() ([]byte, error) {
 	})
 }
 
-// attacks runs every hostile client of the soak against cfg.URL (checked
+// attacks runs every hostile client of the soak against the first node (checked
 // to be loopback).
 type attacks struct {
 	cfg      *config
@@ -148,7 +148,7 @@ func every(ctx context.Context, rate float64, fn func()) {
 // dial opens a vsn 2.0.0 WebSocket with apikey.
 func (a *attacks) dial(ctx context.Context, apikey string) (*websocket.Conn, *http.Response, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
-	return d.DialContext(ctx, a.cfg.wsURL(apikey), nil)
+	return d.DialContext(ctx, a.cfg.wsURL(0, apikey), nil)
 }
 
 // readUntil reads text frames until match returns true, the socket fails
@@ -204,7 +204,7 @@ func (a *attacks) metricsScrape(ctx context.Context) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	every(ctx, a.cfg.Soak.ScrapeRate, func() {
 		st.Attempts.Add(1)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.endpoint("/metrics"), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.endpoint(0, "/metrics"), nil)
 		req.Header.Set("Authorization", "Bearer "+a.anon)
 		resp, err := client.Do(req)
 		if err != nil {
@@ -322,7 +322,7 @@ func (a *attacks) sseResumeFlood(ctx context.Context) {
 		"apikey": {a.anon}, "access_token": {a.attacker}, "schema": {"public"},
 		"table": {"realtime_bench_rls"}, "event": {"INSERT"}, "last_event_id": {"0-0"},
 	}
-	u := a.cfg.endpoint("/realtime/v1/sse") + "?" + q.Encode()
+	u := a.cfg.endpoint(0, "/realtime/v1/sse") + "?" + q.Encode()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableKeepAlives: true}}
 	var wg sync.WaitGroup
 	for range a.cfg.Soak.SSEFlood {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -38,7 +37,7 @@ const (
 // config is the validated command line.
 type config struct {
 	Label       string
-	URL         *url.URL
+	URLs        []*url.URL // the nodes; one for a single service
 	APIKey      string
 	JWTSecret   string
 	TokenTTL    time.Duration
@@ -80,7 +79,7 @@ type config struct {
 func parseConfig(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("realtime-bench", flag.ContinueOnError)
-	rawURL := fs.String("url", "", "base URL of the service under test, e.g. http://127.0.0.1:4000 (the only address the tool talks to)")
+	rawURL := fs.String("url", "", "base URL of the service under test, e.g. http://127.0.0.1:4000 (the only address the tool talks to), or a comma-separated list of a cluster's node URLs: subscriber i and sender j connect to node i % n and j % n (soak attacks go to the first)")
 	fs.StringVar(&c.Label, "label", "", "name of this run in the report")
 	fs.StringVar(&c.APIKey, "apikey", "", "connection apikey (default: an anon key minted with --jwt-secret)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret used to mint one token per user (required)")
@@ -124,11 +123,11 @@ func parseConfig(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	u, err := url.Parse(*rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("--url must be an http(s) URL of the service, e.g. http://127.0.0.1:4000")
+	urls, err := parseNodeURLs(*rawURL)
+	if err != nil {
+		return nil, err
 	}
-	c.URL = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
+	c.URLs = urls
 	if c.Users == 0 {
 		c.Users = c.Subscribers
 	}
@@ -276,23 +275,6 @@ func (c *config) channelName(i int) string {
 func (c *config) totalMessages() int64 {
 	n := int64(c.Rate*c.Duration.Seconds() + 0.5)
 	return max(n, 1)
-}
-
-func (c *config) wsURL(apikey string) string {
-	u := *c.URL
-	u.Scheme = "ws"
-	if c.URL.Scheme == "https" {
-		u.Scheme = "wss"
-	}
-	u.Path += "/realtime/v1/websocket"
-	u.RawQuery = url.Values{"apikey": {apikey}}.Encode() + "&vsn=2.0.0"
-	return u.String()
-}
-
-func (c *config) endpoint(path string) string {
-	u := *c.URL
-	u.Path += path
-	return u.String()
 }
 
 func validIdent(s string) bool {

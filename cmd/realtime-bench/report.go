@@ -16,7 +16,8 @@ type Result struct {
 	Label           string        `json:"label,omitempty"`
 	Load            string        `json:"load"`
 	Layout          string        `json:"layout"`
-	Target          string        `json:"target"`
+	Target          string        `json:"target"` // the node URLs, comma-separated
+	Nodes           int           `json:"nodes"`  // how many nodes the clients were spread over
 	Started         time.Time     `json:"started"`
 	WallSeconds     float64       `json:"wall_seconds"`
 	PostgresVersion string        `json:"postgres_version,omitempty"`
@@ -125,7 +126,11 @@ func printTable(w io.Writer, r *Result) {
 	}
 	fmt.Fprintf(tw, "== %s ==\n", title)
 	row("layout", "%s", r.Layout)
-	row("target", "%s", r.Target)
+	if r.Nodes > 1 {
+		row("target", "%s (%d nodes; client k on node k %% %d)", r.Target, r.Nodes, r.Nodes)
+	} else {
+		row("target", "%s", r.Target)
+	}
 	row("connect", "%d ok, %d failed, %.0f/s, latency p50 %.1f ms p99 %.1f ms", r.Connect.OK, r.Connect.Failed, r.Connect.PerSec, r.Connect.Latency.P50MS, r.Connect.Latency.P99MS)
 	row("join", "%d ok, %d failed, %.0f/s, reply p50 %.1f ms p99 %.1f ms", r.Join.OK, r.Join.Failed, r.Join.PerSec, r.Join.Latency.P50MS, r.Join.Latency.P99MS)
 	if r.Join.Ready != nil {

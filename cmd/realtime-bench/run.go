@@ -12,7 +12,7 @@ import (
 
 // run executes one benchmark run as configured and returns its result.
 func run(ctx context.Context, cfg *config, log *slog.Logger) (*Result, error) {
-	res := &Result{Label: cfg.Label, Load: cfg.Load, Layout: describe(cfg), Target: cfg.URL.String(), Started: time.Now().UTC()}
+	res := &Result{Label: cfg.Label, Load: cfg.Load, Layout: describe(cfg), Target: cfg.target(), Nodes: len(cfg.URLs), Started: time.Now().UTC()}
 	res.Tool.GoVersion = runtime.Version()
 	tok, err := mintTokens(cfg.JWTSecret, cfg.APIKey, cfg.Users, cfg.TokenTTL)
 	if err != nil {
@@ -125,7 +125,7 @@ func runMessages(ctx context.Context, cfg *config, tok *tokens, pool *pgxpool.Po
 				chans[x] = newWSChannel("realtime:"+cfg.channelName(int(k)), fmt.Sprint(x+1), nil, false)
 				byKey[k] = chans[x]
 			}
-			c, err := dialWS(ctx, cfg, tok.apikey, -1-j, chans, rec, &subs.strays)
+			c, err := dialWS(ctx, cfg, j, tok.apikey, -1-j, chans, rec, &subs.strays)
 			if err != nil {
 				return fmt.Errorf("bench: sender %d: %w", j, err)
 			}
@@ -146,8 +146,8 @@ func runMessages(ctx context.Context, cfg *config, tok *tokens, pool *pgxpool.Po
 		go heartbeats(hbCtx, cfg.Heartbeat, func() []*wsConn { return sconns })
 	case loadBroadcastREST:
 		client := restClient(cfg.Senders)
-		for range cfg.Senders {
-			senders = append(senders, &restSender{client: client, url: cfg.endpoint("/realtime/v1/api/broadcast"), apikey: tok.apikey, cfg: cfg, errs: errs})
+		for j := range cfg.Senders {
+			senders = append(senders, &restSender{client: client, url: cfg.endpoint(j, "/realtime/v1/api/broadcast"), apikey: tok.apikey, cfg: cfg, errs: errs})
 		}
 	case loadDBBroadcast:
 		senders, err = newSendSenders(ctx, pool, cfg, errs)

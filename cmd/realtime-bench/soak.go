@@ -63,9 +63,11 @@ func (s *soakConfig) register(fs *flag.FlagSet) {
 // validateSoak checks a soak run: loopback target, a database, sane and
 // bounded attack sizes.
 func (c *config) validateSoak() error {
-	host := c.URL.Hostname()
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("--load soak attacks only a service on loopback (127.0.0.1), not %q", host)
+	for _, u := range c.URLs {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--load soak attacks only a service on loopback (127.0.0.1), not %q", host)
+		}
 	}
 	if c.DBURL == "" {
 		return errors.New("--load soak needs --db-url (postgres_changes latency and large rows)")
@@ -127,6 +129,7 @@ func (s *soakConfig) selected() []string {
 type SoakResult struct {
 	Label   string                  `json:"label,omitempty"`
 	Target  string                  `json:"target"`
+	Nodes   int                     `json:"nodes"`
 	Started time.Time               `json:"started"`
 	Clean   *soakPhase              `json:"clean,omitempty"`
 	Attack  *soakPhase              `json:"attack"`
@@ -167,7 +170,7 @@ func soakBound(c *config) time.Duration {
 // runSoak runs the ordinary load clean, then again with every attack of
 // the hostile-clients issue running against the same service.
 func runSoak(ctx context.Context, cfg *config, log *slog.Logger) (*SoakResult, error) {
-	out := &SoakResult{Label: cfg.Label, Target: cfg.URL.String(), Started: time.Now().UTC()}
+	out := &SoakResult{Label: cfg.Label, Target: cfg.target(), Nodes: len(cfg.URLs), Started: time.Now().UTC()}
 	if !cfg.Soak.SkipClean {
 		log.Info("soak: clean phase", "subscribers", cfg.Subscribers, "duration", cfg.Duration)
 		p, err := soakRun(ctx, cfg, log, nil)

@@ -58,10 +58,10 @@ func sseQuery(cfg *config, i int) url.Values {
 	return q
 }
 
-// openSSE starts stream i and returns once the response headers arrived;
+// openSSE starts stream i, on node cfg.nodeFor(i), and returns once the response headers arrived;
 // wait on readyCh for the subscription.
 func openSSE(ctx context.Context, cfg *config, apikey, token string, i int, tr *Tracker, rec *recorder) (*sseSub, error) {
-	u := cfg.endpoint("/realtime/v1/sse") + "?" + sseQuery(cfg, i).Encode()
+	u := cfg.endpoint(i, "/realtime/v1/sse") + "?" + sseQuery(cfg, i).Encode()
 	sctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, u, nil)
 	if err != nil {

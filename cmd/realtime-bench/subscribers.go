@@ -148,7 +148,7 @@ func connectWS(ctx context.Context, cfg *config, tok *tokens, rec *recorder, key
 	conn.begin()
 	parallel(ctx, n, cfg.ConnectConc, func(i int) {
 		t := time.Now()
-		c, err := dialWS(ctx, cfg, tok.apikey, i, s.wsChans[i], rec, &s.strays)
+		c, err := dialWS(ctx, cfg, i, tok.apikey, i, s.wsChans[i], rec, &s.strays)
 		conn.done(time.Since(t), err)
 		s.ws[i] = c
 	})

@@ -68,11 +68,11 @@ var wsDialer = websocket.Dialer{
 	NetDialContext:   (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 }
 
-// dialWS connects to the configured address and starts the reader. chans
+// dialWS connects to node (cfg.nodeFor) and starts the reader. chans
 // are the topics the connection will join; their join refs are 1..n so
 // every later ref is larger.
-func dialWS(ctx context.Context, cfg *config, apikey string, idx int, chans []*wsChannel, rec *recorder, strays *atomic.Int64) (*wsConn, error) {
-	ws, resp, err := wsDialer.DialContext(ctx, cfg.wsURL(apikey), nil)
+func dialWS(ctx context.Context, cfg *config, node int, apikey string, idx int, chans []*wsChannel, rec *recorder, strays *atomic.Int64) (*wsConn, error) {
+	ws, resp, err := wsDialer.DialContext(ctx, cfg.wsURL(node, apikey), nil)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("bench: websocket: HTTP %d: %w", resp.StatusCode, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,26 +92,9 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 		}
 		routes[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
-	opts := make([]*options, n)
-	for i := range opts {
-		oi := *o
-		addrPort := 0
-		if base != 0 {
-			addrPort = base + i
-		}
-		oi.Addr = net.JoinHostPort(host, strconv.Itoa(addrPort))
-		oi.DBURL = dbURL
-		oi.NodeName = fmt.Sprintf("node-%d", i+1)
-		oi.ClusterEmbedded, oi.NATSURL = true, ""
-		oi.ClusterListen, oi.ClusterPeers = routes[i], strings.Join(routes, ",")
-		if i > 0 {
-			// One process: the extra listeners belong to the first node.
-			oi.MetricsAddr, oi.PprofAddr, oi.ClusterClientListen = "", "", ""
-		}
-		if err := oi.validate(); err != nil {
-			return err
-		}
-		opts[i] = &oi
+	opts, err := devNodeOptions(o, host, base, dbURL, routes)
+	if err != nil {
+		return err
 	}
 
 	nctx, cancel := context.WithCancel(ctx)
@@ -151,6 +135,41 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 		}
 	}
 	return first
+}
+
+// devNodeOptions derives each node's options from the dev command's: its
+// address (--addr's port + i, or a free one), name node-<i+1>, the
+// embedded NATS routes to every node, and the cluster flags as given
+// (--cluster-handoff, --cluster-replicas, --cluster-queue). A
+// --cluster-store-dir becomes one sub-directory per node, named after it,
+// since two JetStream servers cannot share a directory. The extra
+// listeners (metrics, pprof, NATS clients) belong to the first node.
+func devNodeOptions(o *options, host string, base int, dbURL string, routes []string) ([]*options, error) {
+	opts := make([]*options, len(routes))
+	for i := range opts {
+		oi := *o
+		addrPort := 0
+		if base != 0 {
+			addrPort = base + i
+		}
+		oi.Addr = net.JoinHostPort(host, strconv.Itoa(addrPort))
+		oi.DBURL = dbURL
+		oi.NodeName = fmt.Sprintf("node-%d", i+1)
+		oi.ClusterEmbedded, oi.NATSURL = true, ""
+		oi.ClusterListen, oi.ClusterPeers = routes[i], strings.Join(routes, ",")
+		if o.ClusterStoreDir != "" {
+			oi.ClusterStoreDir = filepath.Join(o.ClusterStoreDir, oi.NodeName)
+		}
+		if i > 0 {
+			// One process: the extra listeners belong to the first node.
+			oi.MetricsAddr, oi.PprofAddr, oi.ClusterClientListen = "", "", ""
+		}
+		if err := oi.validate(); err != nil {
+			return nil, fmt.Errorf("dev: %s: %w", oi.NodeName, err)
+		}
+		opts[i] = &oi
+	}
+	return opts, nil
 }
 
 // printDevNodes prints one line per node (name, URL, WebSocket URL) and
