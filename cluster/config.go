@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// AdvertiseNone as Config.Advertise keeps the embedded server from telling
+// other servers where to reach it (docs/cluster.md "Modes").
+const AdvertiseNone = "none"
+
 // DefaultQueueLen is the outgoing queue's length when Config.QueueLen is 0.
 const DefaultQueueLen = 8192
 
@@ -24,6 +28,10 @@ type Config struct {
 	// Peers are the other nodes' route addresses (host:port); this node's
 	// own address may be listed too, it is ignored.
 	Peers []string
+	// Advertise is the route address other servers are told to dial
+	// (behind NAT or in containers); empty means the address they see,
+	// AdvertiseNone that nodes dial only their own Peers (no gossip).
+	Advertise string
 	// ClientListen, when set, opens the embedded server to NATS clients
 	// (e.g. the nats CLI) on host:port; empty means a random loopback
 	// port (this node itself connects in-process).
@@ -60,6 +68,11 @@ func (c Config) Validate() error {
 		for _, p := range c.Peers {
 			if _, _, err := net.SplitHostPort(p); err != nil {
 				return fmt.Errorf("cluster: peer %q: %w", p, err)
+			}
+		}
+		if c.Advertise != "" && c.Advertise != AdvertiseNone {
+			if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+				return fmt.Errorf("cluster: advertise address %q (host:port or %q): %w", c.Advertise, AdvertiseNone, err)
 			}
 		}
 		if c.ClientListen != "" {

@@ -62,6 +62,7 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 		JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 4 << 30,
 		SyncAlways: true,
 	}
+	advertise(&opts.Cluster, cfg.Advertise)
 	if cfg.ClientListen != "" {
 		if opts.Host, opts.Port, err = splitHostPort(cfg.ClientListen); err != nil {
 			return nil, nil, err
@@ -78,6 +79,28 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 		return nil, nil, fmt.Errorf("cluster: embedded NATS server not ready (route address %s)", cfg.ClusterListen)
 	}
 	return srv, remove, nil
+}
+
+// unroutable is the route address a node with --cluster-advertise none
+// advertises: TEST-NET-1 (RFC 5737), never routed, so a server told of this
+// node by another one (gossip) fails to dial it once and gives up, and
+// every route is one a node's own peers list asked for.
+const unroutable = "192.0.2.1"
+
+// advertise applies Config.Advertise to the route options. nats-server has
+// no switch for route gossip (its NoAdvertise only hides client URLs), and
+// without an advertised address the others dial the address they saw this
+// node connect from with its listen port: behind a proxy or a NAT, a path
+// the peers list did not ask for.
+func advertise(c *server.ClusterOpts, addr string) {
+	switch addr {
+	case "":
+	case AdvertiseNone:
+		c.NoAdvertise = true
+		c.Advertise = net.JoinHostPort(unroutable, strconv.Itoa(c.Port))
+	default:
+		c.Advertise = addr
+	}
 }
 
 // storeDir is the embedded server's JetStream directory: cfg.StoreDir, or
