@@ -20,7 +20,7 @@ type proxiedCluster struct {
 // startProxiedCluster starts n nodes like startCluster, but each node's
 // peers are its proxies to the others and no node advertises itself, so
 // cutting the proxies cuts the routes (no gossiped path bypasses them).
-func (e *env) startProxiedCluster(t *testing.T, n int, extra ...string) *proxiedCluster {
+func (e *env) startProxiedCluster(t *testing.T, n int, extra func(i int) []string) *proxiedCluster {
 	t.Helper()
 	routes := make([]string, n)
 	for i := range routes {
@@ -45,7 +45,7 @@ func (e *env) startProxiedCluster(t *testing.T, n int, extra ...string) *proxied
 		m := freeAddr(t)
 		args := append([]string{"--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1),
 			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ","),
-			"--cluster-advertise", "none", "--metrics-addr", m}, extra...)
+			"--cluster-advertise", "none", "--metrics-addr", m}, extra(i)...)
 		pc.nodes = append(pc.nodes, &clusterNode{service: e.startService(t, "", args...), metrics: m, args: args})
 	}
 	for _, node := range pc.nodes {
@@ -159,10 +159,24 @@ func (pc *presenceClient) joinsOf(key string, d time.Duration) int {
 // system ok when it is back; every node keeps reading its own slot, so
 // every postgres_changes subscriber gets every row once, in commit order.
 // After the restore its member joins the others' views again once, and
-// broadcasts reach it again.
+// broadcasts reach it again. With the change hand-off the cut-off node's
+// postgres_changes subscribers are told that changes stopped, and catch
+// up once when it is back.
 func TestClusterRouteLoss(t *testing.T) {
+	t.Run("own slots", func(t *testing.T) { routeLoss(t, false) })
+	t.Run("handoff", func(t *testing.T) { routeLoss(t, true) })
+}
+
+// routeLoss is TestClusterRouteLoss with one slot per node or, with
+// handoff, the change hand-off.
+func routeLoss(t *testing.T, handoff bool) {
 	e := newEnv(t)
-	pc := e.startProxiedCluster(t, 3)
+	pc := e.startProxiedCluster(t, 3, func(int) []string {
+		if handoff {
+			return []string{"--cluster-handoff", "--cluster-store-dir", t.TempDir()}
+		}
+		return nil
+	})
 	nodes := pc.nodes
 	const lobby, room = "realtime:lobby", "realtime:room"
 
@@ -183,6 +197,9 @@ func TestClusterRouteLoss(t *testing.T) {
 	defer stop()
 	e.awaitMoreRows(t, 30)
 
+	if handoff {
+		t.Logf("route loss: slot holder before the cut: node-%d", e.holder(t, nodes)+1)
+	}
 	// Cut node-3 off.
 	cutID, cutAt := e.maxTodoID(), time.Now()
 	pc.isolate(2)
@@ -206,16 +223,21 @@ func TestClusterRouteLoss(t *testing.T) {
 		t.Fatalf("node-3's presence member got %+v, want the cut-off error", s)
 	}
 
-	// Every node keeps reading its own slot.
+	// Every node keeps reading its own slot; with the hand-off, the
+	// others keep the stream and node-3's subscribers are told it stopped.
 	e.awaitMoreRows(t, 50)
+	toldAt := map[*failoverSub]int{}
 	for _, sub := range subs {
-		deadline := time.Now().Add(30 * time.Second)
-		for sub.log.firstNewer(cutAt, cutID) < 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("a subscriber on node-%d got no change committed after the cut", sub.node+1)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if handoff && sub.node == 2 {
+			toldAt[sub] = sub.log.awaitSystem(t, 0, "error", pgDown)
+			continue
 		}
+		if gap := sub.log.awaitNewer(cutAt, cutID); gap < 0 {
+			t.Fatalf("a subscriber on node-%d got no change committed after the cut", sub.node+1)
+		}
+	}
+	if handoff {
+		t.Logf("route loss: slot holder during the cut: node-%d", e.holder(t, nodes)+1)
 	}
 
 	// Restore: node-3's member joins the others' views once, broadcasts
@@ -235,6 +257,12 @@ func TestClusterRouteLoss(t *testing.T) {
 		t.Fatalf("node-3's presence member got %+v, want the back-in-contact ok", s)
 	}
 	awaitCrossing(t, bc[0], room, bc[2])
+	if handoff {
+		for _, sub := range subs[4:] {
+			sub.log.awaitSystem(t, toldAt[sub]+1, "ok", "Subscribed to PostgreSQL")
+		}
+		t.Logf("route return: node-3's postgres_changes subscribers were told the feed is back %s after the restore", time.Since(restoredAt).Round(time.Millisecond))
+	}
 	// Snapshot replies repeat for 2 s after the resynchronisation: a
 	// duplicate join would arrive within them.
 	for i, w := range []*presenceClient{w1, w2} {
@@ -248,4 +276,29 @@ func TestClusterRouteLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.checkExactlyOnce(t, subs)
+}
+
+// pgDown is the system text of a change feed that stopped.
+const pgDown = "Realtime was unable to connect to the project database"
+
+// awaitSystem waits (up to 30 s) for a system message with status and
+// message among l's from the index from on, and returns its index.
+func (l *changeLog) awaitSystem(t *testing.T, from int, status, message string) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l.mu.Lock()
+		systems := append([]string(nil), l.systems...)
+		l.mu.Unlock()
+		for i := from; i < len(systems); i++ {
+			var s systemMsg
+			if json.Unmarshal([]byte(systems[i]), &s) == nil && s.Status == status && s.Message == message {
+				return i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no system %s %q within 30s; got %q", status, message, systems)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
