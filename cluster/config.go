@@ -13,6 +13,10 @@ import (
 // other servers where to reach it (docs/cluster.md "Modes").
 const AdvertiseNone = "none"
 
+// DefaultClusterName is the embedded servers' cluster name when
+// Config.ClusterName is empty.
+const DefaultClusterName = "realtime"
+
 // DefaultQueueLen is the outgoing queue's length when Config.QueueLen is 0.
 const DefaultQueueLen = 8192
 
@@ -28,6 +32,9 @@ type Config struct {
 	// Peers are the other nodes' route addresses (host:port); this node's
 	// own address may be listed too, it is ignored.
 	Peers []string
+	// ClusterName names the embedded servers' cluster; a server refuses
+	// routes from servers of another name. Empty means DefaultClusterName.
+	ClusterName string
 	// Advertise is the route address other servers are told to dial
 	// (behind NAT or in containers); empty means the address they see,
 	// AdvertiseNone that nodes dial only their own Peers (no gossip).
@@ -69,6 +76,9 @@ func (c Config) Validate() error {
 			if _, _, err := net.SplitHostPort(p); err != nil {
 				return fmt.Errorf("cluster: peer %q: %w", p, err)
 			}
+		}
+		if c.ClusterName != "" && !ValidNodeName(c.ClusterName) {
+			return fmt.Errorf("cluster: cluster name must match [a-z0-9_-]{1,32}, not %q", c.ClusterName)
 		}
 		if c.Advertise != "" && c.Advertise != AdvertiseNone {
 			if _, _, err := net.SplitHostPort(c.Advertise); err != nil {

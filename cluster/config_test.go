@@ -61,6 +61,7 @@ func TestValidate(t *testing.T) {
 		"queue length": {NodeName: "n1", URL: "nats://x", QueueLen: -1},
 		"replicas":     {NodeName: "n1", URL: "nats://x", Replicas: 7},
 		"advertise":    {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", Advertise: "nowhere"},
+		"cluster name": {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", ClusterName: "my cluster"},
 	}
 	for name, c := range bad {
 		if c.Validate() == nil {

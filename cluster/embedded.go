@@ -12,9 +12,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// clusterName is the NATS cluster name every embedded server uses.
-const clusterName = "realtime"
-
 // Route health: a peer that stops answering pings is dropped after
 // routePing × routeMaxPingsOut (the default, minutes, would keep a frozen
 // peer's interest alive; docs/cluster.md "Failure behaviour implemented so far").
@@ -39,6 +36,10 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 			remove()
 		}
 	}()
+	name := cfg.ClusterName
+	if name == "" {
+		name = DefaultClusterName
+	}
 	routes := make([]*url.URL, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: p})
@@ -51,7 +52,7 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 		// client address it listens on a random loopback port.
 		Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		Cluster: server.ClusterOpts{
-			Name: clusterName, Host: host, Port: port,
+			Name: name, Host: host, Port: port,
 			PingInterval: routePing, MaxPingsOut: routeMaxPingsOut,
 		},
 		Routes: routes,

@@ -260,10 +260,10 @@ func (c *consumer) markCaughtUp() {
 	c.report(true)
 }
 
-// checkConnection reports the feed down after natsDownAfter without NATS
+// checkConnection reports the feed down after natsDownAfter without NATS,
 // or once the node is cut off from the others while its stream needs them
-// (isolation.go, which waited as long already), and up again when the connection is back and the node
-// hears another.
+// (isolation.go, which waited as long already); and up again when the
+// connection is back and the node hears another.
 func (c *consumer) checkConnection() {
 	if c.h.cutOff() {
 		c.report(false)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,10 @@ type proxiedCluster struct {
 	via   [][]*tcpProxy
 }
 
-// startProxiedCluster starts n nodes like startCluster, but each node's
-// peers are its proxies to the others and no node advertises itself, so
-// cutting the proxies cuts the routes (no gossiped path bypasses them).
+// startProxiedCluster starts n nodes like startCluster, node i with the
+// flags extra(i), but each node's peers are its proxies to the others and
+// no node advertises itself, so cutting the proxies cuts the routes (no
+// gossiped path bypasses them).
 func (e *env) startProxiedCluster(t *testing.T, n int, extra func(i int) []string) *proxiedCluster {
 	t.Helper()
 	routes := make([]string, n)
@@ -35,6 +37,9 @@ func (e *env) startProxiedCluster(t *testing.T, n int, extra func(i int) []strin
 			}
 		}
 	}
+	// A cluster name of its own: another test's nodes on this machine,
+	// redialling a port this cluster now uses, are refused.
+	name := fmt.Sprintf("routeloss-%x", rand.Uint64())
 	for i := range n {
 		var peers []string
 		for j := range n {
@@ -45,7 +50,7 @@ func (e *env) startProxiedCluster(t *testing.T, n int, extra func(i int) []strin
 		m := freeAddr(t)
 		args := append([]string{"--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1),
 			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ","),
-			"--cluster-advertise", "none", "--metrics-addr", m}, extra(i)...)
+			"--cluster-advertise", "none", "--cluster-name", name, "--metrics-addr", m}, extra(i)...)
 		pc.nodes = append(pc.nodes, &clusterNode{service: e.startService(t, "", args...), metrics: m, args: args})
 	}
 	for _, node := range pc.nodes {
