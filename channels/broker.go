@@ -17,6 +17,13 @@ const (
 	// EnvelopePresenceSyncing says that a new snapshot of Topic has begun
 	// (until EnvelopePresenceSynced, leaves are remembered).
 	EnvelopePresenceSyncing
+	// EnvelopeIsolated says that this node hears no other node (its
+	// routes or its NATS connection are gone): every subscriber of every
+	// topic is told by a system error. Topic is unused.
+	EnvelopeIsolated
+	// EnvelopeRejoined says that this node hears another node again after
+	// EnvelopeIsolated: every subscriber is told by a system ok.
+	EnvelopeRejoined
 )
 
 // Envelope is a message addressed to a topic on every node.

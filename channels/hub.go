@@ -177,6 +177,10 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 // deliverEnvelope is the broker handler: it fans an envelope out to this
 // node's subscribers of the topic.
 func (h *Hub) deliverEnvelope(e *Envelope) {
+	if e.Kind == EnvelopeIsolated || e.Kind == EnvelopeRejoined {
+		h.clusterState(e.Kind == EnvelopeIsolated)
+		return
+	}
 	t := h.lookup(e.Topic)
 	if t == nil {
 		return

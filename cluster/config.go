@@ -9,6 +9,14 @@ import (
 	"strings"
 )
 
+// AdvertiseNone as Config.Advertise keeps the embedded server from telling
+// other servers where to reach it (docs/cluster.md "Modes").
+const AdvertiseNone = "none"
+
+// DefaultClusterName is the embedded servers' cluster name when
+// Config.ClusterName is empty.
+const DefaultClusterName = "realtime"
+
 // DefaultQueueLen is the outgoing queue's length when Config.QueueLen is 0.
 const DefaultQueueLen = 8192
 
@@ -24,6 +32,13 @@ type Config struct {
 	// Peers are the other nodes' route addresses (host:port); this node's
 	// own address may be listed too, it is ignored.
 	Peers []string
+	// ClusterName names the embedded servers' cluster; a server refuses
+	// routes from servers of another name. Empty means DefaultClusterName.
+	ClusterName string
+	// Advertise is the route address other servers are told to dial
+	// (behind NAT or in containers); empty means the address they see,
+	// AdvertiseNone that nodes dial only their own Peers (no gossip).
+	Advertise string
 	// ClientListen, when set, opens the embedded server to NATS clients
 	// (e.g. the nats CLI) on host:port; empty means a random loopback
 	// port (this node itself connects in-process).
@@ -60,6 +75,14 @@ func (c Config) Validate() error {
 		for _, p := range c.Peers {
 			if _, _, err := net.SplitHostPort(p); err != nil {
 				return fmt.Errorf("cluster: peer %q: %w", p, err)
+			}
+		}
+		if c.ClusterName != "" && !ValidNodeName(c.ClusterName) {
+			return fmt.Errorf("cluster: cluster name must match [a-z0-9_-]{1,32}, not %q", c.ClusterName)
+		}
+		if c.Advertise != "" && c.Advertise != AdvertiseNone {
+			if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+				return fmt.Errorf("cluster: advertise address %q (host:port or %q): %w", c.Advertise, AdvertiseNone, err)
 			}
 		}
 		if c.ClientListen != "" {

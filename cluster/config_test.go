@@ -45,6 +45,13 @@ func TestValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	for _, adv := range []string{"10.0.0.5:6222", AdvertiseNone} {
+		c := good
+		c.Advertise = adv
+		if err := c.Validate(); err != nil {
+			t.Errorf("advertise %q: %v", adv, err)
+		}
+	}
 	bad := map[string]Config{
 		"both modes":   {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", URL: "nats://x"},
 		"no mode":      {NodeName: "n1"},
@@ -53,6 +60,8 @@ func TestValidate(t *testing.T) {
 		"peer":         {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", Peers: []string{"x"}},
 		"queue length": {NodeName: "n1", URL: "nats://x", QueueLen: -1},
 		"replicas":     {NodeName: "n1", URL: "nats://x", Replicas: 7},
+		"advertise":    {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", Advertise: "nowhere"},
+		"cluster name": {NodeName: "n1", Embedded: true, ClusterListen: "127.0.0.1:1", ClusterName: "my cluster"},
 	}
 	for name, c := range bad {
 		if c.Validate() == nil {

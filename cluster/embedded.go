@@ -12,9 +12,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// clusterName is the NATS cluster name every embedded server uses.
-const clusterName = "realtime"
-
 // Route health: a peer that stops answering pings is dropped after
 // routePing × routeMaxPingsOut (the default, minutes, would keep a frozen
 // peer's interest alive; docs/cluster.md "Failure behaviour implemented so far").
@@ -39,6 +36,10 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 			remove()
 		}
 	}()
+	name := cfg.ClusterName
+	if name == "" {
+		name = DefaultClusterName
+	}
 	routes := make([]*url.URL, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: p})
@@ -51,7 +52,7 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 		// client address it listens on a random loopback port.
 		Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		Cluster: server.ClusterOpts{
-			Name: clusterName, Host: host, Port: port,
+			Name: name, Host: host, Port: port,
 			PingInterval: routePing, MaxPingsOut: routeMaxPingsOut,
 		},
 		Routes: routes,
@@ -62,6 +63,7 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 		JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 4 << 30,
 		SyncAlways: true,
 	}
+	advertise(&opts.Cluster, cfg.Advertise)
 	if cfg.ClientListen != "" {
 		if opts.Host, opts.Port, err = splitHostPort(cfg.ClientListen); err != nil {
 			return nil, nil, err
@@ -78,6 +80,28 @@ func startEmbedded(cfg *Config, log *slog.Logger) (srv *server.Server, remove fu
 		return nil, nil, fmt.Errorf("cluster: embedded NATS server not ready (route address %s)", cfg.ClusterListen)
 	}
 	return srv, remove, nil
+}
+
+// unroutable is the route address a node with --cluster-advertise none
+// advertises: TEST-NET-1 (RFC 5737), never routed, so a server told of this
+// node by another one (gossip) fails to dial it once and gives up, and
+// every route is one a node's own peers list asked for.
+const unroutable = "192.0.2.1"
+
+// advertise applies Config.Advertise to the route options. nats-server has
+// no switch for route gossip (its NoAdvertise only hides client URLs), and
+// without an advertised address the others dial the address they saw this
+// node connect from with its listen port: behind a proxy or a NAT, a path
+// the peers list did not ask for.
+func advertise(c *server.ClusterOpts, addr string) {
+	switch addr {
+	case "":
+	case AdvertiseNone:
+		c.NoAdvertise = true
+		c.Advertise = net.JoinHostPort(unroutable, strconv.Itoa(c.Port))
+	default:
+		c.Advertise = addr
+	}
 }
 
 // storeDir is the embedded server's JetStream directory: cfg.StoreDir, or

@@ -143,18 +143,26 @@ func (h *Handoff) EnsureLoop(ctx context.Context, database string) {
 	}
 }
 
-// errNotReady is returned by Ready while the node cannot publish changes.
-var errNotReady = errors.New("cluster: change stream not ready or NATS disconnected")
+// cutOff reports whether this node is cut off from the other nodes while
+// its stream needs a quorum of them: it can then neither publish nor read
+// new changes. A stream of one replica may live on this node and go on.
+func (h *Handoff) cutOff() bool {
+	return h.node.cfg.replicas() >= 2 && h.node.Isolated()
+}
 
-// Ready returns nil when this node may hold the slot: its stream exists and
-// its NATS connection is up. A change source calls it before each attempt
-// to take the slot, so a node that cannot publish leaves it to others.
+// errNotReady is returned by Ready while the node cannot publish changes.
+var errNotReady = errors.New("cluster: change stream not ready, NATS disconnected or cut off from the other nodes")
+
+// Ready returns nil when this node may hold the slot: its stream exists, its
+// NATS connection is up and it is not cut off from the other nodes. A
+// change source calls it before each attempt to take the slot, so a node
+// that cannot publish leaves it to others.
 //
 // A node that leads the stream while another replica is current leaves the
 // slot to the others too: the holder's death then costs no stream leader
 // election, JetStream's longest pause (docs/cluster.md "Change hand-off").
 func (h *Handoff) Ready(ctx context.Context) error {
-	if !h.ready.Load() || !h.node.nc.IsConnected() {
+	if !h.ready.Load() || !h.node.nc.IsConnected() || h.cutOff() {
 		return errNotReady
 	}
 	if h.node.cfg.replicas() < 2 {

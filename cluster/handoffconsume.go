@@ -29,8 +29,9 @@ type ConsumeConfig struct {
 	Sink decoder.Sink
 	// OnState, if set, is called with true once the consumer has caught up
 	// with the stream, with false when the NATS connection has been down
-	// for natsDownAfter, and with true again when it is back. It is called
-	// from the consuming goroutine only.
+	// for natsDownAfter or the node is cut off from the others, and with
+	// true again when it is back. It is called from the consuming
+	// goroutine only.
 	OnState func(up bool)
 }
 
@@ -358,8 +359,14 @@ func (c *consumer) markCaughtUp() {
 }
 
 // checkConnection reports the feed down after natsDownAfter without NATS,
-// and up again when the connection is back.
+// or once the node is cut off from the others while its stream needs them
+// (isolation.go, which waited as long already); and up again when the
+// connection is back and the node hears another.
 func (c *consumer) checkConnection() {
+	if c.h.cutOff() {
+		c.report(false)
+		return
+	}
 	if c.h.node.nc.IsConnected() {
 		c.downFrom = time.Time{}
 		if c.caughtUp {

@@ -45,6 +45,7 @@ func (n *Node) heard(origin string) {
 	n.seenMu.Lock()
 	_, known := n.seen[origin]
 	n.seen[origin] = now
+	n.lastPeer = now
 	_, wasDown := n.down[origin]
 	delete(n.down, origin)
 	if !known {
@@ -110,6 +111,7 @@ func (n *Node) heartbeatLoop() {
 				last = now
 			}
 			n.expire(now)
+			n.checkIsolation(now)
 		}
 	}
 }

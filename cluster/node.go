@@ -25,11 +25,14 @@ type Node struct {
 	nc     *nats.Conn
 	origin string // this run of the node: name and boot id
 
-	seenMu sync.Mutex           // guards seen, down, peakNodes
-	seen   map[string]time.Time // origin → when last heard
+	seenMu   sync.Mutex           // guards seen, down, lastPeer, peakNodes
+	seen     map[string]time.Time // origin → when last heard
+	lastPeer time.Time            // when any other origin was last heard
 	// peakNodes is the most nodes (by name, this one included) heard at
 	// once since start: the cluster's size as far as this node knows.
 	peakNodes int
+	iso       isolation           // owned by heartbeatLoop (isolation.go)
+	isolated  atomic.Bool         // iso.isolated, for Stats and Isolated
 	down      map[string]struct{} // origins declared down, until heard again
 	hbDone    chan struct{}       // closed when heartbeatLoop has returned
 	rep       reporting           // this node's and the peers' heartbeat reports (load.go)
@@ -243,11 +246,14 @@ type Stats struct {
 	Connected bool
 	// Routes is the embedded server's route count (0 when external).
 	Routes int
+	// Isolated says whether the node is cut off from the other nodes
+	// (Node.Isolated).
+	Isolated bool
 }
 
 // Stats returns the node's counters. Safe for concurrent use.
 func (n *Node) Stats() Stats {
-	s := Stats{Published: n.published.Load(), Received: n.received.Load(), Dropped: make(map[string]int64), Connected: n.nc.IsConnected()}
+	s := Stats{Published: n.published.Load(), Received: n.received.Load(), Dropped: make(map[string]int64), Connected: n.nc.IsConnected(), Isolated: n.isolated.Load()}
 	for c := dropClass(0); c < numDropClasses; c++ {
 		s.Dropped[c.String()] += n.drops[c].Load()
 	}

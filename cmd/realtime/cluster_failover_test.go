@@ -11,18 +11,27 @@ import (
 	"time"
 )
 
-// changeLog is one subscriber's postgres_changes, in arrival order.
+// changeLog is one subscriber's postgres_changes, in arrival order, and
+// its system messages.
 type changeLog struct {
-	mu  sync.Mutex
-	ids []int64
-	at  []time.Time
+	mu      sync.Mutex
+	ids     []int64
+	at      []time.Time
+	systems []string // raw payloads
 }
 
-// follow records c's todos inserts (their ids) until c's connection ends.
+// follow records c's todos inserts (their ids) and system messages until
+// c's connection ends.
 func follow(t *testing.T, c *wsClient) *changeLog {
 	l := &changeLog{}
 	go func() {
 		for m := range c.frames {
+			if m.Event == "system" {
+				l.mu.Lock()
+				l.systems = append(l.systems, string(m.Payload))
+				l.mu.Unlock()
+				continue
+			}
 			if m.Event != "postgres_changes" {
 				continue
 			}

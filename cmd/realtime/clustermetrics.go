@@ -26,6 +26,14 @@ func clusterCollectors(n *cluster.Node) []prometheus.Collector {
 			return 0
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "realtime_cluster_isolated", Help: "1 while the node is cut off from the other nodes (its clients were told).", ConstLabels: labels,
+		}, func() float64 {
+			if n.Stats().Isolated {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "realtime_cluster_routes", Help: "Routes of the embedded NATS server to other nodes.", ConstLabels: labels,
 		}, func() float64 { return float64(n.Stats().Routes) }),
 	}

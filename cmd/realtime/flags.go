@@ -57,6 +57,8 @@ type options struct {
 	ClusterEmbedded      bool
 	ClusterListen        string
 	ClusterPeers         string
+	ClusterAdvertise     string
+	ClusterName          string
 	ClusterClientListen  string
 	NATSURL              string
 	ClusterQueue         int
@@ -82,7 +84,7 @@ func (o *options) clusterConfig(log *slog.Logger) cluster.Config {
 	}
 	return cluster.Config{
 		NodeName: o.NodeName, Embedded: o.ClusterEmbedded, ClusterListen: o.ClusterListen, Peers: peers,
-		ClientListen: o.ClusterClientListen, URL: o.NATSURL, QueueLen: o.ClusterQueue, Logger: log,
+		ClusterName: o.ClusterName, Advertise: o.ClusterAdvertise, ClientListen: o.ClusterClientListen, URL: o.NATSURL, QueueLen: o.ClusterQueue, Logger: log,
 		StoreDir: o.ClusterStoreDir, Replicas: o.ClusterReplicas,
 	}
 }
@@ -193,6 +195,8 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.BoolVar(&o.ClusterEmbedded, "cluster-embedded", envBool("REALTIME_CLUSTER_EMBEDDED", false), "run a NATS server in this process and form a cluster with --cluster-peers (REALTIME_CLUSTER_EMBEDDED, docs/cluster.md)")
 	fs.StringVar(&o.ClusterListen, "cluster-listen", envString("127.0.0.1:6222", "REALTIME_CLUSTER_LISTEN"), "with --cluster-embedded: the NATS route address other nodes dial (REALTIME_CLUSTER_LISTEN)")
 	fs.StringVar(&o.ClusterPeers, "cluster-peers", envString("", "REALTIME_CLUSTER_PEERS"), "with --cluster-embedded: comma-separated route addresses (host:port) of the nodes; this node's own may be listed (REALTIME_CLUSTER_PEERS)")
+	fs.StringVar(&o.ClusterName, "cluster-name", envString(cluster.DefaultClusterName, "REALTIME_CLUSTER_NAME"), "with --cluster-embedded: the NATS cluster's name, the same on every node; routes from servers of another name are refused, so two clusters on one network never merge; [a-z0-9_-]{1,32} (REALTIME_CLUSTER_NAME)")
+	fs.StringVar(&o.ClusterAdvertise, "cluster-advertise", envString("", "REALTIME_CLUSTER_ADVERTISE"), "with --cluster-embedded: the route address (host:port) other nodes are told to dial, behind NAT or in containers; none: nodes dial only their --cluster-peers (no gossip); default the address they see (REALTIME_CLUSTER_ADVERTISE)")
 	fs.StringVar(&o.ClusterClientListen, "cluster-client-listen", envString("", "REALTIME_CLUSTER_CLIENT_LISTEN"), "with --cluster-embedded: also accept NATS clients (e.g. the nats CLI) on host:port; default a random loopback port (REALTIME_CLUSTER_CLIENT_LISTEN)")
 	fs.StringVar(&o.NATSURL, "nats-url", envString("", "REALTIME_NATS_URL", "NATS_URL"), "join a cluster through this external NATS server or cluster (comma-separated URLs) (REALTIME_NATS_URL, NATS_URL)")
 	fs.StringVar(&o.ClusterStoreDir, "cluster-store-dir", envString("", "REALTIME_CLUSTER_STORE_DIR"), "with --cluster-embedded: the directory of the embedded JetStream's files (the change hand-off); default a new temporary directory removed at exit; keep one per node across restarts so a restarted node has its copy of the stream (REALTIME_CLUSTER_STORE_DIR)")
