@@ -188,49 +188,20 @@ func (h *Handoff) Ready(ctx context.Context) error {
 // replica could hold the slot.
 var errStreamLeader = errors.New("cluster: this node leads the change stream; another node holds the slot")
 
-// Publish is the holder's sink: it publishes batch to the stream, chunked
-// to the connection's payload limit, with message ids derived from the
-// batch's positions (so a re-publish of the same batch is dropped by the
-// stream), and returns once every chunk was acknowledged. announced reports
-// relations the source announced since the last batch (consumers then drop
-// cached facts of the table); it may be nil.
-//
-// A batch not acknowledged within handoffAckWait is published again, with
-// the same ids, for as long as keepPublishing allows: the stream is electing
-// a new leader, which takes JetStream up to 9 s, and the slot is best kept
-// meanwhile. Past that, Publish returns an error, which makes the change
-// source end its session and give the slot up (the node fences itself).
+// Publish publishes batch to the stream and returns once every chunk was
+// acknowledged (publishBatch: chunked to the connection's payload limit,
+// message ids derived from the batch's positions, published again while
+// the stream elects a leader), then wakes the readers. It is the waiting
+// form of a Pipeline's publishing, without the announcement on core NATS.
+// announced reports relations the source announced since the last batch
+// (consumers then drop cached facts of the table); it may be nil.
 func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced func(*decoder.Relation) bool) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	s := &sent{body: decoder.AppendBatch(nil, batch, announced), first: batch[0].Position, last: batch[len(batch)-1].Position}
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		h.send(s)
-		err := h.await(ctx, s)
-		if err == nil {
-			if attempt > 1 {
-				h.node.log.Info("cluster: change stream acknowledged again", "stream", h.stream,
-					"attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
-			}
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if why := h.keepPublishing(start); why != "" {
-			return fmt.Errorf("%w (%s)", err, why)
-		}
-		if attempt == 1 {
-			h.node.log.Warn("cluster: change stream did not acknowledge; publishing again while it elects a leader",
-				"stream", h.stream, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(handoffRepublishPause):
-		}
+	if err := h.publishBatch(ctx, s); err != nil {
+		return err
 	}
 	h.announce()
 	return nil

@@ -211,6 +211,16 @@ func (c *consumer) take(ctx context.Context, msg *jetstream.RawStreamMsg) {
 		c.asmMeta = batchMeta{}
 		return
 	}
+	if bm.chunk == 0 {
+		// The stream holds each session's batches in order, and a session
+		// starts at or before what the stream holds, so a batch never
+		// starts after what was delivered before it (docs/cluster.md
+		// "Change hand-off"). Said loudly if it ever does.
+		if prev, err := strconv.ParseUint(msg.Header.Get(fastHeader), 10, 64); err == nil && prev > floor {
+			c.h.node.log.Error("cluster: change stream gap: a batch starts after the newest change delivered",
+				"stream", c.h.stream, "delivered", floor, "batch_after", prev, "batch_last", bm.last, "seq", msg.Sequence)
+		}
+	}
 	switch {
 	case bm.chunk == 0:
 		c.asm, c.asmMeta = append(c.asm[:0], msg.Data...), bm

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,29 +15,31 @@ import (
 )
 
 // The holder's publishing pipeline (docs/cluster.md "Change hand-off"): a
-// batch is published to the stream and announced on core NATS at once,
-// without waiting for the stream's acknowledgement; positions are confirmed
-// to PostgreSQL in order, each once every batch before it was acknowledged.
-// So the slot never moves past what the stream holds, and a stream busy
-// electing a leader delays confirmations, not deliveries.
+// batch is announced on core NATS at once and published to the stream
+// behind the batches before it, without the change source waiting for the
+// stream; positions are confirmed to PostgreSQL in order, each once every
+// batch before it was acknowledged. So the slot never moves past what the
+// stream holds, and a stream busy electing a leader delays confirmations,
+// not deliveries.
 
-// pipelineMax bounds the batches a holder has published and not yet seen
-// acknowledged; the change source waits beyond it.
-const pipelineMax = 1024
+// pipelineMax and pipelineMaxBytes bound the batches a holder has
+// announced and the stream not yet acknowledged; the change source waits
+// beyond them.
+const (
+	pipelineMax      = 4096
+	pipelineMaxBytes = 64 << 20
+)
 
 // fastHeader names the header of a batch announced on core NATS: the
 // position after which the holder has published every change, up to this
 // batch, in the same session (docs/cluster.md "Change hand-off").
 const fastHeader = "Rt-Prev"
 
-// sent is one batch published to the stream and waiting for its
-// acknowledgements.
+// sent is one batch to publish to the stream.
 type sent struct {
 	body        []byte
 	first, last uint64
-	futures     []jetstream.PubAckFuture
-	err         error     // a publish that failed at once
-	at          time.Time // when last published: its deadline counts from here
+	prev        uint64 // the fastHeader value, 0 when not known
 }
 
 // chunkLimit is the most bytes of a batch one message carries.
@@ -44,59 +47,78 @@ func (h *Handoff) chunkLimit() int {
 	return max(int(h.node.nc.MaxPayload())-512, 4096)
 }
 
-// send publishes s's chunks to the stream without waiting, with message
-// ids derived from its positions (a re-publish is dropped by the stream).
-func (h *Handoff) send(s *sent) {
+// publishBatch publishes s to the stream in chunks of the payload limit,
+// one at a time, each acknowledged before the next: so the stream holds a
+// session's batches, and a batch's chunks, in the order they were made,
+// which its readers rely on (docs/cluster.md "Change hand-off"). A chunk
+// not acknowledged within handoffAckWait is published again, with the same
+// message id (the stream keeps one copy), handoffRepublishPause apart, for
+// as long as keepPublishing allows; then publishBatch returns the error.
+func (h *Handoff) publishBatch(ctx context.Context, s *sent) error {
 	limit := h.chunkLimit()
 	chunks := (len(s.body) + limit - 1) / limit
-	s.futures, s.err, s.at = s.futures[:0], nil, time.Now()
 	for i := range chunks {
-		m := nats.NewMsg(h.subject)
-		m.Data = s.body[i*limit : min((i+1)*limit, len(s.body))]
-		m.Header.Set(batchHeader, fmt.Sprintf("%d %d %d %d", s.first, s.last, i, chunks))
-		f, err := h.js.PublishMsgAsync(m, jetstream.WithMsgID(fmt.Sprintf("%x-%x.%d.%d", s.first, s.last, i, chunks)))
-		if err != nil {
-			s.err = fmt.Errorf("cluster: publish changes %d..%d: %w", s.first, s.last, err)
-			return
-		}
-		s.futures = append(s.futures, f)
-	}
-}
-
-// await waits for s's acknowledgements until handoffAckWait after it was
-// published.
-func (h *Handoff) await(ctx context.Context, s *sent) error {
-	if s.err != nil {
-		return s.err
-	}
-	deadline := time.NewTimer(time.Until(s.at.Add(handoffAckWait)))
-	defer deadline.Stop()
-	for _, f := range s.futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("cluster: publish changes %d..%d: %w", s.first, s.last, err)
-		case <-deadline.C:
-			return fmt.Errorf("cluster: publish changes %d..%d: no acknowledgement within %s", s.first, s.last, handoffAckWait)
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := h.publishChunk(ctx, s, s.body[i*limit:min((i+1)*limit, len(s.body))], i, chunks); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// publishChunk publishes chunk i of n of s until the stream acknowledged
+// it (publishBatch).
+func (h *Handoff) publishChunk(ctx context.Context, s *sent, part []byte, i, n int) error {
+	id := fmt.Sprintf("%x-%x.%d.%d", s.first, s.last, i, n)
+	var failing time.Time
+	for attempt := 1; ; attempt++ {
+		m := nats.NewMsg(h.subject)
+		m.Data = part
+		m.Header.Set(batchHeader, fmt.Sprintf("%d %d %d %d", s.first, s.last, i, n))
+		if s.prev != 0 {
+			m.Header.Set(fastHeader, strconv.FormatUint(s.prev, 10))
+		}
+		actx, cancel := context.WithTimeout(ctx, handoffAckWait)
+		_, err := h.js.PublishMsg(actx, m, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				h.node.log.Info("cluster: change stream acknowledged again", "stream", h.stream,
+					"attempts", attempt, "waited", time.Since(failing).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		err = fmt.Errorf("cluster: publish changes %d..%d: %w", s.first, s.last, err)
+		if failing.IsZero() {
+			failing = time.Now()
+			h.node.log.Warn("cluster: change stream did not acknowledge; publishing again while it elects a leader",
+				"stream", h.stream, "err", err)
+		}
+		if why := h.keepPublishing(failing); why != "" {
+			return fmt.Errorf("%w (%s)", err, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(handoffRepublishPause):
+		}
+	}
+}
+
 // sendFast announces a batch that fits one message on core NATS, with the
-// position after which the holder published every change up to it (prev),
-// to every node's consumer, this node's included. Best effort: a consumer that misses it
+// position after which the holder published every change up to it
+// (s.prev), to every node's consumer, this node's included. Best effort: a consumer that misses it
 // reads the batch from the stream.
-func (h *Handoff) sendFast(s *sent, prev uint64) {
+func (h *Handoff) sendFast(s *sent) {
 	if len(s.body) > h.chunkLimit() {
 		return
 	}
 	m := nats.NewMsg(h.fastSubject)
 	m.Data = s.body
 	m.Header.Set(batchHeader, fmt.Sprintf("%d %d 0 1", s.first, s.last))
-	m.Header.Set(fastHeader, fmt.Sprint(prev))
+	m.Header.Set(fastHeader, strconv.FormatUint(s.prev, 10))
 	if err := h.node.nc.PublishMsg(m); err != nil {
 		h.node.log.Debug("cluster: announce a batch", "err", err)
 	}
@@ -113,10 +135,11 @@ func (h *Handoff) announce() {
 }
 
 // Pipeline is the publisher of one slot-holding session. Publish (the
-// change source's sink) and Confirm run on the source's Run goroutine;
-// a pipeline goroutine waits for acknowledgements, publishes again what
-// the stream did not acknowledge while keepPublishing allows, and
-// confirms positions. Close ends it with the session.
+// change source's sink) announces a batch at once and queues it; Confirm
+// queues a position. Both run on the source's Run goroutine. The
+// pipeline's goroutine publishes the queued batches to the stream in
+// order (publishBatch) and confirms each queued position once the batches
+// before it were acknowledged. Close ends it with the session.
 type Pipeline struct {
 	h       *Handoff
 	confirm func(pos uint64)
@@ -129,6 +152,7 @@ type Pipeline struct {
 	mu     sync.Mutex // guards queue, failed, closed
 	queue  []pipeEntry
 	queued int   // batches in queue
+	bytes  int   // their encoded size
 	failed error // set when the stream stopped acknowledging for good
 	closed bool
 
@@ -170,9 +194,8 @@ func (p *Pipeline) Publish(ctx context.Context, batch []decoder.Change, announce
 	if err := p.awaitRoom(ctx); err != nil {
 		return err
 	}
-	s := &sent{body: decoder.AppendBatch(nil, batch, announced), first: batch[0].Position, last: batch[len(batch)-1].Position}
-	p.h.sendFast(s, p.prev)
-	p.h.send(s)
+	s := &sent{body: decoder.AppendBatch(nil, batch, announced), first: batch[0].Position, last: batch[len(batch)-1].Position, prev: p.prev}
+	p.h.sendFast(s)
 	p.prev = s.last
 	p.push(pipeEntry{batch: s})
 	return nil
@@ -195,7 +218,7 @@ func (p *Pipeline) Confirm(pos uint64) {
 func (p *Pipeline) Close() {
 	p.cancel()
 	p.mu.Lock()
-	p.closed, p.queue, p.queued = true, nil, 0
+	p.closed, p.queue, p.queued, p.bytes = true, nil, 0, 0
 	p.mu.Unlock()
 	notify(p.room)
 }
@@ -203,7 +226,7 @@ func (p *Pipeline) Close() {
 func (p *Pipeline) awaitRoom(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		err, closed, full := p.failed, p.closed, p.queued >= pipelineMax
+		err, closed, full := p.failed, p.closed, p.queued >= pipelineMax || p.bytes >= pipelineMaxBytes
 		p.mu.Unlock()
 		switch {
 		case err != nil:
@@ -230,6 +253,7 @@ func (p *Pipeline) push(e pipeEntry) {
 	p.queue = append(p.queue, e)
 	if e.batch != nil {
 		p.queued++
+		p.bytes += len(e.batch.body)
 	}
 	p.mu.Unlock()
 	notify(p.kick)
@@ -256,8 +280,9 @@ func (p *Pipeline) head(ctx context.Context) (pipeEntry, bool) {
 func (p *Pipeline) pop() {
 	p.mu.Lock()
 	if len(p.queue) > 0 {
-		if p.queue[0].batch != nil {
+		if b := p.queue[0].batch; b != nil {
 			p.queued--
+			p.bytes -= len(b.body)
 		}
 		p.queue = p.queue[1:]
 	}
@@ -265,7 +290,8 @@ func (p *Pipeline) pop() {
 	notify(p.room)
 }
 
-// run confirms positions in order as the batches before them are
+// run publishes the queued batches to the stream one after the other and
+// confirms positions in order as the batches before them are
 // acknowledged, until Close or a failure.
 func (p *Pipeline) run(ctx context.Context) {
 	for {
@@ -278,64 +304,19 @@ func (p *Pipeline) run(ctx context.Context) {
 			p.pop()
 			continue
 		}
-		if err := p.h.await(ctx, e.batch); err != nil {
+		if err := p.h.publishBatch(ctx, e.batch); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := p.recover(ctx, err); err != nil {
-				if ctx.Err() == nil {
-					p.h.node.log.Warn("cluster: change stream stopped acknowledging; giving the slot up", "stream", p.h.stream, "err", err)
-				}
-				p.mu.Lock()
-				p.failed, p.queue, p.queued = err, nil, 0
-				p.mu.Unlock()
-				notify(p.room)
-				return
-			}
+			p.h.node.log.Warn("cluster: change stream stopped acknowledging; giving the slot up", "stream", p.h.stream, "err", err)
+			p.mu.Lock()
+			p.failed, p.queue, p.queued, p.bytes = err, nil, 0, 0
+			p.mu.Unlock()
+			notify(p.room)
+			return
 		}
 		p.pop()
 		p.h.announce()
-	}
-}
-
-// recover publishes every waiting batch again, oldest first, until the
-// oldest is acknowledged, for as long as keepPublishing allows; it returns
-// an error when it gives up.
-func (p *Pipeline) recover(ctx context.Context, err error) error {
-	start := time.Now()
-	p.h.node.log.Warn("cluster: change stream did not acknowledge; publishing again while it elects a leader",
-		"stream", p.h.stream, "err", err)
-	for attempt := 2; ; attempt++ {
-		if why := p.h.keepPublishing(start); why != "" {
-			return fmt.Errorf("%w (%s)", err, why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(handoffRepublishPause):
-		}
-		p.mu.Lock()
-		waiting := make([]*sent, 0, p.queued)
-		for _, e := range p.queue {
-			if e.batch != nil {
-				waiting = append(waiting, e.batch)
-			}
-		}
-		p.mu.Unlock()
-		for _, s := range waiting {
-			p.h.send(s)
-		}
-		if len(waiting) == 0 {
-			return nil // closed meanwhile
-		}
-		if err = p.h.await(ctx, waiting[0]); err == nil {
-			p.h.node.log.Info("cluster: change stream acknowledged again", "stream", p.h.stream,
-				"attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,9 +53,11 @@ func startNodes(t *testing.T, n int) []*testNode {
 		}
 		addrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
+	// A cluster name of its own, so that no other test's cluster merges.
+	name := fmt.Sprintf("t%x", rand.Uint64())
 	nodes := make([]*testNode, n)
 	for i := range nodes {
-		node, err := Start(Config{NodeName: "n" + strconv.Itoa(i), Embedded: true, ClusterListen: addrs[i], Peers: addrs, Logger: testLogger(t)})
+		node, err := Start(Config{NodeName: "n" + strconv.Itoa(i), ClusterName: name, Embedded: true, ClusterListen: addrs[i], Peers: addrs, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

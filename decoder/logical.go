@@ -246,6 +246,17 @@ func (l *Logical) session(ctx context.Context, dbCfg *pgx.ConnConfig, replCfg *p
 		}
 		return false, fmt.Errorf("decoder: start replication on slot %s at %s: %w", l.cfg.Slot, start, err)
 	}
+	// PostgreSQL streams from the later of start and the slot's confirmed
+	// position when it was acquired, which another reader may have moved
+	// on since it was looked up. The session holds the slot now, so its
+	// confirmed position stands still: take it, so that the confirmed
+	// position (what OnState's callee reads as where the session streams
+	// from) is never before the first change the session delivers.
+	slotLSN, err = ensureSlot(sctx, db, l.cfg.Slot)
+	if err != nil {
+		return false, err
+	}
+	l.advance(slotLSN)
 
 	began := time.Now()
 	l.update(func(st *Status) {

@@ -205,13 +205,14 @@ func (e *env) checkExactlyOnce(t *testing.T, subs []*failoverSub, skip ...int) {
 	}
 }
 
-// Killing (SIGKILL) one node and freezing (SIGSTOP) another under a steady
-// insert load: every subscriber still connected gets every change of its
-// rows once, in commit order; the frozen node's subscribers too, once it
-// runs again (docs/cluster.md "Database changes").
+// With a slot per node (--cluster-handoff=false), killing (SIGKILL) one
+// node and freezing (SIGSTOP) another under a steady insert load: every
+// subscriber still connected gets every change of its rows once, in commit
+// order; the frozen node's subscribers too, once it runs again
+// (docs/cluster.md "Database changes").
 func TestClusterFailover(t *testing.T) {
 	e := newEnv(t)
-	nodes := e.startCluster(t, 3)
+	nodes := e.startCluster(t, 3, "--cluster-handoff=false")
 	subs := e.subscribeAll(t, nodes)
 	stop := e.insertLoad(t)
 	defer stop()
@@ -241,12 +242,13 @@ func TestClusterFailover(t *testing.T) {
 	e.checkExactlyOnce(t, subs, 0)
 }
 
-// With the change hand-off, one node reads the shared slot and every
-// node's subscribers get every change of their rows once, in commit order,
-// through the stream (docs/cluster.md "Change hand-off").
+// With the change hand-off (a cluster's default), one node reads the
+// shared slot and every node's subscribers get every change of their rows
+// once, in commit order, through the stream (docs/cluster.md "Change
+// hand-off").
 func TestClusterHandoff(t *testing.T) {
 	e := newEnv(t)
-	nodes := e.startCluster(t, 3, "--cluster-handoff")
+	nodes := e.startCluster(t, 3)
 	subs := e.subscribeAll(t, nodes)
 	stop := e.insertLoad(t)
 	defer stop()

@@ -178,9 +178,9 @@ func routeLoss(t *testing.T, handoff bool) {
 	e := newEnv(t)
 	pc := e.startProxiedCluster(t, 3, func(int) []string {
 		if handoff {
-			return []string{"--cluster-handoff", "--cluster-store-dir", t.TempDir()}
+			return []string{"--cluster-store-dir", t.TempDir()}
 		}
-		return nil
+		return []string{"--cluster-handoff=false"}
 	})
 	nodes := pc.nodes
 	const lobby, room = "realtime:lobby", "realtime:room"

@@ -41,10 +41,13 @@ func (e *env) startClusterEach(t *testing.T, n int, extra func(i int) []string) 
 	for i := range routes {
 		routes[i] = freeRouteAddr(t)
 	}
+	// A name of its own: a cluster of another test running at the same
+	// time (another package) never merges with this one.
+	name := fmt.Sprintf("test-%x", rand.Uint64())
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
 		m := freeAddr(t)
-		args := []string{"--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1),
+		args := []string{"--cluster-embedded", "--node-name", fmt.Sprintf("node-%d", i+1), "--cluster-name", name,
 			"--cluster-listen", routes[i], "--cluster-peers", strings.Join(routes, ","), "--metrics-addr", m}
 		args = append(args, extra(i)...)
 		nodes[i] = &clusterNode{service: e.startService(t, "", args...), metrics: m, args: args}

@@ -68,11 +68,19 @@ func (f *pgFeed) status() decoder.Status {
 	return st
 }
 
+// handoff reports whether this node gets the project's database changes
+// through the cluster's change hand-off: clustered, --cluster-handoff (the
+// default) and a logical source. A notify source has no slot to share:
+// every node reads the change table itself.
+func (o *options) handoff() bool {
+	return o.cluster != nil && o.ClusterHandoff && o.Source != "notify"
+}
+
 // effectiveSlot is the replication slot the logical source reads: in a
 // cluster without the change hand-off each node has its own
 // (docs/cluster.md "Database changes").
 func effectiveSlot(o *options) string {
-	if o.cluster != nil && !o.ClusterHandoff {
+	if o.cluster != nil && !o.handoff() {
 		return cluster.SlotName(o.Slot, o.cluster.Name())
 	}
 	return o.Slot
@@ -139,7 +147,7 @@ func startFeed(ctx context.Context, o *options, ref string, log *slog.Logger, hu
 		f.dbb = channels.NewDBBroadcasts(hub, o.MaxPayloadBytes, log)
 		extraPubs = []string{realtimeschema.Publication}
 	}
-	if o.cluster != nil && o.ClusterHandoff {
+	if o.handoff() {
 		// Changes reach this node through the project's stream
 		// (docs/cluster.md "Change hand-off").
 		ho, err := o.cluster.Handoff(ref)

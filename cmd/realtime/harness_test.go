@@ -120,9 +120,11 @@ func launch(tb testing.TB, addr string, args ...string) *service {
 			tb.Logf("service log:\n%s", s.output())
 		}
 	})
-	// A hand-off node answers 503 until enough nodes run for its change
-	// stream: answering at all is enough here (startCluster waits for 200).
-	clustered := slices.Contains(args, "--cluster-handoff")
+	// A hand-off node (a cluster's default) answers 503 until enough nodes
+	// run for its change stream: answering at all is enough here
+	// (startCluster waits for 200).
+	clustered := (slices.Contains(args, "--cluster-embedded") || slices.Contains(args, "--nats-url")) &&
+		!slices.Contains(args, "--cluster-handoff=false")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + addr + "/healthz")

@@ -157,7 +157,7 @@ func serve(ctx context.Context, o *options, h hooks) error {
 		// cluster node with the change hand-off listens without waiting:
 		// its stream may need the other nodes to start first
 		// (docs/cluster.md "Change hand-off").
-		if o.cluster != nil && o.ClusterHandoff {
+		if o.handoff() {
 			go func() {
 				waitStreaming(ctx, def, log)
 				def.srv.SetReady(true)
