@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,11 +114,19 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 					mu.Unlock()
 					if all {
 						slices.SortFunc(listening, func(a, b devNode) int { return strings.Compare(a.name, b.name) })
-						if asJSON {
-							printDevNodesJSON(listening, dbURL, o.AdminToken, keys)
-						} else {
-							printDevNodes(os.Stdout, listening, dbURL, o.AdminToken, keys)
-						}
+						// The URLs are printed once every node serves: a
+						// hand-off node answers 503 until its change stream
+						// is ready, which needs the others.
+						go func() {
+							if err := awaitDevNodes(nctx, listening); err != nil {
+								return
+							}
+							if asJSON {
+								printDevNodesJSON(listening, dbURL, o.AdminToken, keys)
+							} else {
+								printDevNodes(os.Stdout, listening, dbURL, o.AdminToken, keys)
+							}
+						}()
 					}
 				},
 			})
@@ -135,6 +144,32 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 		}
 	}
 	return first
+}
+
+// awaitDevNodes waits until every node's /healthz answers 200, or ctx ends.
+func awaitDevNodes(ctx context.Context, nodes []devNode) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, nd := range nodes {
+		for {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.addr+"/healthz", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // devNodeOptions derives each node's options from the dev command's: its

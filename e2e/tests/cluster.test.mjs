@@ -4,14 +4,17 @@
 // on one node (docs/cluster.md).
 
 import assert from 'node:assert/strict'
-import { describe } from 'node:test'
+import { afterEach, describe } from 'node:test'
 import { collectBroadcasts, subscribed } from '../lib/client.mjs'
-import { useDevServer } from '../lib/dev.mjs'
+import { createPublishedTable, useDevServer, waitPublished } from '../lib/dev.mjs'
+import { SSEPool } from '../lib/sse.mjs'
 import { safeJson, sleep, waitFor } from '../lib/wait.mjs'
 import { chromium } from 'playwright-core'
 
 describe('cluster of three nodes (supabase-js)', () => {
   const h = useDevServer({ extraArgs: ['--nodes', '3'] })
+  const sse = new SSEPool()
+  afterEach(() => sse.closeAll())
 
   /** The nodes as servers for h.client({ server }): URL of that node, the suite's keys. */
   const nodes = () =>
@@ -103,6 +106,35 @@ describe('cluster of three nodes (supabase-js)', () => {
     for (const c of got) {
       assert.deepEqual(c.items.map((m) => m.payload.i), [...Array(10).keys()], `${c.name}: once each, in order`)
     }
+  })
+
+  h.test('SSE resume on another node: curl resumes with Last-Event-ID on node-3 from a stream of node-1, exactly the rows missed, in order', async () => {
+    // The nodes share the slot and hand its changes on (docs/cluster.md "Change hand-off"),
+    // so every node's replay window holds the same changes under the same cursors.
+    await h.sql('DROP TABLE IF EXISTS public.cl_sse')
+    await createPublishedTable(h.srv, 'cl_sse', 'CREATE TABLE public.cl_sse (id bigint PRIMARY KEY, v text)')
+    await waitPublished({ ...h.srv, httpUrl: nodes()[2].httpUrl }, 'cl_sse')
+    const url = (i) => `${nodes()[i].httpUrl}/realtime/v1/sse?${new URLSearchParams({ apikey: h.srv.serviceKey, schema: 'public', table: 'cl_sse' })}`
+    const ready = (s) => s.waitEvent((e) => e.event === 'system' && e.json?.message === 'Subscribed to PostgreSQL')
+    const s1 = sse.curl(url(0))
+    await ready(s1)
+    await h.sql(`INSERT INTO cl_sse VALUES (1, 'a')`)
+    await h.sql(`INSERT INTO cl_sse VALUES (2, 'b')`)
+    const seen = await s1.waitNamed('postgres_changes', 2)
+    const last = seen[1].id
+    await s1.close()
+
+    await h.sql(`INSERT INTO cl_sse VALUES (3, 'c')`)
+    await h.sql(`UPDATE cl_sse SET v = 'a2' WHERE id = 1`)
+    await h.sql(`BEGIN; INSERT INTO cl_sse VALUES (4, 'd'); DELETE FROM cl_sse WHERE id = 2; COMMIT`)
+
+    const s3 = sse.curl(url(2), { headers: { 'Last-Event-ID': last } })
+    await s3.waitNamed('postgres_changes', 4)
+    await h.sql(`INSERT INTO cl_sse VALUES (5, 'live')`)
+    await s3.waitEvent((e) => e.json?.record?.id === 5)
+    const got = s3.named('postgres_changes').map((e) => [e.json.type, e.json.record?.id ?? e.json.old_record.id])
+    assert.deepEqual(got, [['INSERT', 3], ['UPDATE', 1], ['INSERT', 4], ['DELETE', 2], ['INSERT', 5]])
+    assert.ok(!s3.events.some((e) => e.event === 'system' && e.json?.status === 'error'), safeJson(s3.events))
   })
 
   h.test('presence is cluster-wide: every client sees every node\'s members; a leave reaches all', async () => {
