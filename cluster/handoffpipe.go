@@ -259,12 +259,17 @@ func (p *Pipeline) push(e pipeEntry) {
 	notify(p.kick)
 }
 
-// head waits for the oldest entry; false when ctx ended.
+// head waits for the oldest entry; false when ctx ended. A position to
+// confirm is taken off the queue at once, so that Confirm, which raises
+// the newest queued position, never raises one being confirmed.
 func (p *Pipeline) head(ctx context.Context) (pipeEntry, bool) {
 	for {
 		p.mu.Lock()
 		if len(p.queue) > 0 {
 			e := p.queue[0]
+			if e.batch == nil {
+				p.queue = p.queue[1:]
+			}
 			p.mu.Unlock()
 			return e, true
 		}
@@ -300,8 +305,7 @@ func (p *Pipeline) run(ctx context.Context) {
 			return
 		}
 		if e.batch == nil {
-			p.confirm(e.pos)
-			p.pop()
+			p.confirm(e.pos) // taken off the queue by head
 			continue
 		}
 		if err := p.h.publishBatch(ctx, e.batch); err != nil {

@@ -138,3 +138,24 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A position queued while the pipeline confirms the one before it is
+// confirmed too: Confirm must not raise the position being confirmed, which
+// was then taken off the queue with the newer one lost.
+func TestPipelineConfirmWhileConfirming(t *testing.T) {
+	entered, release := make(chan uint64), make(chan struct{})
+	conf := &confirmations{}
+	p := (&Handoff{}).NewPipeline(10, func(pos uint64) {
+		conf.add(pos)
+		if pos == 12 {
+			entered <- pos
+			<-release
+		}
+	})
+	defer p.Close()
+	p.Confirm(12)
+	<-entered // the pipeline is confirming 12
+	p.Confirm(14)
+	close(release)
+	waitFor(t, func() bool { return slices.Equal(conf.list(), []uint64{12, 14}) }, "position 14 confirmed after 12")
+}
