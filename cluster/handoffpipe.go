@@ -202,16 +202,29 @@ func (p *Pipeline) Publish(ctx context.Context, batch []decoder.Change, announce
 }
 
 // Confirm queues pos to be confirmed once every batch published before it
-// was acknowledged. It never blocks.
-func (p *Pipeline) Confirm(pos uint64) {
+// was acknowledged. It never blocks. It returns an error, and queues
+// nothing, once the stream stopped acknowledging or after Close: the
+// change source then ends its session, which gives the slot up even when
+// no further change comes to fail Publish (an idle slot's keepalives keep
+// calling Confirm).
+func (p *Pipeline) Confirm(pos uint64) error {
 	p.mu.Lock()
+	switch err := p.failed; {
+	case err != nil:
+		p.mu.Unlock()
+		return err
+	case p.closed:
+		p.mu.Unlock()
+		return errPipelineClosed
+	}
 	if n := len(p.queue); n > 0 && p.queue[n-1].batch == nil {
 		p.queue[n-1].pos = max(p.queue[n-1].pos, pos)
 		p.mu.Unlock()
-		return
+		return nil
 	}
 	p.mu.Unlock()
 	p.push(pipeEntry{pos: pos})
+	return nil
 }
 
 // Close ends the pipeline: nothing more is confirmed, and Publish fails.
