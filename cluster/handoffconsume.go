@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -86,8 +87,10 @@ type consumer struct {
 	// the stream's last sequence when this node started reading.
 	next, target uint64
 
-	asm     []byte    // chunks of the batch being assembled
-	asmMeta batchMeta // which batch asm holds; asmMeta.of == 0 when none
+	// asms are the batches of several chunks being put together, oldest
+	// first (another publisher's messages may land between a batch's
+	// chunks: an old holder publishing late).
+	asms    []*assembly
 	pending []decoder.Change
 
 	caughtUp bool
@@ -191,7 +194,7 @@ func (c *consumer) skipAged(ctx context.Context, s jetstream.Stream) error {
 	if first := info.State.FirstSeq; c.next < first {
 		c.h.node.log.Warn("cluster: change stream messages aged out before this node read them", "stream", c.h.stream, "from", c.next, "to", first-1)
 		c.next = first
-		c.asmMeta = batchMeta{}
+		c.asms = nil
 	}
 	return nil
 }
@@ -205,10 +208,12 @@ func (c *consumer) take(ctx context.Context, msg *jetstream.RawStreamMsg) {
 		return
 	}
 	floor := max(c.hwm, c.pendingLast())
+	c.pruneAssemblies(floor)
 	if bm.last <= floor {
 		// Delivered already: a re-publish after a failover, or changes
-		// the slot had confirmed before this node started.
-		c.asmMeta = batchMeta{}
+		// the slot had confirmed before this node started. Batches being
+		// put together are kept: this may be another publisher's message
+		// between their chunks.
 		return
 	}
 	if bm.chunk == 0 {
@@ -221,22 +226,13 @@ func (c *consumer) take(ctx context.Context, msg *jetstream.RawStreamMsg) {
 				"stream", c.h.stream, "delivered", floor, "batch_after", prev, "batch_last", bm.last, "seq", msg.Sequence)
 		}
 	}
-	switch {
-	case bm.chunk == 0:
-		c.asm, c.asmMeta = append(c.asm[:0], msg.Data...), bm
-	case bm == batchMeta{first: c.asmMeta.first, last: c.asmMeta.last, chunk: c.asmMeta.chunk + 1, of: c.asmMeta.of}:
-		c.asm, c.asmMeta = append(c.asm, msg.Data...), bm
-	default:
-		// A chunk out of sequence (the rest of a batch whose start was
-		// never seen): the batch is re-published whole by its next holder.
-		c.asmMeta = batchMeta{}
-		return
+	body := msg.Data
+	if bm.of > 1 {
+		if body = c.assemble(bm, msg.Data); body == nil {
+			return
+		}
 	}
-	if bm.chunk != bm.of-1 {
-		return
-	}
-	c.asmMeta = batchMeta{}
-	changes, err := c.cfg.Decoder.Decode(c.asm)
+	changes, err := c.cfg.Decoder.Decode(body)
 	if err != nil {
 		c.h.node.drop(dropBadMessage, err, "subject", msg.Subject)
 		return
@@ -246,9 +242,57 @@ func (c *consumer) take(ctx context.Context, msg *jetstream.RawStreamMsg) {
 			c.pending = append(c.pending, ch)
 		}
 	}
-	if len(c.asm) > 4<<20 {
-		c.asm = nil // do not keep a huge buffer for ever
+}
+
+// assembly is a batch of several chunks being put together.
+type assembly struct {
+	meta batchMeta // the batch, and the newest chunk added
+	data []byte
+}
+
+// maxAssemblies bounds the batches put together at once; the oldest is
+// given up beyond it.
+const maxAssemblies = 8
+
+// assemble adds a chunk of a batch of several and returns the batch's
+// body once its last chunk came, else nil. A chunk stored twice is
+// ignored; a chunk whose predecessors were never seen (the start of its
+// batch aged out) is dropped, and its batch with it.
+func (c *consumer) assemble(bm batchMeta, data []byte) []byte {
+	i := slices.IndexFunc(c.asms, func(a *assembly) bool {
+		return a.meta.first == bm.first && a.meta.last == bm.last && a.meta.of == bm.of
+	})
+	switch {
+	case bm.chunk == 0 && i >= 0:
+		return nil // stored twice
+	case bm.chunk == 0:
+		if len(c.asms) >= maxAssemblies {
+			c.asms = slices.Delete(c.asms, 0, 1)
+		}
+		c.asms = append(c.asms, &assembly{meta: bm, data: append([]byte(nil), data...)})
+		i = len(c.asms) - 1
+	case i < 0:
+		return nil
+	case bm.chunk <= c.asms[i].meta.chunk:
+		return nil // stored twice
+	case bm.chunk == c.asms[i].meta.chunk+1:
+		c.asms[i].meta.chunk, c.asms[i].data = bm.chunk, append(c.asms[i].data, data...)
+	default:
+		c.asms = slices.Delete(c.asms, i, i+1)
+		return nil
 	}
+	a := c.asms[i]
+	if a.meta.chunk != a.meta.of-1 {
+		return nil
+	}
+	c.asms = slices.Delete(c.asms, i, i+1)
+	return a.data
+}
+
+// pruneAssemblies gives up the batches being put together that end at or
+// before floor: delivered already.
+func (c *consumer) pruneAssemblies(floor uint64) {
+	c.asms = slices.DeleteFunc(c.asms, func(a *assembly) bool { return a.meta.last <= floor })
 }
 
 // get reads the stream's message c.next, taking announced batches while it
@@ -307,7 +351,7 @@ func (c *consumer) takeFast(ctx context.Context, m *nats.Msg) {
 	}
 	prev, err := strconv.ParseUint(m.Header.Get(fastHeader), 10, 64)
 	floor := max(c.hwm, c.pendingLast())
-	if err != nil || prev == 0 || prev > floor || bm.last <= floor || c.asmMeta.of != 0 {
+	if err != nil || prev == 0 || prev > floor || bm.last <= floor {
 		return
 	}
 	changes, err := c.cfg.Decoder.Decode(m.Data)

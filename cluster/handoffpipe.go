@@ -202,16 +202,29 @@ func (p *Pipeline) Publish(ctx context.Context, batch []decoder.Change, announce
 }
 
 // Confirm queues pos to be confirmed once every batch published before it
-// was acknowledged. It never blocks.
-func (p *Pipeline) Confirm(pos uint64) {
+// was acknowledged. It never blocks. It returns an error, and queues
+// nothing, once the stream stopped acknowledging or after Close: the
+// change source then ends its session, which gives the slot up even when
+// no further change comes to fail Publish (an idle slot's keepalives keep
+// calling Confirm).
+func (p *Pipeline) Confirm(pos uint64) error {
 	p.mu.Lock()
+	switch err := p.failed; {
+	case err != nil:
+		p.mu.Unlock()
+		return err
+	case p.closed:
+		p.mu.Unlock()
+		return errPipelineClosed
+	}
 	if n := len(p.queue); n > 0 && p.queue[n-1].batch == nil {
 		p.queue[n-1].pos = max(p.queue[n-1].pos, pos)
 		p.mu.Unlock()
-		return
+		return nil
 	}
 	p.mu.Unlock()
 	p.push(pipeEntry{pos: pos})
+	return nil
 }
 
 // Close ends the pipeline: nothing more is confirmed, and Publish fails.
@@ -259,12 +272,17 @@ func (p *Pipeline) push(e pipeEntry) {
 	notify(p.kick)
 }
 
-// head waits for the oldest entry; false when ctx ended.
+// head waits for the oldest entry; false when ctx ended. A position to
+// confirm is taken off the queue at once, so that Confirm, which raises
+// the newest queued position, never raises one being confirmed.
 func (p *Pipeline) head(ctx context.Context) (pipeEntry, bool) {
 	for {
 		p.mu.Lock()
 		if len(p.queue) > 0 {
 			e := p.queue[0]
+			if e.batch == nil {
+				p.queue = p.queue[1:]
+			}
 			p.mu.Unlock()
 			return e, true
 		}
@@ -300,8 +318,7 @@ func (p *Pipeline) run(ctx context.Context) {
 			return
 		}
 		if e.batch == nil {
-			p.confirm(e.pos)
-			p.pop()
+			p.confirm(e.pos) // taken off the queue by head
 			continue
 		}
 		if err := p.h.publishBatch(ctx, e.batch); err != nil {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -136,5 +137,52 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A position queued while the pipeline confirms the one before it is
+// confirmed too: Confirm must not raise the position being confirmed, which
+// was then taken off the queue with the newer one lost.
+func TestPipelineConfirmWhileConfirming(t *testing.T) {
+	entered, release := make(chan uint64), make(chan struct{})
+	conf := &confirmations{}
+	p := (&Handoff{}).NewPipeline(10, func(pos uint64) {
+		conf.add(pos)
+		if pos == 12 {
+			entered <- pos
+			<-release
+		}
+	})
+	defer p.Close()
+	p.Confirm(12)
+	<-entered // the pipeline is confirming 12
+	p.Confirm(14)
+	close(release)
+	waitFor(t, func() bool { return slices.Equal(conf.list(), []uint64{12, 14}) }, "position 14 confirmed after 12")
+}
+
+// Confirm reports a pipeline whose stream stopped acknowledging (the change
+// source then ends its session and gives the slot up, even on an idle slot)
+// and a closed one, and queues nothing then.
+func TestPipelineConfirmReportsFailure(t *testing.T) {
+	conf := &confirmations{}
+	p := (&Handoff{}).NewPipeline(10, conf.add)
+	if err := p.Confirm(11); err != nil {
+		t.Fatalf("Confirm of a working pipeline: %v", err)
+	}
+	waitFor(t, func() bool { return slices.Equal(conf.list(), []uint64{11}) }, "position 11 confirmed")
+	failure := errors.New("stream stopped acknowledging")
+	p.mu.Lock()
+	p.failed = failure // as run sets it after publishBatch failed
+	p.mu.Unlock()
+	if err := p.Confirm(12); !errors.Is(err, failure) {
+		t.Fatalf("Confirm after a failure returned %v, want %v", err, failure)
+	}
+	p.Close()
+	if err := p.Confirm(13); err == nil {
+		t.Fatal("Confirm after Close returned nil")
+	}
+	if got := conf.list(); !slices.Equal(got, []uint64{11}) {
+		t.Fatalf("confirmed %v, want [11]", got)
 	}
 }

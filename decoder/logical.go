@@ -67,7 +67,11 @@ type LogicalConfig struct {
 	// delivered batch's, an idle keepalive's) and confirms none itself; the
 	// owner calls [Logical.Confirm] once a position is safe (a cluster's
 	// slot holder: once the change stream acknowledged what precedes it).
-	Confirmer func(pos LSN)
+	// An error ends the session (the owner can no longer make positions
+	// safe: a cluster's slot holder whose change stream stopped
+	// acknowledging gives the slot up), also on an idle slot, whose
+	// keepalives keep coming while the confirmed position lags the server's.
+	Confirmer func(pos LSN) error
 }
 
 // Session settings that make the text output of values stable and match
@@ -530,7 +534,9 @@ func (s *stream) flush(ctx context.Context) error {
 		s.delivered = true
 	}
 	s.pending = 0
-	s.l.settle(pos)
+	if err := s.l.settle(pos); err != nil {
+		return err
+	}
 	txns, last := s.txnCount, s.lastTxn
 	s.txnCount = 0
 	s.l.update(func(st *Status) {
@@ -577,13 +583,17 @@ func (s *stream) waitVisible(ctx context.Context, xids []int64) error {
 	}
 }
 
-// settle confirms pos, or hands it to the Confirmer.
-func (l *Logical) settle(pos LSN) {
+// settle confirms pos, or hands it to the Confirmer; an error of the
+// Confirmer ends the session.
+func (l *Logical) settle(pos LSN) error {
 	if l.cfg.Confirmer != nil {
-		l.cfg.Confirmer(pos)
-		return
+		if err := l.cfg.Confirmer(pos); err != nil {
+			return fmt.Errorf("decoder: confirm %s: %w", pos, err)
+		}
+		return nil
 	}
 	l.advance(pos)
+	return nil
 }
 
 // Confirm raises the confirmed position to pos (never lowers it); the next
@@ -615,7 +625,9 @@ func (s *stream) handle(ctx, sctx context.Context, ev event) error {
 		// of it is confirmed, so the server's position may be confirmed
 		// too; otherwise an idle slot on a busy server would hold WAL.
 		if s.txn == nil && s.pending == 0 {
-			s.l.settle(ev.walEnd)
+			if err := s.l.settle(ev.walEnd); err != nil {
+				return err
+			}
 		}
 		if ev.reply {
 			return s.sendStatus()

@@ -76,10 +76,13 @@ func (c *clusterFeed) logicalConfig(cfg *decoder.LogicalConfig) {
 			c.pipe = c.handoff.NewPipeline(c.confirmed(), c.confirm)
 		}
 	}
-	cfg.Confirmer = func(pos decoder.LSN) {
-		if c.pipe != nil {
-			c.pipe.Confirm(uint64(pos))
+	// A pipeline whose stream stopped acknowledging ends the session at
+	// the next confirmation, so the slot goes to a node that can publish.
+	cfg.Confirmer = func(pos decoder.LSN) error {
+		if c.pipe == nil {
+			return nil
 		}
+		return c.pipe.Confirm(uint64(pos))
 	}
 	cfg.OnRelation = func(r *decoder.Relation) { c.announced[r] = true }
 }
