@@ -178,7 +178,7 @@ func (h *Handoff) NewPipeline(start uint64, confirm func(pos uint64)) *Pipeline 
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pipeline{h: h, confirm: confirm, cancel: cancel, prev: start,
 		kick: make(chan struct{}, 1), room: make(chan struct{}, 1)}
-	go p.run(ctx)
+	go p.run(ctx, start)
 	return p
 }
 
@@ -311,7 +311,8 @@ func (p *Pipeline) pop() {
 // run publishes the queued batches to the stream one after the other and
 // confirms positions in order as the batches before them are
 // acknowledged, until Close or a failure.
-func (p *Pipeline) run(ctx context.Context) {
+func (p *Pipeline) run(ctx context.Context, start uint64) {
+	covered := start // every change up to here is in an acknowledged batch
 	for {
 		e, ok := p.head(ctx)
 		if !ok {
@@ -319,6 +320,10 @@ func (p *Pipeline) run(ctx context.Context) {
 		}
 		if e.batch == nil {
 			p.confirm(e.pos) // taken off the queue by head
+			if e.pos > covered {
+				p.h.sendCovered(covered, e.pos)
+				covered = e.pos
+			}
 			continue
 		}
 		if err := p.h.publishBatch(ctx, e.batch); err != nil {
@@ -334,7 +339,27 @@ func (p *Pipeline) run(ctx context.Context) {
 		}
 		p.pop()
 		p.h.announce()
+		covered = max(covered, e.batch.last)
 	}
+}
+
+// coveredHeader names the header of a marker announced on core NATS: the
+// holder has confirmed this position, and no change lies between the
+// marker's Rt-Prev and it (a keepalive's position past the last change).
+// A reader that delivered up to Rt-Prev has then delivered up to it too, so
+// the next holder's first batch, which starts there, continues what it
+// delivered (docs/cluster.md "Change hand-off").
+const coveredHeader = "Rt-Covered"
+
+// sendCovered announces that no change lies after prev up to pos.
+func (h *Handoff) sendCovered(prev, pos uint64) {
+	m := nats.NewMsg(h.fastSubject)
+	m.Header.Set(fastHeader, strconv.FormatUint(prev, 10))
+	m.Header.Set(coveredHeader, strconv.FormatUint(pos, 10))
+	if err := h.node.nc.PublishMsg(m); err != nil {
+		h.node.log.Debug("cluster: announce a confirmed position", "err", err)
+	}
+	h.offerFast(m)
 }
 
 // notify does a non-blocking send on a capacity-1 channel.

@@ -128,6 +128,17 @@ func TestPipelineDeliversBeforeAcknowledgement(t *testing.T) {
 	wg.Wait()
 }
 
+// loneHandoff is a hand-off on a node of its own, for pipeline tests that
+// publish no batch (its stream is never made).
+func loneHandoff(t *testing.T) *Handoff {
+	t.Helper()
+	h, err := startNodes(t, 1)[0].node.Handoff("p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // waitFor polls cond for up to 20 s.
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
@@ -146,7 +157,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestPipelineConfirmWhileConfirming(t *testing.T) {
 	entered, release := make(chan uint64), make(chan struct{})
 	conf := &confirmations{}
-	p := (&Handoff{}).NewPipeline(10, func(pos uint64) {
+	p := loneHandoff(t).NewPipeline(10, func(pos uint64) {
 		conf.add(pos)
 		if pos == 12 {
 			entered <- pos
@@ -166,7 +177,7 @@ func TestPipelineConfirmWhileConfirming(t *testing.T) {
 // and a closed one, and queues nothing then.
 func TestPipelineConfirmReportsFailure(t *testing.T) {
 	conf := &confirmations{}
-	p := (&Handoff{}).NewPipeline(10, conf.add)
+	p := loneHandoff(t).NewPipeline(10, conf.add)
 	if err := p.Confirm(11); err != nil {
 		t.Fatalf("Confirm of a working pipeline: %v", err)
 	}
@@ -185,4 +196,71 @@ func TestPipelineConfirmReportsFailure(t *testing.T) {
 	if got := conf.list(); !slices.Equal(got, []uint64{11}) {
 		t.Fatalf("confirmed %v, want [11]", got)
 	}
+}
+
+// A position the holder confirms past its last change (a keepalive's) is
+// announced as covered: a reader that delivered everything before it
+// takes the next holder's first batch, which starts there, from its
+// announcement, without waiting for the stream (here: deleted).
+func TestPipelineAnnouncesCoveredPositions(t *testing.T) {
+	nodes := startNodes(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rel := &decoder.Relation{OID: 1, Schema: "public", Table: "t", Columns: []decoder.Column{{Name: "v", Type: "text", TypeOID: 25}}}
+	hs := make([]*Handoff, len(nodes))
+	for i, n := range nodes {
+		h, err := n.node.Handoff("p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.EnsureLoop(ctx, "db1")
+		hs[i] = h
+	}
+	var cols []*collector
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		c := &collector{}
+		cols = append(cols, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.Consume(ctx, ConsumeConfig{After: 10, Decoder: &decoder.BatchDecoder{}, Sink: c.sink})
+		}()
+	}
+	conf := &confirmations{}
+	p := hs[0].NewPipeline(10, conf.add)
+	if err := p.Publish(ctx, []decoder.Change{txn(rel, 11), txn(rel, 12)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Confirm(12); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cols {
+		c.await(t, 2)
+	}
+	// Both readers' announcement subscriptions have crossed the route by
+	// now (a marker sent before would be missed, as at a node's start).
+	time.Sleep(500 * time.Millisecond)
+	if err := p.Confirm(20); err != nil { // a keepalive past the last change
+		t.Fatal(err)
+	}
+	for i, h := range hs {
+		waitFor(t, func() bool { return h.LastPosition() == 20 }, fmt.Sprintf("node %d covered up to 20", i))
+	}
+	p.Close()
+	if err := hs[0].js.DeleteStream(ctx, hs[0].stream); err != nil {
+		t.Fatal(err)
+	}
+	q := hs[1].NewPipeline(20, conf.add) // the next holder starts at the confirmed position
+	defer q.Close()
+	if err := q.Publish(ctx, []decoder.Change{txn(rel, 21), txn(rel, 22)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cols {
+		if got := c.await(t, 4); fmt.Sprint(got) != "[11 12 21 22]" {
+			t.Errorf("node %d got %v, want [11 12 21 22]", i, got)
+		}
+	}
+	cancel()
+	wg.Wait()
 }
