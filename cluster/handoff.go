@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,9 @@ type Handoff struct {
 	fastSubject string         // batches announced before the stream holds them
 	fast        chan *nats.Msg // this node's consumer's announced batches
 
+	hintMu sync.Mutex      // guards hints
+	hints  map[uint64]hint // first stream sequence of an announced batch → its hint
+
 	ready    atomic.Bool   // the stream exists
 	lastSeen atomic.Uint64 // the newest position the consumer delivered
 }
@@ -72,7 +76,7 @@ func (n *Node) Handoff(ns string) (*Handoff, error) {
 	}
 	return &Handoff{node: n, js: js, stream: "RT_PG_" + ns, subject: "rt." + ns + ".pg",
 		wakeSubject: "rt." + ns + ".pgnew", wake: make(chan struct{}, 1),
-		fastSubject: "rt." + ns + ".pgfast", fast: make(chan *nats.Msg, fastQueue)}, nil
+		fastSubject: "rt." + ns + ".pgfast", fast: make(chan *nats.Msg, fastQueue), hints: map[uint64]hint{}}, nil
 }
 
 // Ensure creates the project's stream, or updates its settings. database
@@ -200,10 +204,11 @@ func (h *Handoff) Publish(ctx context.Context, batch []decoder.Change, announced
 		return nil
 	}
 	s := &sent{body: decoder.AppendBatch(nil, batch, announced), first: batch[0].Position, last: batch[len(batch)-1].Position}
-	if err := h.publishBatch(ctx, s); err != nil {
+	firstSeq, lastSeq, err := h.publishBatch(ctx, s)
+	if err != nil {
 		return err
 	}
-	h.announce()
+	h.announce(firstSeq, lastSeq, s.last)
 	return nil
 }
 

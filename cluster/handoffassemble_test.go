@@ -38,7 +38,7 @@ func TestHandoffChunksInterleaved(t *testing.T) {
 		t.Helper()
 		size := (len(s.body) + n - 1) / n
 		part := s.body[i*size : min((i+1)*size, len(s.body))]
-		if err := h.publishChunk(ctx, s, part, i, n); err != nil {
+		if _, err := h.publishChunk(ctx, s, part, i, n); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -46,7 +46,7 @@ func (h *Handoff) Consume(ctx context.Context, cfg ConsumeConfig) {
 	h.lastSeen.Store(cfg.After)
 	// Another node's new messages are announced on the wake-up subject
 	// (this node's own through h.wake directly: the connection has no echo).
-	sub, err := h.node.nc.Subscribe(h.wakeSubject, func(*nats.Msg) { h.signal() })
+	sub, err := h.node.nc.Subscribe(h.wakeSubject, h.onAnnouncement)
 	if err != nil {
 		h.node.log.Warn("cluster: subscribe to change announcements; polling only", "err", err)
 	} else {
@@ -93,9 +93,10 @@ type consumer struct {
 	asms    []*assembly
 	pending []decoder.Change
 
-	caughtUp bool
-	up       bool      // the last state reported
-	downFrom time.Time // when the connection was first seen down, or zero
+	caughtUp    bool
+	agedChecked time.Time // when skipAged last ran
+	up          bool      // the last state reported
+	downFrom    time.Time // when the connection was first seen down, or zero
 }
 
 // Reading the stream (docs/cluster.md "Change hand-off"): a node reads the
@@ -152,25 +153,17 @@ func (c *consumer) session(ctx context.Context) error {
 			// aged out of the stream.
 			c.flush(ctx)
 			c.checkConnection()
-			if wait >= maxPollWait/4 {
+			if wait >= maxPollWait/4 && (!c.caughtUp || time.Since(c.agedChecked) >= agedCheckEvery) {
 				// Without the stream's leader (an election) the check
 				// fails; reading goes on and checks again later.
+				c.agedChecked = time.Now()
 				if err := c.skipAged(ctx, s); err != nil {
 					h.node.log.Debug("cluster: change stream info", "stream", h.stream, "err", err)
 				} else {
 					c.markCaughtUp()
 				}
 			}
-			select {
-			case <-ctx.Done():
-			case <-h.wake:
-				wait = minPollWait
-			case m := <-h.fast:
-				c.takeFast(ctx, m)
-				wait = minPollWait
-			case <-time.After(wait):
-				wait = min(2*wait, maxPollWait)
-			}
+			wait = c.await(ctx, wait)
 		default:
 			c.flush(ctx)
 			c.checkConnection()
@@ -179,6 +172,62 @@ func (c *consumer) session(ctx context.Context) error {
 	}
 	c.flush(ctx)
 	return nil
+}
+
+// agedCheckEvery is how often a caught-up reader checks that the stream
+// still holds its next message (skipAged).
+const agedCheckEvery = 5 * time.Second
+
+// await waits, past the stream's end, until the next message may be there:
+// a wake-up that this node's announced batches do not account for, or the
+// poll wait running out. Announced batches are taken meanwhile; the wake-up
+// that follows the stream's acknowledgement of one this node delivered
+// moves the read position past its messages (skipKnown) without reading
+// them. It returns the next poll wait.
+func (c *consumer) await(ctx context.Context, wait time.Duration) time.Duration {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return wait
+		case <-c.h.wake:
+			if !c.skipKnown() {
+				return minPollWait
+			}
+			// Nothing announced is left to read: wait for more.
+			wait = maxPollWait
+		case m := <-c.h.fast:
+			c.takeFast(ctx, m)
+		case <-timer.C:
+			return min(2*wait, maxPollWait)
+		}
+	}
+}
+
+// skipKnown moves c.next past the stream messages of announced batches
+// (Handoff.announce) this node has delivered already: their changes are at
+// or before its high-water mark, so reading them would drop them all. It
+// reports whether c.next is then past every announced message.
+func (c *consumer) skipKnown() bool {
+	floor := max(c.hwm, c.pendingLast())
+	skipped := false
+	for {
+		hn, ok := c.h.takeHintFrom(c.next)
+		if !ok {
+			return skipped
+		}
+		if hn.last > floor {
+			// Not delivered yet: read it. The hint is gone; reading
+			// needs none.
+			return false
+		}
+		c.next = hn.lastSeq + 1
+		skipped = true
+		if !c.caughtUp && c.next > c.target {
+			c.markCaughtUp()
+		}
+	}
 }
 
 // skipAged moves c.next to the stream's first message when the messages

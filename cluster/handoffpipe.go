@@ -54,20 +54,32 @@ func (h *Handoff) chunkLimit() int {
 // not acknowledged within handoffAckWait is published again, with the same
 // message id (the stream keeps one copy), handoffRepublishPause apart, for
 // as long as keepPublishing allows; then publishBatch returns the error.
-func (h *Handoff) publishBatch(ctx context.Context, s *sent) error {
+//
+// It returns the stream sequences of the batch's messages, first and last,
+// or 0, 0 when they are not consecutive (another publisher's message landed
+// between its chunks).
+func (h *Handoff) publishBatch(ctx context.Context, s *sent) (first, last uint64, err error) {
 	limit := h.chunkLimit()
 	chunks := (len(s.body) + limit - 1) / limit
 	for i := range chunks {
-		if err := h.publishChunk(ctx, s, s.body[i*limit:min((i+1)*limit, len(s.body))], i, chunks); err != nil {
-			return err
+		seq, err := h.publishChunk(ctx, s, s.body[i*limit:min((i+1)*limit, len(s.body))], i, chunks)
+		if err != nil {
+			return 0, 0, err
 		}
+		if i == 0 {
+			first = seq
+		}
+		last = seq
 	}
-	return nil
+	if last-first != uint64(chunks-1) {
+		return 0, 0, nil
+	}
+	return first, last, nil
 }
 
 // publishChunk publishes chunk i of n of s until the stream acknowledged
 // it (publishBatch).
-func (h *Handoff) publishChunk(ctx context.Context, s *sent, part []byte, i, n int) error {
+func (h *Handoff) publishChunk(ctx context.Context, s *sent, part []byte, i, n int) (uint64, error) {
 	id := fmt.Sprintf("%x-%x.%d.%d", s.first, s.last, i, n)
 	var failing time.Time
 	for attempt := 1; ; attempt++ {
@@ -78,17 +90,17 @@ func (h *Handoff) publishChunk(ctx context.Context, s *sent, part []byte, i, n i
 			m.Header.Set(fastHeader, strconv.FormatUint(s.prev, 10))
 		}
 		actx, cancel := context.WithTimeout(ctx, handoffAckWait)
-		_, err := h.js.PublishMsg(actx, m, jetstream.WithMsgID(id))
+		ack, err := h.js.PublishMsg(actx, m, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
 			if attempt > 1 {
 				h.node.log.Info("cluster: change stream acknowledged again", "stream", h.stream,
 					"attempts", attempt, "waited", time.Since(failing).Round(time.Millisecond))
 			}
-			return nil
+			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		err = fmt.Errorf("cluster: publish changes %d..%d: %w", s.first, s.last, err)
 		if failing.IsZero() {
@@ -97,11 +109,11 @@ func (h *Handoff) publishChunk(ctx context.Context, s *sent, part []byte, i, n i
 				"stream", h.stream, "err", err)
 		}
 		if why := h.keepPublishing(failing); why != "" {
-			return fmt.Errorf("%w (%s)", err, why)
+			return 0, fmt.Errorf("%w (%s)", err, why)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(handoffRepublishPause):
 		}
 	}
@@ -127,11 +139,77 @@ func (h *Handoff) sendFast(s *sent) {
 }
 
 // announce wakes the readers after the stream acknowledged a batch.
-func (h *Handoff) announce() {
+// Its headers tell which stream messages hold which batch (seqHeader,
+// lastHeader; none when firstSeq is 0), so a reader that delivered the
+// batch from its announcement skips them (consumer.skipKnown).
+func (h *Handoff) announce(firstSeq, lastSeq, last uint64) {
+	m := nats.NewMsg(h.wakeSubject)
+	if firstSeq != 0 {
+		m.Header.Set(seqHeader, fmt.Sprintf("%d %d", firstSeq, lastSeq))
+		m.Header.Set(lastHeader, strconv.FormatUint(last, 10))
+		h.addHint(firstSeq, lastSeq, last)
+	}
 	h.signal()
-	if err := h.node.nc.Publish(h.wakeSubject, nil); err != nil {
+	if err := h.node.nc.PublishMsg(m); err != nil {
 		h.node.log.Debug("cluster: announce changes", "err", err)
 	}
+}
+
+// seqHeader and lastHeader name the headers of a stream announcement: the
+// stream sequences of a batch's messages ("first last") and the batch's
+// last position.
+const (
+	seqHeader  = "Rt-Seq"
+	lastHeader = "Rt-Last"
+)
+
+// hint says that the stream messages from a hint's key to lastSeq hold one
+// batch ending at position last.
+type hint struct{ lastSeq, last uint64 }
+
+// maxHints bounds the hints kept for this node's reader.
+const maxHints = 1024
+
+// addHint records a batch's stream messages, from the holder's
+// announcement (or this node's own publishing).
+func (h *Handoff) addHint(firstSeq, lastSeq, last uint64) {
+	h.hintMu.Lock()
+	defer h.hintMu.Unlock()
+	if len(h.hints) >= maxHints {
+		// The reader is not using them (it is behind and reads the
+		// stream): start over.
+		clear(h.hints)
+	}
+	h.hints[firstSeq] = hint{lastSeq: lastSeq, last: last}
+}
+
+// takeHintFrom removes and returns the hint of the batch whose first
+// message is seq, and drops hints of messages before seq.
+func (h *Handoff) takeHintFrom(seq uint64) (hint, bool) {
+	h.hintMu.Lock()
+	defer h.hintMu.Unlock()
+	for k := range h.hints {
+		if k < seq {
+			delete(h.hints, k)
+		}
+	}
+	v, ok := h.hints[seq]
+	if ok {
+		delete(h.hints, seq)
+	}
+	return v, ok
+}
+
+// onAnnouncement records the hint an announcement carries and wakes the
+// reader.
+func (h *Handoff) onAnnouncement(m *nats.Msg) {
+	var first, lastSeq uint64
+	if _, err := fmt.Sscanf(m.Header.Get(seqHeader), "%d %d", &first, &lastSeq); err == nil && first != 0 && lastSeq >= first {
+		if last, err := strconv.ParseUint(m.Header.Get(lastHeader), 10, 64); err == nil {
+			h.addHint(first, lastSeq, last)
+		}
+	}
+	h.signal()
 }
 
 // Pipeline is the publisher of one slot-holding session. Publish (the
@@ -326,7 +404,8 @@ func (p *Pipeline) run(ctx context.Context, start uint64) {
 			}
 			continue
 		}
-		if err := p.h.publishBatch(ctx, e.batch); err != nil {
+		firstSeq, lastSeq, err := p.h.publishBatch(ctx, e.batch)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -338,7 +417,7 @@ func (p *Pipeline) run(ctx context.Context, start uint64) {
 			return
 		}
 		p.pop()
-		p.h.announce()
+		p.h.announce(firstSeq, lastSeq, e.batch.last)
 		covered = max(covered, e.batch.last)
 	}
 }
