@@ -21,19 +21,7 @@ func TestExternalNATS(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("NATS server not ready")
 	}
-	var nodes []*testNode
-	for _, name := range []string{"x1", "x2"} {
-		node, err := Start(Config{NodeName: name, URL: srv.ClientURL(), Logger: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(node.Close)
-		b, err := node.Broker("p1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, &testNode{node: node, hub: channels.NewHub(channels.HubConfig{Broker: b})})
-	}
+	nodes := externalNodes(t, srv.ClientURL(), "x1", "x2")
 	const topic = "realtime:ext"
 	_, r1 := nodes[1].subscribe(topic, false)
 	awaitRoute(t, nodes[0], topic, r1)
@@ -53,4 +41,24 @@ func TestExternalNATS(t *testing.T) {
 	}
 	awaitState(t, nodes[1], s1, "k0,k1")
 	awaitState(t, nodes[0], s0, "k0,k1")
+}
+
+// externalNodes starts nodes of the given names as clients of the NATS
+// server at url, each with a hub on project p1's broker.
+func externalNodes(t *testing.T, url string, names ...string) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	for _, name := range names {
+		node, err := Start(Config{NodeName: name, URL: url, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(node.Close)
+		b, err := node.Broker("p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &testNode{node: node, hub: channels.NewHub(channels.HubConfig{Broker: b})})
+	}
+	return nodes
 }

@@ -37,30 +37,8 @@ func (c *confirmations) list() []uint64 {
 // continue what a consumer delivered is left to the stream, and nothing is
 // delivered twice.
 func TestPipelineDeliversBeforeAcknowledgement(t *testing.T) {
-	nodes := startNodes(t, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, hs, cols := handoffRig(t, 2, 10)
 	rel := &decoder.Relation{OID: 1, Schema: "public", Table: "t", Columns: []decoder.Column{{Name: "v", Type: "text", TypeOID: 25}}}
-	hs := make([]*Handoff, len(nodes))
-	for i, n := range nodes {
-		h, err := n.node.Handoff("p1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.EnsureLoop(ctx, "db1")
-		hs[i] = h
-	}
-	var cols []*collector
-	var wg sync.WaitGroup
-	for _, h := range hs {
-		c := &collector{}
-		cols = append(cols, c)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.Consume(ctx, ConsumeConfig{After: 10, Decoder: &decoder.BatchDecoder{}, Sink: c.sink})
-		}()
-	}
 	batch := func(from, to uint64) []decoder.Change {
 		var b []decoder.Change
 		for p := from; p <= to; p++ {
@@ -124,8 +102,38 @@ func TestPipelineDeliversBeforeAcknowledgement(t *testing.T) {
 			t.Errorf("node %d got %v, want [11 12 13 14 15 21 22]", i, got)
 		}
 	}
-	cancel()
-	wg.Wait()
+}
+
+// handoffRig starts n nodes with project p1's hand-off each, its stream
+// made, and a consumer per node collecting what it delivers after position
+// after. The consumers stop at cleanup, before the nodes.
+func handoffRig(t *testing.T, n int, after uint64) (context.Context, []*Handoff, []*collector) {
+	t.Helper()
+	nodes := startNodes(t, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	hs := make([]*Handoff, n)
+	cols := make([]*collector, n)
+	for i, nd := range nodes {
+		h, err := nd.node.Handoff("p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.EnsureLoop(ctx, "db1")
+		hs[i], cols[i] = h, &collector{}
+	}
+	for i, h := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.Consume(ctx, ConsumeConfig{After: after, Decoder: &decoder.BatchDecoder{}, Sink: cols[i].sink})
+		}()
+	}
+	return ctx, hs, cols
 }
 
 // loneHandoff is a hand-off on a node of its own, for pipeline tests that
@@ -203,30 +211,8 @@ func TestPipelineConfirmReportsFailure(t *testing.T) {
 // takes the next holder's first batch, which starts there, from its
 // announcement, without waiting for the stream (here: deleted).
 func TestPipelineAnnouncesCoveredPositions(t *testing.T) {
-	nodes := startNodes(t, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, hs, cols := handoffRig(t, 2, 10)
 	rel := &decoder.Relation{OID: 1, Schema: "public", Table: "t", Columns: []decoder.Column{{Name: "v", Type: "text", TypeOID: 25}}}
-	hs := make([]*Handoff, len(nodes))
-	for i, n := range nodes {
-		h, err := n.node.Handoff("p1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.EnsureLoop(ctx, "db1")
-		hs[i] = h
-	}
-	var cols []*collector
-	var wg sync.WaitGroup
-	for _, h := range hs {
-		c := &collector{}
-		cols = append(cols, c)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.Consume(ctx, ConsumeConfig{After: 10, Decoder: &decoder.BatchDecoder{}, Sink: c.sink})
-		}()
-	}
 	conf := &confirmations{}
 	p := hs[0].NewPipeline(10, conf.add)
 	if err := p.Publish(ctx, []decoder.Change{txn(rel, 11), txn(rel, 12)}, nil); err != nil {
@@ -261,6 +247,4 @@ func TestPipelineAnnouncesCoveredPositions(t *testing.T) {
 			t.Errorf("node %d got %v, want [11 12 21 22]", i, got)
 		}
 	}
-	cancel()
-	wg.Wait()
 }

@@ -65,19 +65,7 @@ func awaitSystem(t *testing.T, r *recorder, timeout time.Duration) (status, mess
 func TestIsolationToldToSubscribers(t *testing.T) {
 	srv := startNATS(t, 0)
 	port := srv.Addr().(*net.TCPAddr).Port
-	var nodes []*testNode
-	for _, name := range []string{"x1", "x2"} {
-		node, err := Start(Config{NodeName: name, URL: srv.ClientURL(), Logger: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(node.Close)
-		b, err := node.Broker("p1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, &testNode{node: node, hub: channels.NewHub(channels.HubConfig{Broker: b})})
-	}
+	nodes := externalNodes(t, srv.ClientURL(), "x1", "x2")
 	r := newRecorder()
 	s := &channels.Subscription{ID: nodes[0].hub.NextID(), Topic: "realtime:lobby", Name: "lobby", Writer: r, Encoder: sysEnc{}}
 	nodes[0].hub.Subscribe(s)
