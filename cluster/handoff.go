@@ -239,19 +239,6 @@ func (h *Handoff) keepPublishing(start time.Time) string {
 	return ""
 }
 
-// fastQueue bounds the announced batches waiting for this node's consumer;
-// beyond it they are dropped (the consumer reads them from the stream).
-const fastQueue = 256
-
-// offerFast hands an announced batch to this node's consumer, or drops it
-// when the consumer is behind.
-func (h *Handoff) offerFast(m *nats.Msg) {
-	select {
-	case h.fast <- m:
-	default:
-	}
-}
-
 // signal wakes this node's reader.
 func (h *Handoff) signal() {
 	select {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/openrealtime/realtime/decoder"
@@ -205,31 +204,6 @@ func (c *consumer) await(ctx context.Context, wait time.Duration) time.Duration 
 	}
 }
 
-// skipKnown moves c.next past the stream messages of announced batches
-// (Handoff.announce) this node has delivered already: their changes are at
-// or before its high-water mark, so reading them would drop them all. It
-// reports whether c.next is then past every announced message.
-func (c *consumer) skipKnown() bool {
-	floor := max(c.hwm, c.pendingLast())
-	skipped := false
-	for {
-		hn, ok := c.h.takeHintFrom(c.next)
-		if !ok {
-			return skipped
-		}
-		if hn.last > floor {
-			// Not delivered yet: read it. The hint is gone; reading
-			// needs none.
-			return false
-		}
-		c.next = hn.lastSeq + 1
-		skipped = true
-		if !c.caughtUp && c.next > c.target {
-			c.markCaughtUp()
-		}
-	}
-}
-
 // skipAged moves c.next to the stream's first message when the messages
 // before it are gone (aged out while this node was away): their changes
 // are lost to this node's replay window, which is logged.
@@ -387,53 +361,6 @@ func (c *consumer) idle(ctx context.Context, until <-chan time.Time) {
 			c.takeFast(ctx, m)
 		}
 	}
-}
-
-// takeFast delivers a batch announced on core NATS when it continues what
-// this node delivered: the holder published every change after its prev
-// header up to the batch, and prev is at or before this node's newest
-// position, so the batch holds every change after that position up to its
-// end (earlier ones are dropped as delivered). A batch that does not (this
-// node is behind) is left to the stream, where it is read later.
-func (c *consumer) takeFast(ctx context.Context, m *nats.Msg) {
-	if v := m.Header.Get(coveredHeader); v != "" {
-		c.takeCovered(ctx, m, v)
-		return
-	}
-	bm, err := parseBatchHeader(m.Header.Get(batchHeader))
-	if err != nil || bm.of != 1 {
-		return
-	}
-	prev, err := strconv.ParseUint(m.Header.Get(fastHeader), 10, 64)
-	floor := max(c.hwm, c.pendingLast())
-	if err != nil || prev == 0 || prev > floor || bm.last <= floor {
-		return
-	}
-	changes, err := c.cfg.Decoder.Decode(m.Data)
-	if err != nil {
-		c.h.node.drop(dropBadMessage, err, "subject", m.Subject)
-		return
-	}
-	for _, ch := range changes {
-		if ch.Position > floor {
-			c.pending = append(c.pending, ch)
-		}
-	}
-	c.flush(ctx)
-}
-
-// takeCovered moves the high-water mark to a marker's position when the
-// marker continues what this node delivered (coveredHeader).
-func (c *consumer) takeCovered(ctx context.Context, m *nats.Msg, v string) {
-	pos, err1 := strconv.ParseUint(v, 10, 64)
-	prev, err2 := strconv.ParseUint(m.Header.Get(fastHeader), 10, 64)
-	floor := max(c.hwm, c.pendingLast())
-	if err1 != nil || err2 != nil || prev == 0 || prev > floor || pos <= floor {
-		return
-	}
-	c.flush(ctx)
-	c.hwm = pos
-	c.h.lastSeen.Store(pos)
 }
 
 // pendingLast is the position of the newest pending change, or 0.

@@ -30,11 +30,6 @@ const (
 	pipelineMaxBytes = 64 << 20
 )
 
-// fastHeader names the header of a batch announced on core NATS: the
-// position after which the holder has published every change, up to this
-// batch, in the same session (docs/cluster.md "Change hand-off").
-const fastHeader = "Rt-Prev"
-
 // sent is one batch to publish to the stream.
 type sent struct {
 	body        []byte
@@ -117,99 +112,6 @@ func (h *Handoff) publishChunk(ctx context.Context, s *sent, part []byte, i, n i
 		case <-time.After(handoffRepublishPause):
 		}
 	}
-}
-
-// sendFast announces a batch that fits one message on core NATS, with the
-// position after which the holder published every change up to it
-// (s.prev), to every node's consumer, this node's included. Best effort: a consumer that misses it
-// reads the batch from the stream.
-func (h *Handoff) sendFast(s *sent) {
-	if len(s.body) > h.chunkLimit() {
-		return
-	}
-	m := nats.NewMsg(h.fastSubject)
-	m.Data = s.body
-	m.Header.Set(batchHeader, fmt.Sprintf("%d %d 0 1", s.first, s.last))
-	m.Header.Set(fastHeader, strconv.FormatUint(s.prev, 10))
-	if err := h.node.nc.PublishMsg(m); err != nil {
-		h.node.log.Debug("cluster: announce a batch", "err", err)
-	}
-	// The connection has no echo: this node's consumer gets it directly.
-	h.offerFast(m)
-}
-
-// announce wakes the readers after the stream acknowledged a batch.
-// Its headers tell which stream messages hold which batch (seqHeader,
-// lastHeader; none when firstSeq is 0), so a reader that delivered the
-// batch from its announcement skips them (consumer.skipKnown).
-func (h *Handoff) announce(firstSeq, lastSeq, last uint64) {
-	m := nats.NewMsg(h.wakeSubject)
-	if firstSeq != 0 {
-		m.Header.Set(seqHeader, fmt.Sprintf("%d %d", firstSeq, lastSeq))
-		m.Header.Set(lastHeader, strconv.FormatUint(last, 10))
-		h.addHint(firstSeq, lastSeq, last)
-	}
-	h.signal()
-	if err := h.node.nc.PublishMsg(m); err != nil {
-		h.node.log.Debug("cluster: announce changes", "err", err)
-	}
-}
-
-// seqHeader and lastHeader name the headers of a stream announcement: the
-// stream sequences of a batch's messages ("first last") and the batch's
-// last position.
-const (
-	seqHeader  = "Rt-Seq"
-	lastHeader = "Rt-Last"
-)
-
-// hint says that the stream messages from a hint's key to lastSeq hold one
-// batch ending at position last.
-type hint struct{ lastSeq, last uint64 }
-
-// maxHints bounds the hints kept for this node's reader.
-const maxHints = 1024
-
-// addHint records a batch's stream messages, from the holder's
-// announcement (or this node's own publishing).
-func (h *Handoff) addHint(firstSeq, lastSeq, last uint64) {
-	h.hintMu.Lock()
-	defer h.hintMu.Unlock()
-	if len(h.hints) >= maxHints {
-		// The reader is not using them (it is behind and reads the
-		// stream): start over.
-		clear(h.hints)
-	}
-	h.hints[firstSeq] = hint{lastSeq: lastSeq, last: last}
-}
-
-// takeHintFrom removes and returns the hint of the batch whose first
-// message is seq, and drops hints of messages before seq.
-func (h *Handoff) takeHintFrom(seq uint64) (hint, bool) {
-	h.hintMu.Lock()
-	defer h.hintMu.Unlock()
-	for k := range h.hints {
-		if k < seq {
-			delete(h.hints, k)
-		}
-	}
-	v, ok := h.hints[seq]
-	if ok {
-		delete(h.hints, seq)
-	}
-	return v, ok
-}
-
-// onAnnouncement records the hint an announcement carries and wakes the
-// reader.
-func (h *Handoff) onAnnouncement(m *nats.Msg) {
-	var first, lastSeq uint64
-	if _, err := fmt.Sscanf(m.Header.Get(seqHeader), "%d %d", &first, &lastSeq); err == nil && first != 0 && lastSeq >= first {
-		if last, err := strconv.ParseUint(m.Header.Get(lastHeader), 10, 64); err == nil {
-			h.addHint(first, lastSeq, last)
-		}
-	}
-	h.signal()
 }
 
 // Pipeline is the publisher of one slot-holding session. Publish (the
@@ -420,25 +322,6 @@ func (p *Pipeline) run(ctx context.Context, start uint64) {
 		p.h.announce(firstSeq, lastSeq, e.batch.last)
 		covered = max(covered, e.batch.last)
 	}
-}
-
-// coveredHeader names the header of a marker announced on core NATS: the
-// holder has confirmed this position, and no change lies between the
-// marker's Rt-Prev and it (a keepalive's position past the last change).
-// A reader that delivered up to Rt-Prev has then delivered up to it too, so
-// the next holder's first batch, which starts there, continues what it
-// delivered (docs/cluster.md "Change hand-off").
-const coveredHeader = "Rt-Covered"
-
-// sendCovered announces that no change lies after prev up to pos.
-func (h *Handoff) sendCovered(prev, pos uint64) {
-	m := nats.NewMsg(h.fastSubject)
-	m.Header.Set(fastHeader, strconv.FormatUint(prev, 10))
-	m.Header.Set(coveredHeader, strconv.FormatUint(pos, 10))
-	if err := h.node.nc.PublishMsg(m); err != nil {
-		h.node.log.Debug("cluster: announce a confirmed position", "err", err)
-	}
-	h.offerFast(m)
 }
 
 // notify does a non-blocking send on a capacity-1 channel.

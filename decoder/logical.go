@@ -233,34 +233,10 @@ func (l *Logical) session(ctx context.Context, dbCfg *pgx.ConnConfig, replCfg *p
 		repl.Close(cctx)
 		ccancel()
 	}()
-	start := LSN(l.confirmed.Load())
-	pubs := pgx.Identifier{l.cfg.Publication}.Sanitize()
-	for _, p := range l.cfg.ExtraPublications {
-		pubs += "," + pgx.Identifier{p}.Sanitize()
-	}
-	pubLit := "'" + strings.ReplaceAll(pubs, "'", "''") + "'"
-	err = pglogrepl.StartReplication(sctx, repl, l.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names " + pubLit},
-	})
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
-			err = fmt.Errorf("%w (%s)", ErrSlotInUse, pgErr.Message)
-		}
-		return false, fmt.Errorf("decoder: start replication on slot %s at %s: %w", l.cfg.Slot, start, err)
-	}
-	// PostgreSQL streams from the later of start and the slot's confirmed
-	// position when it was acquired, which another reader may have moved
-	// on since it was looked up. The session holds the slot now, so its
-	// confirmed position stands still: take it, so that the confirmed
-	// position (what OnState's callee reads as where the session streams
-	// from) is never before the first change the session delivers.
-	slotLSN, err = ensureSlot(sctx, db, l.cfg.Slot)
+	start, err := l.startReplication(sctx, db, repl)
 	if err != nil {
 		return false, err
 	}
-	l.advance(slotLSN)
 
 	began := time.Now()
 	l.update(func(st *Status) {
@@ -285,6 +261,41 @@ func (l *Logical) session(ctx context.Context, dbCfg *pgx.ConnConfig, replCfg *p
 	s := &stream{l: l, conn: repl, db: db, sink: sink}
 	err = s.run(ctx, sctx)
 	return s.delivered || time.Since(began) > l.cfg.RetryMax, err
+}
+
+// startReplication starts streaming the slot on repl from the confirmed
+// position, which it returns. A slot read by another connection fails with
+// ErrSlotInUse.
+func (l *Logical) startReplication(sctx context.Context, db *pgx.Conn, repl *pgconn.PgConn) (LSN, error) {
+	start := LSN(l.confirmed.Load())
+	pubs := pgx.Identifier{l.cfg.Publication}.Sanitize()
+	for _, p := range l.cfg.ExtraPublications {
+		pubs += "," + pgx.Identifier{p}.Sanitize()
+	}
+	pubLit := "'" + strings.ReplaceAll(pubs, "'", "''") + "'"
+	err := pglogrepl.StartReplication(sctx, repl, l.cfg.Slot, start, pglogrepl.StartReplicationOptions{
+		Mode:       pglogrepl.LogicalReplication,
+		PluginArgs: []string{"proto_version '1'", "publication_names " + pubLit},
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			err = fmt.Errorf("%w (%s)", ErrSlotInUse, pgErr.Message)
+		}
+		return 0, fmt.Errorf("decoder: start replication on slot %s at %s: %w", l.cfg.Slot, start, err)
+	}
+	// PostgreSQL streams from the later of start and the slot's confirmed
+	// position when it was acquired, which another reader may have moved
+	// on since it was looked up. The session holds the slot now, so its
+	// confirmed position stands still: take it, so that the confirmed
+	// position (what OnState's callee reads as where the session streams
+	// from) is never before the first change the session delivers.
+	slotLSN, err := ensureSlot(sctx, db, l.cfg.Slot)
+	if err != nil {
+		return 0, err
+	}
+	l.advance(slotLSN)
+	return start, nil
 }
 
 // ensurePublication creates the publication, empty, if it does not exist.

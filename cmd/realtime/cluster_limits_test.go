@@ -42,6 +42,23 @@ func projectClients(t *testing.T, addr, host, token, node, ref string) int {
 	return p.Clients
 }
 
+// awaitProjectOn polls the cluster view at addr (up to 30 s) until what it
+// says of project ref on node satisfies ok; what names it in the failure.
+func awaitProjectOn(t *testing.T, addr, host, token, node, ref, what string, ok func(admin.ClusterProject) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, _ := projectOn(t, addr, host, token, node, ref)
+		if ok(p) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never heard %s: %+v", what, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // projectOn is what the cluster view at addr says of project ref on node;
 // listed is false when the node is not.
 func projectOn(t *testing.T, addr, host, token, node, ref string) (p admin.ClusterProject, listed bool) {
@@ -208,17 +225,7 @@ func TestClusterJoinRateCountsEveryNode(t *testing.T) {
 		t.Fatalf("join on b: %s", m.Payload)
 	}
 	// a's period ends: its report says 12 joins per period.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p, _ := projectOn(t, b.addr, host, tok, "node-a", "cj")
-		if p.JoinsPerPeriod >= 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b never heard a's joins: %+v", p)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	awaitProjectOn(t, b.addr, host, tok, "node-a", "cj", "a's joins", func(p admin.ClusterProject) bool { return p.JoinsPerPeriod >= 10 })
 	// b's period ends about when a's did: 1 here + 12 on a >= 10.
 	for i := 0; ; i++ {
 		if i == 100 {
@@ -269,17 +276,7 @@ func TestClusterEventsShareByDemand(t *testing.T) {
 	}()
 	t.Cleanup(func() { close(stop); <-done })
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p, _ := projectOn(t, b.addr, host, tok, "node-a", "ce")
-		if p.EventsPerSecond >= 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b never heard a's demand: %+v", p)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	awaitProjectOn(t, b.addr, host, tok, "node-a", "ce", "a's demand", func(p admin.ClusterProject) bool { return p.EventsPerSecond >= 20 })
 	if code, body := restBroadcast(t, b.addr, host, keys.Anon, 5); code != 429 || !strings.Contains(body, `"message":"You have exceeded your rate limit"`) {
 		t.Fatalf("b's batch of 5 while a asks for 40/s under 10/s: %d %s", code, body)
 	}
@@ -288,17 +285,7 @@ func TestClusterEventsShareByDemand(t *testing.T) {
 // restBroadcastQuiet posts a batch of n messages like restBroadcast,
 // ignoring the answer (from a goroutine other than the test's).
 func restBroadcastQuiet(addr, host, key string, n int) {
-	msgs := make([]map[string]any, n)
-	for i := range msgs {
-		msgs[i] = map[string]any{"topic": "room", "event": "e", "payload": map[string]any{"i": i}}
-	}
-	b, _ := json.Marshal(map[string]any{"messages": msgs})
-	req, _ := http.NewRequest("POST", "http://"+addr+"/realtime/v1/api/broadcast", strings.NewReader(string(b)))
-	req.Host = host
-	req.Header.Set("apikey", key)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	if resp, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := http.DefaultClient.Do(restBroadcastRequest(addr, host, key, n)); err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}

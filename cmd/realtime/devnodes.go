@@ -17,6 +17,7 @@ import (
 
 	"github.com/openrealtime/realtime/internal/demo"
 	"github.com/openrealtime/realtime/internal/pgcluster"
+	"github.com/openrealtime/realtime/realtime"
 )
 
 // printDevNodesJSON prints printDevJSON's line for the first node with a
@@ -98,6 +99,16 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 		return err
 	}
 
+	return serveDevNodes(ctx, opts, insertRoutes, func(nodes []devNode) {
+		printDevNodesAs(asJSON, nodes, dbURL, o.AdminToken, keys)
+	})
+}
+
+// serveDevNodes serves every node of opts until ctx ends or one stops (which
+// stops the others), and calls ready with the nodes, sorted by name, once
+// every one answers /healthz with 200. It returns the first node's error.
+func serveDevNodes(ctx context.Context, opts []*options, insertRoutes func(*realtime.Server), ready func([]devNode)) error {
+	n := len(opts)
 	nctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex // guards listening
@@ -114,17 +125,9 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 					mu.Unlock()
 					if all {
 						slices.SortFunc(listening, func(a, b devNode) int { return strings.Compare(a.name, b.name) })
-						// The URLs are printed once every node serves: a
-						// hand-off node answers 503 until its change stream
-						// is ready, which needs the others.
 						go func() {
-							if err := awaitDevNodes(nctx, listening); err != nil {
-								return
-							}
-							if asJSON {
-								printDevNodesJSON(listening, dbURL, o.AdminToken, keys)
-							} else {
-								printDevNodes(os.Stdout, listening, dbURL, o.AdminToken, keys)
+							if awaitDevNodes(nctx, listening) == nil {
+								ready(listening)
 							}
 						}()
 					}
@@ -146,7 +149,18 @@ func runDevNodes(ctx context.Context, o *options, n, pgPort int, asJSON bool) er
 	return first
 }
 
-// awaitDevNodes waits until every node's /healthz answers 200, or ctx ends.
+// printDevNodesAs prints the nodes as printDevNodesJSON or printDevNodes.
+func printDevNodesAs(asJSON bool, nodes []devNode, dbURL, adminToken string, k demo.Keys) {
+	if asJSON {
+		printDevNodesJSON(nodes, dbURL, adminToken, k)
+	} else {
+		printDevNodes(os.Stdout, nodes, dbURL, adminToken, k)
+	}
+}
+
+// awaitDevNodes waits until every node's /healthz answers 200, or ctx ends:
+// the URLs are printed only then, since a hand-off node answers 503 until
+// its change stream is ready, which needs the others.
 func awaitDevNodes(ctx context.Context, nodes []devNode) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	for _, nd := range nodes {

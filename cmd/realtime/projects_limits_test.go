@@ -64,9 +64,9 @@ func expectSystem(t *testing.T, c *wsClient) string {
 	return p.Message
 }
 
-// restBroadcast posts a batch of n messages to the project's REST endpoint.
-func restBroadcast(t *testing.T, addr, host, key string, n int) (int, string) {
-	t.Helper()
+// restBroadcastRequest is a POST of n messages to topic room on the
+// project's REST broadcast endpoint at addr.
+func restBroadcastRequest(addr, host, key string, n int) *http.Request {
 	msgs := make([]map[string]any, n)
 	for i := range msgs {
 		msgs[i] = map[string]any{"topic": "room", "event": "e", "payload": map[string]any{"i": i}}
@@ -77,7 +77,13 @@ func restBroadcast(t *testing.T, addr, host, key string, n int) (int, string) {
 	req.Header.Set("apikey", key)
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	return req
+}
+
+// restBroadcast posts a batch of n messages to the project's REST endpoint.
+func restBroadcast(t *testing.T, addr, host, key string, n int) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(restBroadcastRequest(addr, host, key, n))
 	if err != nil {
 		t.Fatal(err)
 	}
