@@ -3,7 +3,6 @@ package channels
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -65,13 +64,13 @@ type pgBatch struct {
 	deliveries []delivery
 	privs      map[privKey]map[string]bool // nil entry: lookup failed
 	groups     map[groupKey]*rlsGroup
-	frames     map[frameKey]Frame               // envelopes of the change being delivered
+	groupOf    map[classTable]*rlsGroup         // groups by class, in front of groups' string keys
+	frames     map[frameKey]Frame               // the serial fan-out's envelopes of the change being delivered
 	spend      map[*subscriberClass]*classSpend // live only: filter time per class (pgbudget.go)
 
 	replayed []Frame        // replay only: the frames for only, in order
 	taps     map[tapKey]int // live only, while a tap is installed
 	tapping  bool
-	touched  int64 // live only: activity time stamped on topics, unix ns; 0 until the first frame
 	stats    DeliveryStats
 }
 
@@ -82,6 +81,7 @@ type delivery struct {
 	ids    []int64
 	sel    map[string]bool // select restriction of the first matching binding with one; nil for all
 	data   []byte          // the data object, set by encode; nil: nothing to send
+	group  *rlsGroup       // the RLS check of its class and table, set by authorize; nil when none
 	// deferred: filters were not applied at match (a full-image DELETE
 	// under RLS); ids and sel are recomputed by payload once visible.
 	deferred bool
@@ -104,6 +104,12 @@ type privKey struct {
 type groupKey struct {
 	table string // schema.table
 	id    string // Identity.Key
+}
+
+// classTable identifies a class's group for one table within a batch.
+type classTable struct {
+	class *subscriberClass
+	rel   *decoder.Relation
 }
 
 // rlsGroup is one RLS query: the changes of one table to check for one
@@ -141,6 +147,7 @@ var batchPool = sync.Pool{New: func() any {
 		deliveries: make([]delivery, 0, 1024),
 		privs:      make(map[privKey]map[string]bool),
 		groups:     make(map[groupKey]*rlsGroup),
+		groupOf:    make(map[classTable]*rlsGroup),
 		frames:     make(map[frameKey]Frame),
 		spend:      make(map[*subscriberClass]*classSpend),
 	}
@@ -170,10 +177,11 @@ func (b *pgBatch) release() {
 	clear(b.facts)
 	clear(b.privs)
 	clear(b.groups)
+	clear(b.groupOf)
 	clear(b.frames)
 	clear(b.spend)
 	b.p, b.changes, b.cursors, b.only, b.onlyClass = nil, nil, nil, nil, nil
-	b.replayed, b.taps, b.tapping, b.touched, b.stats = nil, nil, false, 0, DeliveryStats{}
+	b.replayed, b.taps, b.tapping, b.stats = nil, nil, false, DeliveryStats{}
 	batchPool.Put(b)
 }
 
@@ -322,12 +330,18 @@ func (b *pgBatch) authorize(ctx context.Context) error {
 		if !f.info.RLS || !needsRowCheck(ch) {
 			continue
 		}
-		gk := groupKey{table: f.key, id: d.class.id.Key}
-		g := b.groups[gk]
+		ck := classTable{d.class, ch.Rel}
+		g := b.groupOf[ck]
 		if g == nil {
-			g = &rlsGroup{id: d.class.id, schema: ch.Rel.Schema, table: ch.Rel.Table}
-			b.groups[gk] = g
+			gk := groupKey{table: f.key, id: d.class.id.Key}
+			g = b.groups[gk]
+			if g == nil {
+				g = &rlsGroup{id: d.class.id, schema: ch.Rel.Schema, table: ch.Rel.Table}
+				b.groups[gk] = g
+			}
+			b.groupOf[ck] = g
 		}
+		d.group = g
 		if n := len(g.changes); n == 0 || g.changes[n-1] != d.change {
 			g.changes = append(g.changes, d.change)
 		}
@@ -500,7 +514,7 @@ func (b *pgBatch) payload(enc *payloadCache, d *delivery) []byte {
 		return enc.errorEvent(ch, errUnauthorized)
 	}
 	if f.info.RLS && needsRowCheck(ch) {
-		g := b.groups[groupKey{table: f.key, id: id.Key}]
+		g := d.group
 		if g == nil || g.err != nil || g.visible == nil || !g.visible[d.change] {
 			b.drop(d, DropRLS)
 			return nil
@@ -526,81 +540,6 @@ func (b *pgBatch) drop(d *delivery, r DropReason) {
 	}
 }
 
-// deliver frames each delivery's data for the members of its class (or for
-// only) and queues the frames in batch order (replays collect them in
-// replayed). Envelopes are built once per (topic, encoder, ids) of a change.
-func (b *pgBatch) deliver() {
-	framesFor := -1 // batch index b.frames holds
-	for i := range b.deliveries {
-		d := &b.deliveries[i]
-		if d.data == nil {
-			continue
-		}
-		if framesFor != d.change {
-			clear(b.frames)
-			framesFor = d.change
-		}
-		idsKey := idsString(d.ids)
-		if b.only != nil {
-			b.replayed = append(b.replayed, b.frame(b.only, d, idsKey))
-			continue
-		}
-		for _, s := range *d.class.members.Load() {
-			if s.deliver(b.frame(s, d, idsKey)) {
-				b.queued(s, d.change)
-			}
-		}
-	}
-}
-
-// frame returns d's frame for s from b.frames, building it on a miss.
-func (b *pgBatch) frame(s *Subscription, d *delivery, idsKey string) Frame {
-	fk := frameKey{s.Topic, s.Encoder, &d.data[0], idsKey}
-	fr, ok := b.frames[fk]
-	if !ok {
-		fr = s.Encoder.EncodePostgresChange(s.Topic, d.ids, d.data, b.cursors[d.change])
-		fr.Cursor = b.cursors[d.change]
-		b.frames[fk] = fr
-	}
-	return fr
-}
-
-// queued counts a frame of change ci queued to s, on the batch and on s's
-// topic, and notes it for the tap while one is installed.
-func (b *pgBatch) queued(s *Subscription, ci int) {
-	b.stats.Frames++
-	t := s.topic.Load()
-	if t == nil {
-		// Bindings activated before Hub.Subscribe (SSE) can see a change
-		// first; count it on the topic if one exists.
-		t = b.p.hub.lookup(TopicKey(s.Topic, s.Private))
-	}
-	if t != nil {
-		t.msgsOut.Add(1)
-		if b.touched == 0 {
-			b.touched = time.Now().UnixNano()
-		}
-		if t.lastActive.Load() != b.touched {
-			t.lastActive.Store(b.touched)
-		}
-	}
-	if b.tapping {
-		if b.taps == nil {
-			b.taps = make(map[tapKey]int)
-		}
-		b.taps[tapKey{s.Topic, ci}]++
-	}
-}
-
-// emitTaps reports the batch to the tap, one event per (topic, change);
-// b.taps is nil, and nothing is built, while no tap is installed.
-func (b *pgBatch) emitTaps() {
-	for k, n := range b.taps {
-		ch := &b.changes[k.change]
-		b.p.hub.emitTap(k.topic, "postgres_changes", ch.Kind.String()+" "+ch.Rel.Schema+"."+ch.Rel.Table, rowJSON(ch), n)
-	}
-}
-
 func tableMatch(b *activeBinding, rel *decoder.Relation) bool {
 	return (b.schema == "*" || b.schema == rel.Schema) && (b.table == "*" || b.table == rel.Table)
 }
@@ -612,19 +551,6 @@ func containsID(ids []int64, id int64) bool {
 		}
 	}
 	return false
-}
-
-// idsString is a map key for a list of binding ids.
-func idsString(ids []int64) string {
-	if len(ids) == 1 {
-		return strconv.FormatInt(ids[0], 10)
-	}
-	b := make([]byte, 0, 12*len(ids))
-	for _, id := range ids {
-		b = strconv.AppendInt(b, id, 10)
-		b = append(b, ',')
-	}
-	return string(b)
 }
 
 func allSelectable(cols []string, selectable map[string]bool) bool {

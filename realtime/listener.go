@@ -85,3 +85,13 @@ func (c *guardedConn) Close() error {
 	c.once.Do(func() { c.g.open.Add(-1) })
 	return c.Conn.Close()
 }
+
+// SyscallConn exposes the socket's descriptor for direct writes (see
+// directLink); it fails when the accepted connection has none.
+func (c *guardedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("realtime: connection has no descriptor")
+	}
+	return sc.SyscallConn()
+}

@@ -3,6 +3,7 @@ package realtime
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/openrealtime/realtime/channels"
 )
@@ -20,6 +21,22 @@ type link interface {
 	finish(reason channels.CloseReason, broken bool)
 }
 
+// directLink is a link that can also write a frame at once, without
+// waiting for the socket: the outbox tries it when nothing is queued, so
+// an idle connection that gets one frame costs no goroutine start and no
+// scheduler wake-up (most deliveries, at low and moderate rates).
+type directLink interface {
+	link
+	// tryWrite writes f's encoding as far as the socket takes it now and
+	// returns the encoded bytes it did not take (nil when all went out).
+	// tried is false when it wrote nothing because another write holds the
+	// socket; err means the transport is broken.
+	tryWrite(f channels.Frame) (rest []byte, tried bool, err error)
+	// writeEncoded writes bytes left over by tryWrite, under the write
+	// deadline.
+	writeEncoded(b []byte) error
+}
+
 // outbox is a connection's outgoing queue, shared by every transport. It
 // is bounded in bytes and drained by one writer goroutine, started when
 // frames are queued and gone when the queue is empty, so an idle
@@ -28,14 +45,18 @@ type link interface {
 // as a slow consumer and the rest of its queue is discarded, because a
 // client cannot see a gap in the middle of its stream.
 type outbox struct {
-	srv  *Server // budget, write timeout, metrics, logger and WaitGroup
-	id   uint64  // connection id, for logs
-	link link
+	srv    *Server // budget, write timeout, metrics, logger and WaitGroup
+	id     uint64  // connection id, for logs
+	link   link
+	direct directLink // link's direct writes, nil when it has none
 
 	mu      sync.Mutex       // guards the fields below
 	q       []channels.Frame // frames waiting to be written
-	qbytes  int              // bytes in q plus bytes being written
-	writing bool             // the writer goroutine is running
+	rest    []byte           // encoded bytes a direct write left, written before q
+	qbytes  int              // bytes in q and rest plus bytes being written
+	writing bool             // the socket is owned: by the writer goroutine or a direct write
+	broken  bool             // a write failed: nothing more is written
+	wrote   int64            // when the last write ended, unix ns
 	held    bool             // the writer may not start yet (see hold)
 	closing bool             // no more frames are accepted
 	discard bool             // end without writing what is queued
@@ -44,11 +65,15 @@ type outbox struct {
 }
 
 func newOutbox(srv *Server, id uint64, l link) *outbox {
-	return &outbox{srv: srv, id: id, link: l, done: make(chan struct{})}
+	o := &outbox{srv: srv, id: id, link: l, done: make(chan struct{})}
+	o.direct, _ = l.(directLink)
+	return o
 }
 
 // Enqueue implements channels.Writer: it queues f without blocking and
-// reports whether it was accepted.
+// reports whether it was accepted. When nothing is queued or being written
+// it first tries to write f at once (see directLink); what the socket does
+// not take is left to the writer goroutine.
 func (o *outbox) Enqueue(f channels.Frame) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -59,10 +84,55 @@ func (o *outbox) Enqueue(f channels.Frame) bool {
 		o.closeLocked(channels.ReasonSlowConsumer)
 		return false
 	}
+	if o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil {
+		if now := time.Now().UnixNano(); now-o.wrote >= directIdle {
+			o.writeDirectLocked(f, now)
+			return true
+		}
+	}
 	o.q = append(o.q, f)
 	o.qbytes += len(f.Data)
 	o.startLocked()
 	return true
+}
+
+// directIdle is how long a connection must have been idle for a frame to
+// be written directly. A connection written to more often than that gets
+// its frames through the writer goroutine, which writes whatever piled up
+// in one syscall: under a flood, one write(2) per frame would cost more
+// than the goroutine it saves.
+const directIdle = int64(time.Millisecond)
+
+// writeDirectLocked writes f through the direct link with o.mu released
+// (writing set, so nothing else writes meanwhile) and hands whatever is
+// left, or was queued in the meantime, to the writer goroutine. now is
+// the time of the call, unix ns. o.mu must be held.
+func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
+	o.writing = true
+	o.qbytes += len(f.Data)
+	o.mu.Unlock()
+	rest, tried, err := o.direct.tryWrite(f)
+	o.mu.Lock()
+	o.wrote = now
+	o.qbytes -= len(f.Data)
+	switch {
+	case err != nil:
+		o.broken = true
+		o.writeFailedLocked(err)
+	case !tried:
+		// Frames queued meanwhile came after f.
+		o.q = append([]channels.Frame{f}, o.q...)
+		o.qbytes += len(f.Data)
+	case rest != nil:
+		o.rest = rest
+		o.qbytes += len(rest)
+	}
+	if len(o.q) == 0 && o.rest == nil && !o.closing {
+		o.writing = false
+		return
+	}
+	o.srv.wg.Add(1)
+	go o.writeLoop()
 }
 
 // Close ends the connection for reason once what is queued is written
@@ -151,35 +221,43 @@ func (o *outbox) closed() bool {
 func (o *outbox) writeLoop() {
 	defer o.srv.wg.Done()
 	var batch []channels.Frame
-	broken := false
 	for {
 		o.mu.Lock()
-		if o.discard || broken || (len(o.q) == 0 && o.closing) {
-			reason := o.reason
-			o.q, o.qbytes = nil, 0
+		if o.discard || o.broken || (len(o.q) == 0 && o.rest == nil && o.closing) {
+			reason, broken := o.reason, o.broken
+			o.q, o.rest, o.qbytes = nil, nil, 0
 			o.mu.Unlock()
 			o.link.finish(reason, broken)
 			close(o.done)
 			return
 		}
-		if len(o.q) == 0 {
+		if len(o.q) == 0 && o.rest == nil {
 			o.writing = false
 			o.mu.Unlock()
 			return
 		}
+		rest := o.rest
+		o.rest = nil
 		batch, o.q = o.q, batch[:0]
 		o.mu.Unlock()
 
-		n := 0
+		n := len(rest)
 		for _, f := range batch {
 			n += len(f.Data)
 		}
-		err := o.link.write(batch)
+		var err error
+		if rest != nil {
+			err = o.direct.writeEncoded(rest)
+		}
+		if err == nil && len(batch) > 0 {
+			err = o.link.write(batch)
+		}
 		clear(batch) // the frames may be large; don't keep them alive
 		o.mu.Lock()
+		o.wrote = time.Now().UnixNano()
 		o.qbytes -= n
 		if err != nil {
-			broken = true
+			o.broken = true
 			o.writeFailedLocked(err)
 		}
 		o.mu.Unlock()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,7 +27,8 @@ type wsConn struct {
 	v   phoenix.Version
 	enc *encoder
 
-	wmu sync.Mutex // serializes socket writes: outbox batches and control frames
+	wmu sync.Mutex      // serializes socket writes: outbox batches and control frames
+	raw syscall.RawConn // the socket, for direct writes; nil when it has no descriptor
 
 	joins joinBucket // join tokens; read loop only
 
@@ -81,6 +84,9 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	enc := encoderFor(vsn)
 	c := &wsConn{ws: ws, v: vsn, enc: enc, release: release}
+	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	c.session = s.newSession(transportWebSocket, creds, enc, remote{addr: remoteAddr(r), version: vsn.String()})
 	c.headers = xHeaders(r)
 	c.attach(c, c)
@@ -271,6 +277,58 @@ func (c *wsConn) writeRaw(b []byte) error {
 	_, err := nc.Write(b)
 	return err
 }
+
+// writeEncoded implements directLink.
+func (c *wsConn) writeEncoded(b []byte) error { return c.writeRaw(b) }
+
+// tryWrite implements directLink with one non-blocking write(2) on the
+// socket's descriptor (Go keeps sockets non-blocking): a full send buffer
+// leaves the rest to the writer goroutine instead of waiting.
+func (c *wsConn) tryWrite(f channels.Frame) (rest []byte, tried bool, err error) {
+	if c.raw == nil || !c.wmu.TryLock() {
+		return nil, false, nil
+	}
+	defer c.wmu.Unlock()
+	op := byte(websocket.TextMessage)
+	if f.Binary {
+		op = websocket.BinaryMessage
+	}
+	bp := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(bp)
+	buf := appendWSFrame((*bp)[:0], op, f.Data)
+	if cap(buf) <= maxPooledFrame {
+		*bp = buf
+	}
+	n := 0
+	var werr error
+	if cerr := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), buf)
+		return true // never wait for the socket here
+	}); cerr != nil {
+		if errors.Is(cerr, os.ErrDeadlineExceeded) {
+			// The deadline of an earlier blocking write has passed; the
+			// writer goroutine sets a fresh one.
+			return nil, false, nil
+		}
+		return nil, true, cerr
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		n, werr = 0, nil
+	}
+	if werr != nil {
+		return nil, true, werr
+	}
+	if n < len(buf) {
+		rest = append([]byte(nil), buf[max(n, 0):]...)
+	}
+	return rest, true, nil
+}
+
+// frameBufs holds encoding buffers for direct writes.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledFrame bounds the buffers kept in frameBufs.
+const maxPooledFrame = 64 << 10
 
 // appendWSFrame appends one unmasked, unfragmented server frame (RFC 6455
 // §5.2): FIN, opcode, payload length, payload.

@@ -79,13 +79,20 @@ type operand struct {
 	kind int
 	name string // column name (opCol), claim key (opClaim), literal (opLit)
 	col  int    // index in the relation (opCol), set per relation by bind
+	// uuid: the column (opCol) is of type uuid, whose values arrive as
+	// uuid_out writes them (canonicalUUID's form); set by bind.
+	uuid bool
 }
+
+// uuidOID is pg_type.oid of uuid.
+const uuidOID = 2950
 
 // evalEnv is what a compiled expression reads besides the row.
 type evalEnv struct {
 	id     *channels.Identity
 	fns    *stdFuncs
 	uid    *[16]byte // nil: NULL
+	uidStr string    // uid in uuid_out's canonical text, when uid is set
 	uidErr error     // auth.uid() raises (bad uuid)
 	claims map[string]json.RawMessage
 }
@@ -114,6 +121,7 @@ func newEvalEnv(id *channels.Identity, fns *stdFuncs) (*evalEnv, error) {
 			e.uidErr = err
 		} else {
 			e.uid = &u
+			e.uidStr = canonicalUUID(u)
 		}
 	}
 	return e, nil
@@ -203,6 +211,11 @@ func (n *node) compare(env *evalEnv, row []decoder.Value) (tri, error) {
 		if env.uid == nil {
 			return triNull, nil
 		}
+		if l.uuid && len(v.Text) == len(env.uidStr) || isCanonicalUUID(v.Text) {
+			// uuid values arrive as uuid_out writes them, so the usual
+			// case is a plain text comparison.
+			return boolTri(v.Text == env.uidStr), nil
+		}
 		u, err := parseUUID(v.Text)
 		if err != nil {
 			return 0, errNeedSQL
@@ -228,6 +241,43 @@ func boolTri(b bool) tri {
 		return triTrue
 	}
 	return triFalse
+}
+
+// canonicalUUID renders u as uuid_out does: lower-case hex, 8-4-4-4-12.
+func canonicalUUID(u [16]byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], u[10:16])
+	return string(b[:])
+}
+
+// isCanonicalUUID reports whether s is a uuid in canonicalUUID's form,
+// the one text that parses to its value and equals canonicalUUID of it.
+func isCanonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // parseUUID parses a uuid as PostgreSQL's uuid_in does: 32 hex digits,
@@ -627,6 +677,7 @@ func (n *node) bind(rel *decoder.Relation) (*node, bool) {
 				if o.col < 0 {
 					return nil, false
 				}
+				o.uuid = rel.Columns[o.col].TypeOID == uuidOID
 			}
 		}
 		return &out, true

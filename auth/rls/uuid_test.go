@@ -21,3 +21,22 @@ func TestParseUUID(t *testing.T) {
 		t.Fatalf("parseUUID allocates %v times per call", n)
 	}
 }
+
+// The compiled comparison's fast path: a canonical text equals the uid's
+// canonical text exactly when the parsed values are equal.
+func TestCanonicalUUID(t *testing.T) {
+	for _, s := range []string{"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", "ffffffff-ffff-ffff-ffff-ffffffffffff", "00000000-0000-0000-0000-000000000000"} {
+		u, err := parseUUID(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := canonicalUUID(u); got != s || !isCanonicalUUID(s) {
+			t.Fatalf("canonicalUUID(parseUUID(%q)) = %q, canonical %v", s, got, isCanonicalUUID(s))
+		}
+	}
+	for _, s := range []string{"0A1B2C3D-4E5F-6071-8293-A4B5C6D7E8F9", "{0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9}", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f", "0a1b2c3d-4e5f-6071-8293a-4b5c6d7e8f9"} {
+		if isCanonicalUUID(s) {
+			t.Fatalf("isCanonicalUUID(%q) = true", s)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package channels
+
+import (
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// parallelFrames is the number of frames in a batch from which the live
+// fan-out is split over several goroutines. Below it one goroutine is
+// quicker than starting others.
+const parallelFrames = 64
+
+// maxFanWorkers bounds the goroutines of one batch's fan-out.
+const maxFanWorkers = 4
+
+// fanPart is one goroutine's share of a batch's fan-out: the subscribers
+// whose ID falls in its slot, with its own envelope cache and counters, so
+// the parts share nothing while they run.
+type fanPart struct {
+	b         *pgBatch
+	slot, of  uint64             // this part delivers to subscribers with ID%of == slot
+	frames    map[frameKey]Frame // envelopes of the change being delivered
+	framesFor int                // batch index frames holds
+	queued    int                // frames queued
+	touched   int64              // activity time stamped on topics, unix ns; 0 until the first frame
+	taps      map[tapKey]int     // while a tap is installed
+}
+
+// deliver frames each delivery's data for the members of its class (or for
+// only) and queues the frames in batch order (replays collect them in
+// replayed). Envelopes are built once per (topic, encoder, ids) of a change.
+// A large live batch is split by subscriber over up to maxFanWorkers
+// goroutines; each subscriber is served by one of them, so its frames stay
+// in batch order.
+func (b *pgBatch) deliver() {
+	if b.only != nil {
+		b.deliverReplay()
+		return
+	}
+	w := b.fanWorkers()
+	if w == 1 {
+		part := fanPart{b: b, of: 1, frames: b.frames, framesFor: -1}
+		part.run()
+		b.merge(&part)
+		return
+	}
+	parts := make([]fanPart, w)
+	var wg sync.WaitGroup
+	for k := range parts {
+		parts[k] = fanPart{b: b, slot: uint64(k), of: uint64(w), frames: make(map[frameKey]Frame), framesFor: -1}
+		if k > 0 {
+			wg.Go(parts[k].run)
+		}
+	}
+	parts[0].run()
+	wg.Wait()
+	for k := range parts {
+		b.merge(&parts[k])
+	}
+}
+
+// fanWorkers decides how many goroutines deliver the batch.
+func (b *pgBatch) fanWorkers() int {
+	w := min(runtime.GOMAXPROCS(0), maxFanWorkers)
+	if w < 2 {
+		return 1
+	}
+	n := 0
+	for i := range b.deliveries {
+		if b.deliveries[i].data != nil {
+			n += len(*b.deliveries[i].class.members.Load())
+			if n >= parallelFrames {
+				return w
+			}
+		}
+	}
+	return 1
+}
+
+// deliverReplay frames the batch for the one subscriber of a replay.
+func (b *pgBatch) deliverReplay() {
+	part := fanPart{b: b, of: 1, frames: b.frames, framesFor: -1}
+	for i := range b.deliveries {
+		d := &b.deliveries[i]
+		if d.data == nil {
+			continue
+		}
+		b.replayed = append(b.replayed, part.frame(b.only, d, idsString(d.ids)))
+	}
+}
+
+// merge adds a finished part's counters to the batch.
+func (b *pgBatch) merge(part *fanPart) {
+	b.stats.Frames += part.queued
+	for k, n := range part.taps {
+		if b.taps == nil {
+			b.taps = make(map[tapKey]int)
+		}
+		b.taps[k] += n
+	}
+}
+
+// run queues this part's frames in batch order.
+func (p *fanPart) run() {
+	b := p.b
+	for i := range b.deliveries {
+		d := &b.deliveries[i]
+		if d.data == nil {
+			continue
+		}
+		idsKey := ""
+		for _, s := range *d.class.members.Load() {
+			if s.ID%p.of != p.slot {
+				continue
+			}
+			if idsKey == "" {
+				idsKey = idsString(d.ids)
+			}
+			if s.deliver(p.frame(s, d, idsKey)) {
+				p.count(s, d.change)
+			}
+		}
+	}
+}
+
+// frame returns d's frame for s from p.frames, building it on a miss.
+func (p *fanPart) frame(s *Subscription, d *delivery, idsKey string) Frame {
+	if p.framesFor != d.change {
+		clear(p.frames)
+		p.framesFor = d.change
+	}
+	fk := frameKey{s.Topic, s.Encoder, &d.data[0], idsKey}
+	fr, ok := p.frames[fk]
+	if !ok {
+		b := p.b
+		fr = s.Encoder.EncodePostgresChange(s.Topic, d.ids, d.data, b.cursors[d.change])
+		fr.Cursor = b.cursors[d.change]
+		p.frames[fk] = fr
+	}
+	return fr
+}
+
+// count counts a frame of change ci queued to s, on the part and on s's
+// topic, and notes it for the tap while one is installed.
+func (p *fanPart) count(s *Subscription, ci int) {
+	p.queued++
+	t := s.topic.Load()
+	if t == nil {
+		// Bindings activated before Hub.Subscribe (SSE) can see a change
+		// first; count it on the topic if one exists.
+		t = p.b.p.hub.lookup(TopicKey(s.Topic, s.Private))
+	}
+	if t != nil {
+		t.msgsOut.Add(1)
+		if p.touched == 0 {
+			p.touched = time.Now().UnixNano()
+		}
+		if t.lastActive.Load() != p.touched {
+			t.lastActive.Store(p.touched)
+		}
+	}
+	if p.b.tapping {
+		if p.taps == nil {
+			p.taps = make(map[tapKey]int)
+		}
+		p.taps[tapKey{s.Topic, ci}]++
+	}
+}
+
+// emitTaps reports the batch to the tap, one event per (topic, change);
+// b.taps is nil, and nothing is built, while no tap is installed.
+func (b *pgBatch) emitTaps() {
+	for k, n := range b.taps {
+		ch := &b.changes[k.change]
+		b.p.hub.emitTap(k.topic, "postgres_changes", ch.Kind.String()+" "+ch.Rel.Schema+"."+ch.Rel.Table, rowJSON(ch), n)
+	}
+}
+
+// idsString is a map key for a list of binding ids.
+func idsString(ids []int64) string {
+	if len(ids) == 1 {
+		return strconv.FormatInt(ids[0], 10)
+	}
+	buf := make([]byte, 0, 12*len(ids))
+	for _, id := range ids {
+		buf = strconv.AppendInt(buf, id, 10)
+		buf = append(buf, ',')
+	}
+	return string(buf)
+}
