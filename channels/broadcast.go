@@ -54,6 +54,7 @@ func (h *Hub) broadcastLocal(topic string, private bool, b *Broadcast) {
 func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
+	clock := newFanClock()
 	for _, s := range *t.subs.Load() {
 		if (s.ID == origin && !s.Self) || s.muted.Load() {
 			continue
@@ -66,7 +67,7 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 			s.Drop(DropEncoding)
 			continue
 		}
-		if s.deliver(f) {
+		if clock.deliver(s, f) {
 			delivered++
 		}
 	}

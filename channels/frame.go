@@ -36,3 +36,14 @@ type Encoder interface {
 	// EncodeSystem frames a system message (join_ref null) for topic.
 	EncodeSystem(topic string, payload []byte) Frame
 }
+
+// LaterWriter is a Writer that may write a frame at once, inside Enqueue,
+// and can be told not to: EnqueueLater queues f for the connection's own
+// writer. A long fan-out switches to it so that its remaining frames are
+// written by many goroutines (and, under load, many frames per write)
+// instead of one syscall per frame on the fan-out's goroutine.
+type LaterWriter interface {
+	Writer
+	// EnqueueLater is Enqueue without a write from the caller's goroutine.
+	EnqueueLater(f Frame) bool
+}

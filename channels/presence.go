@@ -320,12 +320,13 @@ func (t *topic) presenceCount() int {
 func (t *topic) fanOutPresenceDiff(diff []byte) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodePresenceDiff(t.wire, diff), true }
+	clock := newFanClock()
 	for _, s := range *t.subs.Load() {
 		if !s.PresenceEnabled() {
 			continue
 		}
 		f, _ := cache.get(s.Encoder, build)
-		if s.deliver(f) {
+		if clock.deliver(s, f) {
 			delivered++
 		}
 	}

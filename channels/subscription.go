@@ -119,8 +119,12 @@ func (s *Subscription) Dropped(r DropReason) int64 {
 }
 
 // deliver queues f and counts it.
-func (s *Subscription) deliver(f Frame) bool {
-	if s.Writer.Enqueue(f) {
+func (s *Subscription) deliver(f Frame) bool { return s.count(s.Writer.Enqueue(f)) }
+
+// count counts a frame queued (ok) or refused as a slow consumer's, and
+// returns ok.
+func (s *Subscription) count(ok bool) bool {
+	if ok {
 		s.sent.Add(1)
 		return true
 	}

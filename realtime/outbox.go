@@ -74,7 +74,15 @@ func newOutbox(srv *Server, id uint64, l link) *outbox {
 // reports whether it was accepted. When nothing is queued or being written
 // it first tries to write f at once (see directLink); what the socket does
 // not take is left to the writer goroutine.
-func (o *outbox) Enqueue(f channels.Frame) bool {
+func (o *outbox) Enqueue(f channels.Frame) bool { return o.enqueue(f, true) }
+
+// EnqueueLater implements channels.LaterWriter: Enqueue that leaves the
+// writing to the writer goroutine.
+func (o *outbox) EnqueueLater(f channels.Frame) bool { return o.enqueue(f, false) }
+
+// enqueue queues f, writing it at once when direct is set and the
+// connection is idle.
+func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing {
@@ -84,7 +92,7 @@ func (o *outbox) Enqueue(f channels.Frame) bool {
 		o.closeLocked(channels.ReasonSlowConsumer)
 		return false
 	}
-	if o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil {
+	if direct && o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil {
 		if now := time.Now().UnixNano(); now-o.wrote >= directIdle {
 			o.writeDirectLocked(f, now)
 			return true
