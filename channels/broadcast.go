@@ -54,8 +54,9 @@ func (h *Hub) broadcastLocal(topic string, private bool, b *Broadcast) {
 func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
-	clock := newFanClock()
-	for _, s := range *t.subs.Load() {
+	subs := *t.subs.Load()
+	clock := topicFanClock(len(subs))
+	for _, s := range subs {
 		if (s.ID == origin && !s.Self) || s.muted.Load() {
 			continue
 		}

@@ -18,6 +18,20 @@ type fanClock struct {
 
 func newFanClock() fanClock { return fanClock{start: time.Now().UnixNano()} }
 
+// maxDirectTopic is the largest topic whose broadcasts and presence diffs
+// may be written directly. A broadcast to a bigger topic is a sustained
+// load of its own (every member, every message), where the writers'
+// parallelism and batching beat direct writes: measured at 5 000
+// subscribers, 300 000 deliveries/s (docs/benchmarks.md).
+const maxDirectTopic = 256
+
+// topicFanClock is the clock of a fan-out to a topic of n subscribers.
+func topicFanClock(n int) fanClock {
+	c := newFanClock()
+	c.late = n > maxDirectTopic
+	return c
+}
+
 // deliver delivers f to s, directly while within the budget.
 func (c *fanClock) deliver(s *Subscription, f Frame) bool {
 	if !c.late {

@@ -320,8 +320,9 @@ func (t *topic) presenceCount() int {
 func (t *topic) fanOutPresenceDiff(diff []byte) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodePresenceDiff(t.wire, diff), true }
-	clock := newFanClock()
-	for _, s := range *t.subs.Load() {
+	subs := *t.subs.Load()
+	clock := topicFanClock(len(subs))
+	for _, s := range subs {
 		if !s.PresenceEnabled() {
 			continue
 		}
