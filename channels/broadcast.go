@@ -55,7 +55,7 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
 	subs := *t.subs.Load()
-	clock := topicFanClock(len(subs))
+	direct := len(subs) <= maxDirectTopic
 	for _, s := range subs {
 		if (s.ID == origin && !s.Self) || s.muted.Load() {
 			continue
@@ -68,7 +68,7 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 			s.Drop(DropEncoding)
 			continue
 		}
-		if clock.deliver(s, f) {
+		if deliverTo(s, f, direct) {
 			delivered++
 		}
 	}

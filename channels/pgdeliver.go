@@ -105,7 +105,6 @@ func (b *pgBatch) merge(part *fanPart) {
 // run queues this part's frames in batch order.
 func (p *fanPart) run() {
 	b := p.b
-	clock := newFanClock()
 	for i := range b.deliveries {
 		d := &b.deliveries[i]
 		if d.data == nil {
@@ -119,7 +118,7 @@ func (p *fanPart) run() {
 			if idsKey == "" {
 				idsKey = idsString(d.ids)
 			}
-			if clock.deliver(s, p.frame(s, d, idsKey)) {
+			if s.deliver(p.frame(s, d, idsKey)) {
 				p.count(s, d.change)
 			}
 		}

@@ -321,13 +321,13 @@ func (t *topic) fanOutPresenceDiff(diff []byte) (delivered int) {
 	var cache encodeCache
 	build := func(e Encoder) (Frame, bool) { return e.EncodePresenceDiff(t.wire, diff), true }
 	subs := *t.subs.Load()
-	clock := topicFanClock(len(subs))
+	direct := len(subs) <= maxDirectTopic
 	for _, s := range subs {
 		if !s.PresenceEnabled() {
 			continue
 		}
 		f, _ := cache.get(s.Encoder, build)
-		if clock.deliver(s, f) {
+		if deliverTo(s, f, direct) {
 			delivered++
 		}
 	}

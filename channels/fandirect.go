@@ -1,0 +1,22 @@
+package channels
+
+// maxDirectTopic is the largest topic whose broadcasts and presence diffs
+// may be written directly by the fan-out (see LaterWriter). A broadcast to
+// a bigger topic is a sustained load of its own (every member, every
+// message), where the writers' parallelism and batching beat one syscall
+// per frame on the sender's goroutine (docs/benchmarks.md, broadcast
+// fan-out). postgres_changes fan-outs always may: a large batch is split
+// over several goroutines (pgdeliver.go), and 1 000 direct writes per
+// change measured 0.65 service cores against 0.9 when queued.
+const maxDirectTopic = 256
+
+// deliverTo delivers f to s, letting the connection write it at once only
+// when direct is set.
+func deliverTo(s *Subscription, f Frame, direct bool) bool {
+	if !direct {
+		if lw, ok := s.Writer.(LaterWriter); ok {
+			return s.count(lw.EnqueueLater(f))
+		}
+	}
+	return s.deliver(f)
+}
