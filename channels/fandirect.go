@@ -5,9 +5,8 @@ package channels
 // a bigger topic is a sustained load of its own (every member, every
 // message), where the writers' parallelism and batching beat one syscall
 // per frame on the sender's goroutine (docs/benchmarks.md, broadcast
-// fan-out). postgres_changes fan-outs always may: a large batch is split
-// over several goroutines (pgdeliver.go), and 1 000 direct writes per
-// change measured 0.65 service cores against 0.9 when queued.
+// fan-out). postgres_changes use the size of the batch instead
+// (directChanges).
 const maxDirectTopic = 256
 
 // deliverTo delivers f to s, letting the connection write it at once only

@@ -1,8 +1,11 @@
 package channels
 
 import (
+	"context"
 	"strconv"
 	"testing"
+
+	"github.com/openrealtime/realtime/decoder"
 )
 
 // laterWriter records which way each frame was queued.
@@ -39,5 +42,38 @@ func TestBroadcastDirectOnlyToSmallTopics(t *testing.T) {
 				t.Fatalf("topic of %d: subscriber %d got %d direct, %d later, %d sent; want %d, %d, 1", n, i, w.now, w.later, subs[i].Sent(), wantNow, wantLater)
 			}
 		}
+	}
+}
+
+// A postgres_changes batch of up to directChanges changes may be written
+// at once; a larger one (a backlog) is only queued.
+func TestChangesDirectOnlyForSmallBatches(t *testing.T) {
+	h := NewHub(HubConfig{})
+	auth := newFakeAuth()
+	auth.visible = func(*Identity, [][]string) ([]bool, error) {
+		return []bool{true, true, true, true, true, true, true, true}, nil
+	}
+	p := NewPGChanges(PGConfig{Hub: h, Auth: auth})
+	s, _ := newSub(h, "realtime:a", user("alice"))
+	w := &laterWriter{}
+	s.Writer = w
+	h.Subscribe(s)
+	activate(t, p, s, `{"event":"INSERT","schema":"public","table":"todos"}`)
+	var small, large []decoder.Change
+	for i := range directChanges + 1 {
+		large = append(large, insertTodo(i+1, "alice", "t"))
+	}
+	small = large[:1]
+	if err := p.Process(context.Background(), small); err != nil {
+		t.Fatal(err)
+	}
+	if w.now != 1 || w.later != 0 {
+		t.Fatalf("batch of 1: %d direct, %d later; want 1 direct", w.now, w.later)
+	}
+	if err := p.Process(context.Background(), large); err != nil {
+		t.Fatal(err)
+	}
+	if w.now != 1 || w.later != len(large) {
+		t.Fatalf("batch of %d: %d direct, %d later in all; want those %d queued only", len(large), w.now-1, w.later, len(large))
 	}
 }

@@ -12,6 +12,15 @@ import (
 // quicker than starting others.
 const parallelFrames = 64
 
+// directChanges is the largest batch whose frames connections may write
+// at once. The source merges the transactions that arrive while a batch
+// is fanned out into the next batch, so small batches mean the feed keeps
+// up, and one syscall per frame on the fan-out's goroutine buys latency;
+// a larger batch means a backlog, where handing the frames to the
+// connections' writers lets them run beside the next batch's RLS checks
+// and matching, and batch frames (docs/protocol.md §1).
+const directChanges = 4
+
 // maxFanWorkers bounds the goroutines of one batch's fan-out.
 const maxFanWorkers = 4
 
@@ -21,6 +30,7 @@ const maxFanWorkers = 4
 type fanPart struct {
 	b         *pgBatch
 	slot, of  uint64             // this part delivers to subscribers with ID%of == slot
+	direct    bool               // connections may write frames at once (see directChanges)
 	frames    map[frameKey]Frame // envelopes of the change being delivered
 	framesFor int                // batch index frames holds
 	queued    int                // frames queued
@@ -40,8 +50,9 @@ func (b *pgBatch) deliver() {
 		return
 	}
 	w := b.fanWorkers()
+	direct := len(b.changes) <= directChanges
 	if w == 1 {
-		part := fanPart{b: b, of: 1, frames: b.frames, framesFor: -1}
+		part := fanPart{b: b, of: 1, frames: b.frames, framesFor: -1, direct: direct}
 		part.run()
 		b.merge(&part)
 		return
@@ -49,7 +60,7 @@ func (b *pgBatch) deliver() {
 	parts := make([]fanPart, w)
 	var wg sync.WaitGroup
 	for k := range parts {
-		parts[k] = fanPart{b: b, slot: uint64(k), of: uint64(w), frames: make(map[frameKey]Frame), framesFor: -1}
+		parts[k] = fanPart{b: b, slot: uint64(k), of: uint64(w), frames: make(map[frameKey]Frame), framesFor: -1, direct: direct}
 		if k > 0 {
 			wg.Go(parts[k].run)
 		}
@@ -118,7 +129,7 @@ func (p *fanPart) run() {
 			if idsKey == "" {
 				idsKey = idsString(d.ids)
 			}
-			if s.deliver(p.frame(s, d, idsKey)) {
+			if deliverTo(s, p.frame(s, d, idsKey), p.direct) {
 				p.count(s, d.change)
 			}
 		}
