@@ -43,7 +43,9 @@ type directLink interface {
 // connection costs no goroutine for writing. Producers (fan-out, replies,
 // heartbeats) never block: past the byte budget the connection is closed
 // as a slow consumer and the rest of its queue is discarded, because a
-// client cannot see a gap in the middle of its stream.
+// client cannot see a gap in the middle of its stream. A frame for an idle
+// connection may instead be written by the producer itself (see
+// directLink); either way one writer at a time owns the socket.
 type outbox struct {
 	srv    *Server // budget, write timeout, metrics, logger and WaitGroup
 	id     uint64  // connection id, for logs
