@@ -40,6 +40,11 @@ func (c *wsConn) handleFrame(mt int, data []byte) (heavy bool) {
 		c.handleBinaryBroadcast(&p)
 		return
 	}
+	if c.v == phoenix.V2 && len(data) > c.presenceMetaBytes()+presenceEnvelopeBytes {
+		if h, ok := phoenix.PeekHeader(data); ok && h.Event == "presence" && c.refuseBigPresenceFrame(&h, data) {
+			return
+		}
+	}
 	m, err := phoenix.DecodeText(c.v, data)
 	if err != nil {
 		c.logger().Debug("bad frame dropped", "err", err)

@@ -87,6 +87,20 @@ func TestHostilePresenceCannotDropJoiners(t *testing.T) {
 	}
 	big.expect("phx_close")
 
+	// A presence frame whose size alone is over the cap is refused from its
+	// header, before any JSON decoding: even a frame the decoder would
+	// reject (cut off after 100 KiB) gets Supabase's text, not silence.
+	cut := ts.dial(t, "2.0.0", key)
+	cut.join("realtime:crowd", "1", map[string]any{"presence": map[string]any{"key": "cut"}})
+	raw := `["1","2","realtime:crowd","presence",{"type":"presence","event":"track","payload":{"pad":"` + strings.Repeat("x", 100<<10)
+	if err := cut.ws.WriteMessage(websocket.TextMessage, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if sys := cut.expect("system"); !strings.Contains(string(sys.msg.Payload), `"message":"Track message size exceeded"`) {
+		t.Fatalf("system %s", sys.msg.Payload)
+	}
+	cut.expect("phx_close")
+
 	// 40 members of 8 KiB: 320 KiB of presence, more than the joiner's
 	// whole outgoing budget. Only the first few fit the channel.
 	accepted, refused := 0, 0

@@ -186,7 +186,7 @@ func (c *wsConn) track(ch *channelState, m *phoenix.Message, payload json.RawMes
 	// the outgoing budget, so its presence_state never trips a joiner's
 	// slow-consumer limit.
 	lim := channels.PresenceLimits{
-		MetaBytes:    min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes),
+		MetaBytes:    c.presenceMetaBytes(),
 		ChannelBytes: min(c.srv.cfg.MaxQueueBytes/8, channels.DefaultPresenceChannelBytes),
 	}
 	// Refused before any JSON work when even its bytes other than
@@ -225,6 +225,38 @@ func (c *wsConn) track(ch *channelState, m *phoenix.Message, payload json.RawMes
 }
 
 // refuseBigTrack closes ch for a presence track over the member cap.
+// presenceMetaBytes is the cap on one presence member's payload.
+func (c *wsConn) presenceMetaBytes() int {
+	return min(c.srv.limits().MaxPayloadBytes, channels.DefaultPresenceMetaBytes)
+}
+
+// presenceEnvelopeBytes bounds what a presence push carries besides the
+// member's payload and the topic: refs, event, the push's own keys.
+const presenceEnvelopeBytes = 1024
+
+// refuseBigPresenceFrame refuses a presence push whose frame alone shows
+// it is over the member cap, before any JSON decoding: a frame of a few
+// hundred KiB costs milliseconds per decode, several decodes per track,
+// and a burst of them delayed every client (docs/protocol.md §6.1). It
+// reports whether it handled the frame; h is the frame's header
+// (phoenix.PeekHeader).
+func (c *wsConn) refuseBigPresenceFrame(h *phoenix.Message, data []byte) bool {
+	limit := c.presenceMetaBytes()
+	if nonSpaceLen(data) <= limit+len(h.Topic)+presenceEnvelopeBytes {
+		return false
+	}
+	ch, stale := c.channel(h.Topic, h.JoinRef)
+	switch {
+	case stale:
+		c.logger().Debug("push with a stale join_ref ignored", "topic", h.Topic)
+	case ch == nil:
+		c.reply("", h.Ref, h.Topic, false, []byte(`{"reason":"unmatched topic"}`))
+	default:
+		c.refuseBigTrack(ch, h.Topic, len(data), limit)
+	}
+	return true
+}
+
 func (c *wsConn) refuseBigTrack(ch *channelState, topic string, size, limit int) {
 	c.logger().Info("presence track over the member limit; closing channel", "topic", topic, "bytes", size, "limit", limit)
 	ch.sub.Drop(channels.DropPayloadTooLarge)
