@@ -24,8 +24,8 @@ func TestPeekHeader(t *testing.T) {
 	for _, f := range []string{
 		``, `{}`, `["1"]`, `["1","2","realtime:a"]`,
 		`["1","2","realtime:\u0061","presence",{}]`, // escapes: decoded in full
-		`["1","2",3,"presence",{}]`,                  // topic must be a string
-		`[1.5,"2","realtime:a","presence",{}]`,       // fractions: decoded in full
+		`["1","2",3,"presence",{}]`,                 // topic must be a string
+		`[1.5,"2","realtime:a","presence",{}]`,      // fractions: decoded in full
 		`[nul,"2","realtime:a","presence",{}]`,
 	} {
 		if m, ok := PeekHeader([]byte(f)); ok {
