@@ -190,7 +190,14 @@ func (c *wsConn) cleanup() {
 // with one syscall per 64 KiB under one deadline, instead of one write per
 // frame.
 func (c *wsConn) write(frames []channels.Frame) error {
-	var out []byte
+	bp := frameBufs.Get().(*[]byte)
+	out := (*bp)[:0]
+	defer func() {
+		if cap(out) <= maxPooledFrame {
+			*bp = out[:0]
+		}
+		frameBufs.Put(bp)
+	}()
 	for i, f := range frames {
 		op := byte(websocket.TextMessage)
 		if f.Binary {
@@ -324,11 +331,12 @@ func (c *wsConn) tryWrite(f channels.Frame) (rest []byte, tried bool, err error)
 	return rest, true, nil
 }
 
-// frameBufs holds encoding buffers for direct writes.
+// frameBufs holds encoding buffers for direct writes and write batches.
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// maxPooledFrame bounds the buffers kept in frameBufs.
-const maxPooledFrame = 64 << 10
+// maxPooledFrame bounds the buffers kept in frameBufs: a batch is written
+// every 64 KiB, so its buffer stays under this unless one frame is larger.
+const maxPooledFrame = 128 << 10
 
 // appendWSFrame appends one unmasked, unfragmented server frame (RFC 6455
 // §5.2): FIN, opcode, payload length, payload.
