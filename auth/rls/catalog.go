@@ -77,6 +77,9 @@ type Stats struct {
 	CompiledGroups int64
 	// SQLGroups were judged by PostgreSQL.
 	SQLGroups int64
+	// SharedGroups, of SQLGroups, were judged by one statement together
+	// with other groups of their table and role (claims as rows).
+	SharedGroups int64
 	// VerifiedGroups were judged in Go and re-checked by PostgreSQL.
 	VerifiedGroups int64
 	// Disagreements counts verified groups where Go and PostgreSQL differed.
@@ -92,6 +95,7 @@ func (c *Checker) Stats() Stats {
 	return Stats{
 		CompiledGroups: c.stats.compiled.Load(),
 		SQLGroups:      c.stats.sqlGroups.Load(),
+		SharedGroups:   c.stats.sharedGroups.Load(),
 		VerifiedGroups: c.stats.verified.Load(),
 		Disagreements:  c.stats.disagreements.Load(),
 		LiveReads:      c.stats.liveReads.Load(),
@@ -130,7 +134,7 @@ type Checker struct {
 	funcs atomic.Pointer[stdFuncs]
 
 	stats struct {
-		compiled, sqlGroups, verified, disagreements, liveReads atomic.Int64
+		compiled, sqlGroups, sharedGroups, verified, disagreements, liveReads atomic.Int64
 	}
 
 	pubMu     sync.Mutex          // guards published, pubLoaded

@@ -40,6 +40,12 @@ GRANT SELECT ON public.members TO anon, authenticated, service_role, tabowner, s
 CREATE TABLE public.docs (id int PRIMARY KEY, owner uuid, team int, email text, title varchar(20), flag boolean);
 ALTER TABLE public.docs OWNER TO tabowner;
 GRANT SELECT ON public.docs TO anon, authenticated, service_role, staff;
+CREATE TABLE public.own_teams (uid uuid, team int);
+ALTER TABLE public.own_teams ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON public.own_teams FOR SELECT USING (uid = auth.uid());
+GRANT SELECT ON public.own_teams TO anon, authenticated, service_role, tabowner, staff;
+CREATE FUNCTION public.my_sub() RETURNS uuid LANGUAGE sql STABLE
+  AS $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
 `
 
 var diffUsers = []string{alice, bob, mallory, "33333333-3333-3333-3333-333333333333"}
@@ -61,6 +67,13 @@ var diffPolicies = []string{
 	"EXISTS (SELECT 1 FROM public.members m WHERE m.uid = auth.uid() AND m.team = docs.team)",
 	"flag",
 	"team > 1",
+	// Shapes PostgreSQL judges for many groups in one statement, and shapes
+	// that read the claims by other ways and so must be judged alone.
+	"EXISTS (SELECT 1 FROM public.members m WHERE m.uid = (select auth.uid()) AND m.team = docs.team) OR auth.role() = 'anon'",
+	"auth.uid() IS NULL OR (auth.jwt() ->> 'email') = 'b@x'",
+	"EXISTS (SELECT 1 FROM public.own_teams o WHERE o.team = docs.team)",
+	"owner = public.my_sub()",
+	"owner = nullif(current_setting('request.jwt.claim.sub', true), '')::uuid",
 }
 
 var diffTo = []string{"PUBLIC", "authenticated", "anon", "staff", "authenticated, anon", "tabowner"}
@@ -111,8 +124,10 @@ func TestDifferentialAgainstPostgres(t *testing.T) {
 			}
 			fmt.Fprintf(&setup, "CREATE POLICY p%d ON public.docs AS %s FOR %s TO %s USING (%s);", k, kind, cmd, pick(diffTo), pick(diffPolicies))
 		}
+		setup.WriteString("DELETE FROM public.own_teams;")
 		for u := range diffUsers {
 			fmt.Fprintf(&setup, "INSERT INTO public.members VALUES ('%s', %d);", diffUsers[u], rng.IntN(3)+1)
+			fmt.Fprintf(&setup, "INSERT INTO public.own_teams VALUES ('%s', %d);", diffUsers[u], rng.IntN(3)+1)
 		}
 		const rows = 30
 		for i := range rows {
@@ -145,11 +160,13 @@ func TestDifferentialAgainstPostgres(t *testing.T) {
 			images = append(images, img)
 		}
 		rel := relationOf(info)
-		for _, id := range ids {
+		truths := make([][]bool, len(ids))
+		for k, id := range ids {
 			truth, err := selectAs(ctx, pool, id, rows)
 			if err != nil {
 				t.Fatalf("round %d, %s: %v", round, id.Claims, err)
 			}
+			truths[k] = truth
 			for name, c := range map[string]*Checker{"compiled": compiled, "sql": sqlOnly} {
 				ck := &channels.RowCheck{ID: id, Rel: rel, Images: images}
 				if err := c.CheckRows(ctx, []*channels.RowCheck{ck}); err != nil {
@@ -167,11 +184,32 @@ func TestDifferentialAgainstPostgres(t *testing.T) {
 				}
 			}
 		}
+		// Every identity in one call, as a batch's groups arrive: groups of
+		// one role may share a statement.
+		for name, c := range map[string]*Checker{"compiled batch": compiled, "sql batch": sqlOnly} {
+			checks := make([]*channels.RowCheck, len(ids))
+			for k, id := range ids {
+				checks[k] = &channels.RowCheck{ID: id, Rel: rel, Images: images}
+			}
+			if err := c.CheckRows(ctx, checks); err != nil {
+				t.Fatal(err)
+			}
+			for k, ck := range checks {
+				decisions += rows
+				if ck.Err != nil || !slices.Equal(ck.Visible, truths[k]) {
+					disagreements++
+					t.Errorf("round %d, %s, role %s claims %s:\n got %v (err %v)\nwant %v", round, name, ck.ID.Role, ck.ID.Claims, ck.Visible, ck.Err, truths[k])
+				}
+			}
+		}
 	}
 	st := compiled.Stats()
 	t.Logf("%d decisions, %d disagreements; compiled groups %d, SQL groups %d", decisions, disagreements, st.CompiledGroups, st.SQLGroups)
 	if st.CompiledGroups == 0 || st.SQLGroups == 0 {
 		t.Fatalf("both paths must be exercised: %+v", st)
+	}
+	if s := sqlOnly.Stats(); s.SharedGroups == 0 || s.SharedGroups == s.SQLGroups {
+		t.Fatalf("groups judged together and alone must both be exercised: %+v", s)
 	}
 	if s := sqlOnly.Stats(); s.CompiledGroups != 0 {
 		t.Fatalf("NoCompile checker compiled %d groups", s.CompiledGroups)

@@ -45,6 +45,11 @@ type policySet struct {
 	// wholeRow is set when expr may refer to the whole row (the table's
 	// name not followed by a column): every column then goes to PostgreSQL.
 	wholeRow bool
+	// shared is expr rewritten for statements that judge several groups
+	// at once (shared.go), "" when the policy may see the claims otherwise.
+	shared string
+	// fns are the auth functions shared was made for.
+	fns *stdFuncs
 }
 
 // policiesSQL reads, in a transaction with search_path ” (so pg_get_expr
@@ -55,7 +60,19 @@ const policiesSQL = `BEGIN READ ONLY;SET LOCAL search_path = '';
 SELECT r.oid IS NOT NULL, c.relrowsecurity, c.relforcerowsecurity,
   COALESCE(r.rolsuper OR r.rolbypassrls, false),
   COALESCE(pg_catalog.pg_has_role(r.oid, c.relowner, 'USAGE'), false),
-  p.polpermissive, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
+  p.polpermissive, pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+  p.oid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid AND NOT (
+      d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND (d.refobjid = c.oid OR EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class dc WHERE dc.oid = d.refobjid AND dc.relkind IN ('r', 'p', 'm')
+          AND (NOT dc.relrowsecurity OR COALESCE(r.rolsuper OR r.rolbypassrls, false)
+            OR NOT dc.relforcerowsecurity AND pg_catalog.pg_has_role(r.oid, dc.relowner, 'USAGE'))))
+      OR d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_proc dp JOIN pg_catalog.pg_namespace dn ON dn.oid = dp.pronamespace
+        WHERE dp.oid = d.refobjid AND dn.nspname = 'auth' AND dp.proname IN ('uid', 'role', 'jwt') AND dp.pronargs = 0)
+      OR d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_type dt WHERE dt.oid = d.refobjid AND dt.typtype <> 'd')
+      OR d.refclassid IN ('pg_catalog.pg_collation'::pg_catalog.regclass, 'pg_catalog.pg_namespace'::pg_catalog.regclass)))
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_roles r ON r.rolname = %[3]s
@@ -104,10 +121,12 @@ func (c *Checker) loadPolicies(ctx context.Context, e *tableEntry, role string) 
 		return &policySet{mode: policyAll}, nil
 	}
 	var permissive, restrictive []string
+	shareable := true
 	for _, r := range rows {
 		if r[5] == nil || r[6] == nil {
 			continue // no policy, or one without USING (it adds nothing)
 		}
+		shareable = shareable && string(r[7]) == "t"
 		if string(r[5]) == "t" {
 			permissive = append(permissive, "("+string(r[6])+")")
 		} else {
@@ -133,10 +152,16 @@ func (c *Checker) loadPolicies(ctx context.Context, e *tableEntry, role string) 
 	for _, r := range results[3].Rows {
 		bodies[string(r[0])] = string(r[1])
 	}
-	if fns := classifyFuncs(bodies["uid"], bodies["role"], bodies["jwt"]); fns.ok && !c.noCompile {
+	fns := classifyFuncs(bodies["uid"], bodies["role"], bodies["jwt"])
+	if fns.ok && !c.noCompile {
 		if prog := compileExpr(expr, cols); prog != nil {
 			ps.prog = prog
 			c.funcs.Store(fns)
+		}
+	}
+	if fns.ok && shareable {
+		if s, ok := sharedExpr(expr); ok {
+			ps.shared, ps.fns = s, fns
 		}
 	}
 	return ps, nil
@@ -193,7 +218,7 @@ func (c *Checker) CheckRows(ctx context.Context, checks []*channels.RowCheck) er
 	if err := awaitForJobs(ctx, jobs); err != nil {
 		return err
 	}
-	return c.runParallel(ctx, jobs)
+	return c.runParallel(ctx, makeUnits(jobs))
 }
 
 // awaitForJobs waits for the batch's commits to be visible
@@ -325,16 +350,23 @@ var errNoIdentity = errors.New("rls: row check without identity or relation")
 // invalid UTF-8): the group is denied, not retried.
 var errBadClaims = errors.New("claims cannot be represented in PostgreSQL")
 
-// runJobs sends every job in one message and stores the answers. When one
-// job fails for a non-transient reason, its check is denied and its index
-// returned (the jobs after it did not run); -1 when all ran.
-func (c *Checker) runJobs(ctx context.Context, jobs []*sqlJob) (int, error) {
+// runUnits sends every unit in one message and stores the answers. When a
+// unit fails for a non-transient reason its index is returned (the units
+// after it did not run): a group alone is then denied, a shared unit is
+// to be split into groups alone by the caller; -1 when all ran.
+func (c *Checker) runUnits(ctx context.Context, units []*sqlUnit) (int, error) {
 	var b strings.Builder
 	b.WriteString("BEGIN READ ONLY;")
-	for _, j := range jobs {
-		if err := writeJob(&b, j); err != nil {
-			// Values were checked; a failure here is a bug, deny the group.
-			return c.denyJob(jobs, 0, err), nil
+	for k, u := range units {
+		var err error
+		if u.shared {
+			err = writeShared(&b, u)
+		} else {
+			err = writeJob(&b, u.jobs[0])
+		}
+		if err != nil {
+			// Values were checked; a failure here is a bug: deny or split.
+			return c.failUnit(units, k, err), nil
 		}
 	}
 	b.WriteString("COMMIT")
@@ -344,59 +376,108 @@ func (c *Checker) runJobs(ctx context.Context, jobs []*sqlJob) (int, error) {
 		if errors.Is(cerr, channels.ErrTransient) || isContextErr(cerr) {
 			return -1, cerr
 		}
-		// The first failing result tells which job failed.
-		failed := 0
-		for k, r := range results {
-			if r.Err != nil {
-				failed = min(max(k-1, 0)/jobStatements, len(jobs)-1)
+		// The first failing result tells which unit failed; a statement
+		// that fails before it describes its rows (in planning, say) has no
+		// result, and then the failing one is the first missing.
+		failed := unitAt(units, len(results))
+		for r, res := range results {
+			if res.Err != nil {
+				failed = unitAt(units, r)
 				break
 			}
 		}
-		return c.denyJob(jobs, failed, err), nil
+		return c.failUnit(units, failed, err), nil
 	}
-	if len(results) != 2+jobStatements*len(jobs) {
-		return -1, fmt.Errorf("%w: rls: got %d results for %d groups", channels.ErrTransient, len(results), len(jobs))
+	want := 2
+	for _, u := range units {
+		want += u.statements()
 	}
-	for k, j := range jobs {
-		ck := j.check
-		got := make([]bool, len(ck.Images))
-		for _, row := range results[1+jobStatements*k+jobStatements-1].Rows {
-			i, err := strconv.Atoi(string(row[0]))
-			if err != nil || i < 0 || i >= len(got) {
-				return -1, fmt.Errorf("rls: bad row index %q", row[0])
-			}
-			got[i] = true
+	if len(results) != want {
+		return -1, fmt.Errorf("%w: rls: got %d results for %d units", channels.ErrTransient, len(results), len(units))
+	}
+	r := 1
+	for _, u := range units {
+		r += u.statements()
+		got := make([][]bool, len(u.jobs))
+		for n, j := range u.jobs {
+			got[n] = make([]bool, len(j.check.Images))
 		}
-		if j.verify != nil {
-			c.stats.verified.Add(1)
-			for i := range got {
-				if got[i] != j.verify[i] {
-					c.stats.disagreements.Add(1)
-					c.log.LogAttrs(ctx, slog.LevelError, "rls: compiled policy disagrees with PostgreSQL",
-						slog.String("table", ck.Rel.Schema+"."+ck.Rel.Table), slog.String("role", ck.ID.Role),
-						slog.String("policy", j.ps.expr), slog.Bool("compiled", j.verify[i]), slog.Bool("postgres", got[i]))
-					break
+		for _, row := range results[r-1].Rows {
+			n, i := 0, 0
+			var err error
+			if u.shared {
+				n, err = strconv.Atoi(string(row[0]))
+				if err == nil {
+					i, err = strconv.Atoi(string(row[1]))
 				}
+			} else {
+				i, err = strconv.Atoi(string(row[0]))
 			}
-		} else {
-			c.stats.sqlGroups.Add(1)
+			if err != nil || n < 0 || n >= len(got) || i < 0 || i >= len(got[n]) {
+				return -1, fmt.Errorf("rls: bad row index %q", row)
+			}
+			got[n][i] = true
 		}
-		for _, i := range j.rows {
-			ck.Visible[i] = got[i]
+		for n, j := range u.jobs {
+			c.store(ctx, j, got[n], u.shared)
 		}
 	}
 	return -1, nil
 }
 
+// store records a job's answers: got holds PostgreSQL's, one per image.
+func (c *Checker) store(ctx context.Context, j *sqlJob, got []bool, shared bool) {
+	ck := j.check
+	if j.verify != nil {
+		c.stats.verified.Add(1)
+		for i := range got {
+			if got[i] != j.verify[i] {
+				c.stats.disagreements.Add(1)
+				c.log.LogAttrs(ctx, slog.LevelError, "rls: compiled policy disagrees with PostgreSQL",
+					slog.String("table", ck.Rel.Schema+"."+ck.Rel.Table), slog.String("role", ck.ID.Role),
+					slog.String("policy", j.ps.expr), slog.Bool("compiled", j.verify[i]), slog.Bool("postgres", got[i]))
+				break
+			}
+		}
+	} else {
+		c.stats.sqlGroups.Add(1)
+		if shared {
+			c.stats.sharedGroups.Add(1)
+		}
+	}
+	for _, i := range j.rows {
+		ck.Visible[i] = got[i]
+	}
+}
+
+// unitAt returns the index of the unit whose statement produced result r
+// (result 0 is BEGIN); the last unit for COMMIT.
+func unitAt(units []*sqlUnit, r int) int {
+	end := 1
+	for k, u := range units {
+		end += u.statements()
+		if r < end {
+			return k
+		}
+	}
+	return len(units) - 1
+}
+
+// failUnit handles units[k]'s failure for err: a group alone is denied; a
+// shared unit is left for the caller to split. It returns k.
+func (c *Checker) failUnit(units []*sqlUnit, k int, err error) int {
+	if u := units[k]; !u.shared {
+		ck := u.jobs[0].check
+		ck.Err, ck.Visible = fmt.Errorf("rls: rows of %q.%q as role %q: %w", ck.Rel.Schema, ck.Rel.Table, ck.ID.Role, err), nil
+	} else {
+		c.log.LogAttrs(context.Background(), slog.LevelDebug, "rls: shared check failed, judging its groups alone",
+			slog.String("table", u.jobs[0].check.Rel.Schema+"."+u.jobs[0].check.Rel.Table), slog.Int("groups", len(u.jobs)), slog.Any("err", err))
+	}
+	return k
+}
+
 // jobStatements is the number of statements (results) per job.
 const jobStatements = 3
-
-// denyJob denies jobs[i]'s group for err and returns i.
-func (c *Checker) denyJob(jobs []*sqlJob, i int, err error) int {
-	ck := jobs[i].check
-	ck.Err, ck.Visible = fmt.Errorf("rls: rows of %q.%q as role %q: %w", ck.Rel.Schema, ck.Rel.Table, ck.ID.Role, err), nil
-	return i
-}
 
 // ordCol numbers the images; no table is expected to have a column of
 // this name (the policy of one that has would read the number).

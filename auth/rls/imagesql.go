@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/openrealtime/realtime/decoder"
 )
 
 // writeJob writes one group: role, claims, and the SELECT of the indices of
@@ -35,16 +37,30 @@ func writeJob(b *strings.Builder, j *sqlJob) error {
 	}
 	b.WriteString(",true);SELECT ")
 	b.WriteString(ordCol)
-	b.WriteString(" FROM (SELECT ")
+	b.WriteString(" FROM ")
+	if err := writeImageSource(b, j.e, j.ps, ck.Rel, j.rows, func(i int) []decoder.Value { return ck.Images[i] }); err != nil {
+		return err
+	}
+	b.WriteString(" WHERE ")
+	b.WriteString(j.ps.expr)
+	b.WriteByte(';')
+	return nil
+}
+
+// writeImageSource writes the row source of the images numbered ords
+// (image(o) is the one numbered o), aliased with the table's name; see
+// writeJob.
+func writeImageSource(b *strings.Builder, e *tableEntry, ps *policySet, rel *decoder.Relation, ords []int, image func(int) []decoder.Value) error {
+	b.WriteString("(SELECT ")
 	b.WriteString(imagesAlias)
 	b.WriteByte('.')
 	b.WriteString(ordCol)
-	cols := j.e.info.Columns
+	cols := e.info.Columns
 	var sent []int // indices into cols of the columns sent
 	for k, col := range cols {
 		name := pgx.Identifier{col.Name}.Sanitize()
 		b.WriteByte(',')
-		if j.ps.wholeRow || j.ps.reads[col.Name] {
+		if ps.wholeRow || ps.reads[col.Name] {
 			sent = append(sent, k)
 			b.WriteString(imagesAlias)
 			b.WriteByte('.')
@@ -53,28 +69,28 @@ func writeJob(b *strings.Builder, j *sqlJob) error {
 			b.WriteString("NULL")
 		}
 		b.WriteString("::")
-		b.WriteString(j.e.colCast[k])
+		b.WriteString(e.colCast[k])
 		b.WriteString(" AS ")
 		b.WriteString(name)
 	}
 	b.WriteString(" FROM ROWS FROM (pg_catalog.unnest('{")
-	for n, i := range j.rows {
+	for n, o := range ords {
 		if n > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(strconv.Itoa(i))
+		b.WriteString(strconv.Itoa(o))
 	}
 	b.WriteString("}'::pg_catalog.int4[])")
 	var arr strings.Builder
 	for _, k := range sent {
-		x := ck.Rel.ColumnIndex(cols[k].Name)
+		x := rel.ColumnIndex(cols[k].Name)
 		arr.Reset()
 		arr.WriteByte('{')
-		for n, i := range j.rows {
+		for n, o := range ords {
 			if n > 0 {
 				arr.WriteByte(',')
 			}
-			img := ck.Images[i]
+			img := image(o)
 			if x < 0 || x >= len(img) || img[x].Absent || img[x].Null {
 				arr.WriteString("NULL")
 			} else {
@@ -97,10 +113,7 @@ func writeJob(b *strings.Builder, j *sqlJob) error {
 		b.WriteString(pgx.Identifier{cols[k].Name}.Sanitize())
 	}
 	b.WriteString(")) AS ")
-	b.WriteString(pgx.Identifier{ck.Rel.Table}.Sanitize())
-	b.WriteString(" WHERE ")
-	b.WriteString(j.ps.expr)
-	b.WriteByte(';')
+	b.WriteString(pgx.Identifier{rel.Table}.Sanitize())
 	return nil
 }
 
