@@ -11,8 +11,8 @@ import (
 // MaxInValues is the largest number of elements an `in` list may have.
 const MaxInValues = 100
 
-// MaxValueBytes is the longest filter value, in bytes as written (for `in`,
-// each element as decoded). It bounds the work of one condition on one row
+// MaxValueBytes is the longest filter value (each `in` element), in bytes
+// once decoded, so that a filter's canonical text reads back. It bounds the work of one condition on one row
 // (docs/protocol.md §4.7); the real server has no such limit.
 const MaxValueBytes = 4096
 
@@ -162,10 +162,15 @@ func parseSegment(seg string) (Condition, error) {
 	}
 	c.Op = op
 	if op != OpIn {
-		if len(value) > MaxValueBytes {
+		// A quoted value decodes to at least half its length: longer
+		// ones are refused before decoding.
+		if len(value) > 2*MaxValueBytes+2 {
 			return Condition{}, parseErr(valueTooLong)
 		}
 		c.Value = unquoteValue(value)
+		if len(c.Value) > MaxValueBytes {
+			return Condition{}, parseErr(valueTooLong)
+		}
 		return c, nil
 	}
 	if len(value) < 2 || value[0] != '(' || value[len(value)-1] != ')' {
