@@ -27,11 +27,11 @@ type link interface {
 // scheduler wake-up (most deliveries, at low and moderate rates).
 type directLink interface {
 	link
-	// tryWrite writes f's encoding as far as the socket takes it now and
-	// returns the encoded bytes it did not take (nil when all went out).
-	// tried is false when it wrote nothing because another write holds the
-	// socket; err means the transport is broken.
-	tryWrite(f channels.Frame) (rest []byte, tried bool, err error)
+	// tryWrite writes the frames' encoding as far as the socket takes it
+	// now and returns the encoded bytes it did not take (nil when all went
+	// out). tried is false when it wrote nothing because another write
+	// holds the socket; err means the transport is broken.
+	tryWrite(frames []channels.Frame) (rest []byte, tried bool, err error)
 	// writeEncoded writes bytes left over by tryWrite, under the write
 	// deadline.
 	writeEncoded(b []byte) error
@@ -99,6 +99,12 @@ func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
 			o.writeDirectLocked(f, now)
 			return true
 		}
+		// Hot: the coalescer writes it with what follows within a tick.
+		o.q = append(o.q, f)
+		o.qbytes += len(f.Data)
+		o.writing = true
+		o.srv.coalescerOf().add(o)
+		return true
 	}
 	o.q = append(o.q, f)
 	o.qbytes += len(f.Data)
@@ -108,9 +114,9 @@ func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
 
 // directIdle is how long a connection must have been idle for a frame to
 // be written directly. A connection written to more often than that gets
-// its frames through the writer goroutine, which writes whatever piled up
-// in one syscall: under a flood, one write(2) per frame would cost more
-// than the goroutine it saves.
+// its frames through the coalescer (coalesce.go), which writes whatever
+// piled up within a tick in one syscall: under a flood, one write(2) per
+// frame would cost more than the goroutine it saves.
 const directIdle = int64(time.Millisecond)
 
 // writeDirectLocked writes f through the direct link with o.mu released
@@ -121,18 +127,53 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 	o.writing = true
 	o.qbytes += len(f.Data)
 	o.mu.Unlock()
-	rest, tried, err := o.direct.tryWrite(f)
+	one := [1]channels.Frame{f}
+	rest, tried, err := o.direct.tryWrite(one[:])
 	o.mu.Lock()
 	o.wrote = now
 	o.qbytes -= len(f.Data)
+	o.afterTryLocked(one[:], len(f.Data), rest, tried, err)
+}
+
+// flushCoalesced writes what o gathered since the coalescer took it on,
+// in one non-blocking write; the rest, and a close, go to the writer
+// goroutine.
+func (o *outbox) flushCoalesced() {
+	o.mu.Lock()
+	if o.closing || o.broken {
+		o.srv.wg.Add(1)
+		go o.writeLoop() // it finishes (writing is still set)
+		o.mu.Unlock()
+		return
+	}
+	batch := o.q
+	o.q = nil
+	n := 0
+	for _, f := range batch {
+		n += len(f.Data)
+	}
+	o.mu.Unlock()
+	rest, tried, err := o.direct.tryWrite(batch)
+	o.mu.Lock()
+	o.wrote = time.Now().UnixNano()
+	o.qbytes -= n
+	o.afterTryLocked(batch, n, rest, tried, err)
+	o.mu.Unlock()
+}
+
+// afterTryLocked settles a non-blocking write of frames (n bytes, already
+// taken off qbytes): a failure breaks the link, an untried batch goes back
+// ahead of what was queued meanwhile, a rest is written first by the
+// writer goroutine, which starts when anything is left; otherwise the
+// socket is released. o.mu must be held; writing is set.
+func (o *outbox) afterTryLocked(frames []channels.Frame, n int, rest []byte, tried bool, err error) {
 	switch {
 	case err != nil:
 		o.broken = true
 		o.writeFailedLocked(err)
 	case !tried:
-		// Frames queued meanwhile came after f.
-		o.q = append([]channels.Frame{f}, o.q...)
-		o.qbytes += len(f.Data)
+		o.q = append(append([]channels.Frame(nil), frames...), o.q...)
+		o.qbytes += n
 	case rest != nil:
 		o.rest = rest
 		o.qbytes += len(rest)

@@ -15,33 +15,39 @@ import (
 // busy; everything written, directly or by the writer, lands in out.
 type directFake struct {
 	fakeLink
-	mu2    sync.Mutex
-	out    bytes.Buffer
-	room   int   // bytes tryWrite takes per call; -1: all
-	busy   bool  // tryWrite reports another write holds the socket
-	fail   error // tryWrite's error
-	direct int   // frames tryWrite was called for
+	mu2     sync.Mutex
+	out     bytes.Buffer
+	room    int   // bytes tryWrite takes per call; -1: all
+	busy    bool  // tryWrite reports another write holds the socket
+	fail    error // tryWrite's error
+	direct  int   // tryWrite calls
+	batches []int // frames per tryWrite call
 }
 
-func (l *directFake) tryWrite(f channels.Frame) ([]byte, bool, error) {
+func (l *directFake) tryWrite(frames []channels.Frame) ([]byte, bool, error) {
 	l.mu2.Lock()
 	defer l.mu2.Unlock()
 	l.direct++
+	l.batches = append(l.batches, len(frames))
 	if l.busy {
 		return nil, false, nil
 	}
 	if l.fail != nil {
 		return nil, true, l.fail
 	}
-	n := len(f.Data)
+	var data []byte
+	for _, f := range frames {
+		data = append(data, f.Data...)
+	}
+	n := len(data)
 	if l.room >= 0 && l.room < n {
 		n = l.room
 	}
-	l.out.Write(f.Data[:n])
-	if n == len(f.Data) {
+	l.out.Write(data[:n])
+	if n == len(data) {
 		return nil, true, nil
 	}
-	return append([]byte(nil), f.Data[n:]...), true, nil
+	return append([]byte(nil), data[n:]...), true, nil
 }
 
 func (l *directFake) writeEncoded(b []byte) error {
@@ -148,5 +154,80 @@ func TestOutboxDirectWriteErrorBreaksTheLink(t *testing.T) {
 	}
 	if o.Enqueue(channels.Frame{Data: []byte("y")}) {
 		t.Fatal("a broken outbox accepted a frame")
+	}
+}
+
+func TestOutboxHotConnectionBurstSharesOneWrite(t *testing.T) {
+	l := &directFake{room: -1}
+	o, srv := testOutbox(t, l, 1<<20)
+	enqueueIdle(t, o, "one")
+	// Stand in for the tick goroutine so that the burst cannot be split
+	// by a tick; run's flush is then done by hand.
+	c := srv.coalescerOf()
+	c.mu.Lock()
+	c.running = true
+	c.mu.Unlock()
+	for _, s := range []string{"-a", "-b", "-c"} {
+		if !o.Enqueue(channels.Frame{Data: []byte(s)}) {
+			t.Fatalf("Enqueue(%q) refused", s)
+		}
+	}
+	c.mu.Lock()
+	pending := append([]*outbox(nil), c.pending...)
+	c.pending = nil
+	c.mu.Unlock()
+	if len(pending) != 1 || pending[0] != o {
+		t.Fatalf("pending %d outboxes, want this one once: a hot connection waits for the tick", len(pending))
+	}
+	o.flushCoalesced()
+	waitIdle(t, o)
+	if got := l.bytes(); got != "one-a-b-c" {
+		t.Fatalf("out %q, want one-a-b-c", got)
+	}
+	l.mu2.Lock()
+	batches := append([]int(nil), l.batches...)
+	l.mu2.Unlock()
+	if len(batches) != 2 || batches[0] != 1 || batches[1] != 3 {
+		t.Fatalf("tryWrite batches %v, want [1 3]: the burst in one write", batches)
+	}
+}
+
+func TestOutboxCloseWhileCoalescedWritesThenFinishes(t *testing.T) {
+	l := &directFake{room: -1}
+	o, _ := testOutbox(t, l, 1<<20)
+	enqueueIdle(t, o, "one")
+	o.Enqueue(channels.Frame{Data: []byte("-two")})
+	o.Close(channels.ReasonServerShutdown)
+	select {
+	case <-o.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing a coalesced connection never finished")
+	}
+	if got := l.bytes(); got != "one-two" || l.reason != channels.ReasonServerShutdown {
+		t.Fatalf("out %q reason %v, want one-two then server_shutdown", got, l.reason)
+	}
+}
+
+func TestCoalescerFlushesLongListsCompletely(t *testing.T) {
+	// More connections than one worker takes, so the list is shared out.
+	n := 3*coalescePerWorker + 7
+	links := make([]*directFake, n)
+	list := make([]*outbox, n)
+	for i := range list {
+		links[i] = &directFake{room: -1}
+		list[i], _ = testOutbox(t, links[i], 1<<20)
+		o := list[i]
+		o.mu.Lock()
+		o.q = append(o.q, channels.Frame{Data: []byte("a")}, channels.Frame{Data: []byte("b")})
+		o.qbytes += 2
+		o.writing = true // as the coalescer's add leaves it
+		o.mu.Unlock()
+	}
+	flushAll(list)
+	for i, o := range list {
+		waitIdle(t, o)
+		if got := links[i].bytes(); got != "ab" {
+			t.Fatalf("connection %d wrote %q, want ab", i, got)
+		}
 	}
 }

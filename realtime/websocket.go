@@ -291,18 +291,21 @@ func (c *wsConn) writeEncoded(b []byte) error { return c.writeRaw(b) }
 // tryWrite implements directLink with one non-blocking write(2) on the
 // socket's descriptor (Go keeps sockets non-blocking): a full send buffer
 // leaves the rest to the writer goroutine instead of waiting.
-func (c *wsConn) tryWrite(f channels.Frame) (rest []byte, tried bool, err error) {
+func (c *wsConn) tryWrite(frames []channels.Frame) (rest []byte, tried bool, err error) {
 	if c.raw == nil || !c.wmu.TryLock() {
 		return nil, false, nil
 	}
 	defer c.wmu.Unlock()
-	op := byte(websocket.TextMessage)
-	if f.Binary {
-		op = websocket.BinaryMessage
-	}
 	bp := frameBufs.Get().(*[]byte)
 	defer frameBufs.Put(bp)
-	buf := appendWSFrame((*bp)[:0], op, f.Data)
+	buf := (*bp)[:0]
+	for _, f := range frames {
+		op := byte(websocket.TextMessage)
+		if f.Binary {
+			op = websocket.BinaryMessage
+		}
+		buf = appendWSFrame(buf, op, f.Data)
+	}
 	if cap(buf) <= maxPooledFrame {
 		*bp = buf
 	}

@@ -1,0 +1,98 @@
+package realtime
+
+import (
+	"runtime"
+	"sync"
+	"time"
+)
+
+// coalescer writes the frames of hot connections: those written to less
+// than directIdle ago when a frame arrives with nothing queued. Instead of
+// a writer goroutine started per frame and one write(2) each, such a
+// connection's frames wait for the coalescer's next tick, and every
+// connection that gathered frames meanwhile gets them in one non-blocking
+// write (docs/protocol.md §1). Under a flood (thousands of frames per
+// second per connection) that divides the syscalls on both ends by the
+// frames per tick, and one goroutine per Server does the writing, so one
+// project's flood cannot occupy every core with its writers. What a socket
+// does not take at once goes to the connection's writer goroutine.
+type coalescer struct {
+	srv *Server
+
+	mu      sync.Mutex // guards pending, running
+	pending []*outbox
+	running bool // the tick goroutine runs; it exits when a tick finds nothing
+}
+
+// coalesceTick is how long a hot connection's frames may wait to share a
+// write.
+const coalesceTick = time.Millisecond
+
+// add schedules o's queue for the next tick. o must be marked writing
+// (the coalescer owns its socket until the flush).
+func (c *coalescer) add(o *outbox) {
+	c.mu.Lock()
+	c.pending = append(c.pending, o)
+	if !c.running {
+		c.running = true
+		c.srv.wg.Add(1)
+		go c.run()
+	}
+	c.mu.Unlock()
+}
+
+// run flushes what is pending once per tick and exits on a tick that finds
+// nothing.
+func (c *coalescer) run() {
+	defer c.srv.wg.Done()
+	var list []*outbox
+	for {
+		time.Sleep(coalesceTick)
+		c.mu.Lock()
+		list, c.pending = c.pending, list[:0]
+		if len(list) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		flushAll(list)
+		clear(list)
+	}
+}
+
+// coalescePerWorker is how many connections one goroutine flushes in a
+// tick before the list is shared out over more of them: the writes do not
+// block, but thousands of them in a row would stretch the tick on a
+// machine with cores to spare.
+const coalescePerWorker = 256
+
+// flushAll flushes every outbox of list, in parallel over up to GOMAXPROCS
+// goroutines when the list is long.
+func flushAll(list []*outbox) {
+	workers := min(runtime.GOMAXPROCS(0), (len(list)+coalescePerWorker-1)/coalescePerWorker)
+	if workers <= 1 {
+		for _, o := range list {
+			o.flushCoalesced()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range workers {
+		part := list[len(list)*i/workers : len(list)*(i+1)/workers]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, o := range part {
+				o.flushCoalesced()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// coalescerOf returns the Server's coalescer, made on first use.
+func (s *Server) coalescerOf() *coalescer {
+	s.coalesceOnce.Do(func() { s.coalesce = &coalescer{srv: s} })
+	return s.coalesce
+}
