@@ -158,8 +158,17 @@ func (o *outbox) flushCoalesced() {
 	o.wrote = time.Now().UnixNano()
 	o.qbytes -= n
 	o.afterTryLocked(batch, n, rest, tried, err)
+	if o.q == nil && cap(batch) <= maxReusedBatch {
+		// Nothing came meanwhile: the next tick's frames reuse the array.
+		clear(batch)
+		o.q = batch[:0]
+	}
 	o.mu.Unlock()
 }
+
+// maxReusedBatch bounds the queue array a coalesced connection keeps
+// between ticks, so a burst does not pin a large one.
+const maxReusedBatch = 64
 
 // afterTryLocked settles a non-blocking write of frames (n bytes, already
 // taken off qbytes): a failure breaks the link, an untried batch goes back
