@@ -284,9 +284,16 @@ func (o *outbox) writeLoop() {
 	for {
 		o.mu.Lock()
 		if o.discard || o.broken || (len(o.q) == 0 && o.rest == nil && o.closing) {
-			reason, broken := o.reason, o.broken
+			reason, broken, rest := o.reason, o.broken, o.rest
 			o.q, o.rest, o.qbytes = nil, nil, 0
 			o.mu.Unlock()
+			if rest != nil && !broken {
+				// A discarded queue can leave a frame cut off on the wire:
+				// finish it, or the close frame would land inside it.
+				if err := o.direct.writeEncoded(rest); err != nil {
+					broken = true
+				}
+			}
 			o.link.finish(reason, broken)
 			close(o.done)
 			return

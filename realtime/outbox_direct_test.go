@@ -231,3 +231,30 @@ func TestCoalescerFlushesLongListsCompletely(t *testing.T) {
 		}
 	}
 }
+
+func TestOutboxSlowConsumerCloseFinishesACutOffFrame(t *testing.T) {
+	l := &directFake{room: -1}
+	o, _ := testOutbox(t, l, 1<<20)
+	// A partial non-blocking write left the end of a frame ("cdef") for
+	// the writer, and a frame queued after it is over the budget: the
+	// queue is discarded, but the cut-off frame must be completed before
+	// the close frame, or the client would read the close inside it.
+	o.mu.Lock()
+	o.rest = []byte("cdef")
+	o.qbytes = 4
+	o.q = append(o.q, channels.Frame{Data: []byte("later")})
+	o.qbytes += 5
+	o.closeLocked(channels.ReasonSlowConsumer)
+	o.mu.Unlock()
+	select {
+	case <-o.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow consumer was never finished")
+	}
+	if got := l.bytes(); got != "cdef" {
+		t.Fatalf("wire %q before the close, want the cut-off frame's end only (cdef)", got)
+	}
+	if l.reason != channels.ReasonSlowConsumer || l.broken {
+		t.Fatalf("finish(%v, broken=%v), want slow consumer with a close frame", l.reason, l.broken)
+	}
+}
