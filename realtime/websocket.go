@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -27,7 +28,8 @@ type wsConn struct {
 	v   phoenix.Version
 	enc *encoder
 
-	wmu sync.Mutex      // serializes socket writes: outbox batches and control frames
+	wmu sync.Mutex      // serializes socket writes: ours, and the library's through lockedConn
+	nc  net.Conn        // the socket under lockedConn: write it holding wmu
 	raw syscall.RawConn // the socket, for direct writes; nil when it has no descriptor
 
 	joins joinBucket // join tokens; read loop only
@@ -76,18 +78,19 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	c := &wsConn{v: vsn, enc: encoderFor(vsn), release: release}
+	hj := &lockingHijacker{ResponseWriter: w, mu: &c.wmu}
+	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		release()
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
-	enc := encoderFor(vsn)
-	c := &wsConn{ws: ws, v: vsn, enc: enc, release: release}
-	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+	c.ws, c.nc = ws, hj.inner
+	if sc, ok := c.nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
-	c.session = s.newSession(transportWebSocket, creds, enc, remote{addr: remoteAddr(r), version: vsn.String()})
+	c.session = s.newSession(transportWebSocket, creds, c.enc, remote{addr: remoteAddr(r), version: vsn.String()})
 	c.headers = xHeaders(r)
 	c.attach(c, c)
 	if !s.track(c.session) {
@@ -222,9 +225,7 @@ func (c *wsConn) write(frames []channels.Frame) error {
 func (c *wsConn) finish(reason channels.CloseReason, broken bool) {
 	if !broken {
 		code, text := closeCodeFor(reason)
-		c.wmu.Lock()
 		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-		c.wmu.Unlock()
 	}
 	c.ws.SetReadDeadline(time.Now().Add(closeDrain))
 }
@@ -279,9 +280,8 @@ func phoenixAuthToken(r *http.Request) string {
 func (c *wsConn) writeRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	nc := c.ws.NetConn()
-	nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	_, err := nc.Write(b)
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	_, err := c.nc.Write(b)
 	return err
 }
 
@@ -358,13 +358,11 @@ func appendWSFrame(dst []byte, opcode byte, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// installControlHandlers replaces gorilla's ping and close handlers, which
-// write from the read goroutine, with ones that respect wmu (pong) or go
-// through the outbox (close).
+// installControlHandlers replaces gorilla's ping and close handlers: the
+// pong is written from the read goroutine through lockedConn (so under
+// wmu), the close goes through the outbox.
 func (c *wsConn) installControlHandlers() {
 	c.ws.SetPingHandler(func(data string) error {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
 		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			return err

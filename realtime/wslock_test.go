@@ -1,0 +1,86 @@
+package realtime
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestLockedConnWritesWaitForTheWriteMutex(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var mu sync.Mutex
+	lc := &lockedConn{Conn: a, mu: &mu}
+	mu.Lock()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := lc.Write([]byte("x"))
+		wrote <- err
+	}()
+	b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 1)
+	if n, err := b.Read(buf); n != 0 || err == nil {
+		t.Fatalf("read %q while the write mutex was held, want nothing", buf[:n])
+	}
+	mu.Unlock()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := b.Read(buf); n != 1 || buf[0] != 'x' || err != nil {
+		t.Fatalf("read %q, %v after the mutex was released, want x", buf[:n], err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The close frame the WebSocket library writes by itself (1009 after an
+// oversized message) waits for the connection's write mutex, so it can
+// never land inside a frame of ours.
+func TestLibraryCloseFrameTakesTheWriteMutex(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxFrameBytes = 1 << 10 })
+	cl := ts.dial(t, "2.0.0", token(t, map[string]any{"role": "anon"}))
+	var wc *wsConn
+	for deadline := time.Now().Add(5 * time.Second); wc == nil && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		ts.srv.mu.Lock()
+		for _, ss := range ts.srv.sessions {
+			wc, _ = ss.t.(*wsConn)
+		}
+		ts.srv.mu.Unlock()
+	}
+	if wc == nil {
+		t.Fatal("no WebSocket session on the server")
+	}
+	if lc, ok := wc.ws.NetConn().(*lockedConn); !ok || lc.mu != &wc.wmu {
+		t.Fatalf("the library writes through %T, want a lockedConn on the connection's write mutex", wc.ws.NetConn())
+	}
+	wc.wmu.Lock()
+	if err := cl.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("a"), 2<<10)); err != nil {
+		wc.wmu.Unlock()
+		t.Fatal(err)
+	}
+	cl.ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, _, err := cl.ws.ReadMessage()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		wc.wmu.Unlock()
+		t.Fatalf("read %v while the write mutex was held, want a timeout (no close frame yet)", err)
+	}
+	wc.wmu.Unlock()
+	// gorilla's read deadline error is permanent on that conn: read the
+	// close frame on a fresh reader of the raw stream instead.
+	raw := cl.ws.NetConn()
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 4)
+	if _, err := io.ReadFull(raw, hdr); err != nil {
+		t.Fatalf("no close frame after the mutex was released: %v", err)
+	}
+	if hdr[0] != 0x88 || int(hdr[2])<<8|int(hdr[3]) != websocket.CloseMessageTooBig {
+		t.Fatalf("frame header % x, want a close frame with 1009", hdr)
+	}
+}
