@@ -28,9 +28,11 @@ type wsConn struct {
 	v   phoenix.Version
 	enc *encoder
 
-	wmu sync.Mutex      // serializes socket writes: ours, and the library's through lockedConn
-	nc  net.Conn        // the socket under lockedConn: write it holding wmu
-	raw syscall.RawConn // the socket, for direct writes; nil when it has no descriptor
+	wmu    sync.Mutex      // serializes socket writes: ours, and the library's through lockedConn
+	nc     net.Conn        // the socket under lockedConn: write it holding wmu
+	cut    []byte          // under wmu: the end of a frame a non-blocking write cut off
+	cutErr error           // under wmu: why writing cut failed, once it was written by the library's write
+	raw    syscall.RawConn // the socket, for direct writes; nil when it has no descriptor
 
 	joins joinBucket // join tokens; read loop only
 
@@ -79,7 +81,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &wsConn{v: vsn, enc: encoderFor(vsn), release: release}
-	hj := &lockingHijacker{ResponseWriter: w, mu: &c.wmu}
+	hj := &lockingHijacker{ResponseWriter: w, w: c}
 	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		release()
@@ -285,8 +287,35 @@ func (c *wsConn) writeRaw(b []byte) error {
 	return err
 }
 
-// writeEncoded implements directLink.
-func (c *wsConn) writeEncoded(b []byte) error { return c.writeRaw(b) }
+// writeEncoded implements directLink: b is what tryWrite left, and it is
+// written unless the library's own write finished the frame first
+// (lockedConn.Write).
+func (c *wsConn) writeEncoded(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.cut == nil {
+		return c.cutErr
+	}
+	c.cut = nil
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// finishCutLocked writes the end of a frame cut off by a non-blocking
+// write, before the library writes a frame of its own. wmu must be held.
+func (c *wsConn) finishCutLocked() error {
+	if c.cut == nil {
+		return nil
+	}
+	cut := c.cut
+	c.cut = nil
+	if _, err := c.nc.Write(cut); err != nil {
+		c.cutErr = err
+		return err
+	}
+	return nil
+}
 
 // tryWrite implements directLink with one non-blocking write(2) on the
 // socket's descriptor (Go keeps sockets non-blocking): a full send buffer
@@ -330,6 +359,7 @@ func (c *wsConn) tryWrite(frames []channels.Frame) (rest []byte, tried bool, err
 	}
 	if n < len(buf) {
 		rest = append([]byte(nil), buf[max(n, 0):]...)
+		c.cut = rest
 	}
 	return rest, true, nil
 }

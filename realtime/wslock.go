@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -12,18 +11,23 @@ import (
 // writes and write deadlines take the connection's write mutex, so the
 // frames the library writes on its own (the close frame after an
 // oversized message or a protocol error, pongs) never interleave with
-// ours, and never hold the descriptor while a direct write waits for it
+// ours (the end of a frame a non-blocking write cut off goes first), and
+// never hold the descriptor while a direct write waits for it
 // (docs/protocol.md §1). The service's own writes use the embedded
 // connection under the same mutex.
 type lockedConn struct {
 	net.Conn
-	mu *sync.Mutex
+	w *wsConn
 }
 
-// Write implements net.Conn under the write mutex.
+// Write implements net.Conn under the write mutex, after the end of any
+// frame of ours a non-blocking write cut off.
 func (c *lockedConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.w.wmu.Lock()
+	defer c.w.wmu.Unlock()
+	if err := c.w.finishCutLocked(); err != nil {
+		return 0, err
+	}
 	return c.Conn.Write(b)
 }
 
@@ -31,8 +35,8 @@ func (c *lockedConn) Write(b []byte) (int, error) {
 // library's deadline for a control frame cannot cut short a write of ours
 // in progress.
 func (c *lockedConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.w.wmu.Lock()
+	defer c.w.wmu.Unlock()
 	return c.Conn.SetWriteDeadline(t)
 }
 
@@ -48,7 +52,7 @@ func (c *lockedConn) SetDeadline(t time.Time) error {
 // hijacks the HTTP connection; inner is the connection it wraps.
 type lockingHijacker struct {
 	http.ResponseWriter
-	mu    *sync.Mutex
+	w     *wsConn
 	inner net.Conn
 }
 
@@ -59,5 +63,5 @@ func (h *lockingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.inner = nc
-	return &lockedConn{Conn: nc, mu: h.mu}, brw, nil
+	return &lockedConn{Conn: nc, w: h.w}, brw, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,9 +15,9 @@ func TestLockedConnWritesWaitForTheWriteMutex(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	var mu sync.Mutex
-	lc := &lockedConn{Conn: a, mu: &mu}
-	mu.Lock()
+	w := &wsConn{nc: a}
+	lc := &lockedConn{Conn: a, w: w}
+	w.wmu.Lock()
 	wrote := make(chan error, 1)
 	go func() {
 		_, err := lc.Write([]byte("x"))
@@ -29,13 +28,41 @@ func TestLockedConnWritesWaitForTheWriteMutex(t *testing.T) {
 	if n, err := b.Read(buf); n != 0 || err == nil {
 		t.Fatalf("read %q while the write mutex was held, want nothing", buf[:n])
 	}
-	mu.Unlock()
+	w.wmu.Unlock()
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := b.Read(buf); n != 1 || buf[0] != 'x' || err != nil {
 		t.Fatalf("read %q, %v after the mutex was released, want x", buf[:n], err)
 	}
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A library frame (a pong) that comes between a cut-off frame of ours and
+// the writer's write of its end goes after that end, and the writer then
+// does not write it again.
+func TestLockedConnFinishesACutOffFrameFirst(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	w := &wsConn{nc: a}
+	lc := &lockedConn{Conn: a, w: w}
+	w.cut = []byte("END")
+	got := make(chan string, 1)
+	go func() {
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		all, _ := io.ReadAll(b)
+		got <- string(all)
+	}()
+	if _, err := lc.Write([]byte("PONG")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeEncoded([]byte("END")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if s := <-got; s != "ENDPONG" {
+		t.Fatalf("wire %q, want ENDPONG: the cut-off frame's end first, once", s)
 	}
 }
 
@@ -56,7 +83,7 @@ func TestLibraryCloseFrameTakesTheWriteMutex(t *testing.T) {
 	if wc == nil {
 		t.Fatal("no WebSocket session on the server")
 	}
-	if lc, ok := wc.ws.NetConn().(*lockedConn); !ok || lc.mu != &wc.wmu {
+	if lc, ok := wc.ws.NetConn().(*lockedConn); !ok || lc.w != wc {
 		t.Fatalf("the library writes through %T, want a lockedConn on the connection's write mutex", wc.ws.NetConn())
 	}
 	wc.wmu.Lock()
