@@ -13,12 +13,10 @@ import (
 // connection that gathered frames meanwhile gets them in one non-blocking
 // write (docs/protocol.md §1). Under a flood (thousands of frames per
 // second per connection) that divides the syscalls on both ends by the
-// frames per tick, and one goroutine per Server does the writing, so one
-// project's flood cannot occupy every core with its writers. What a socket
-// does not take at once goes to the connection's writer goroutine.
+// frames per tick, and no goroutine is woken per connection. What a socket
+// does not take at once goes to the connection's writer goroutine. The
+// zero value is ready; it belongs to one Server.
 type coalescer struct {
-	srv *Server
-
 	mu      sync.Mutex // guards pending, running
 	pending []*outbox
 	running bool // the tick goroutine runs; it exits when a tick finds nothing
@@ -35,16 +33,17 @@ func (c *coalescer) add(o *outbox) {
 	c.pending = append(c.pending, o)
 	if !c.running {
 		c.running = true
-		c.srv.wg.Add(1)
-		go c.run()
+		o.srv.wg.Add(1)
+		go c.run(&o.srv.wg)
 	}
 	c.mu.Unlock()
 }
 
 // run flushes what is pending once per tick and exits on a tick that finds
 // nothing.
-func (c *coalescer) run() {
-	defer c.srv.wg.Done()
+// wg is the Server's, which counts it.
+func (c *coalescer) run(wg *sync.WaitGroup) {
+	defer wg.Done()
 	var list []*outbox
 	for {
 		time.Sleep(coalesceTick)
@@ -89,10 +88,4 @@ func flushAll(list []*outbox) {
 		}()
 	}
 	wg.Wait()
-}
-
-// coalescerOf returns the Server's coalescer, made on first use.
-func (s *Server) coalescerOf() *coalescer {
-	s.coalesceOnce.Do(func() { s.coalesce = &coalescer{srv: s} })
-	return s.coalesce
 }

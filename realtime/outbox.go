@@ -94,20 +94,21 @@ func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
 		o.closeLocked(channels.ReasonSlowConsumer)
 		return false
 	}
-	if direct && o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil {
+	idle := direct && o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil
+	if idle {
 		if now := time.Now().UnixNano(); now-o.wrote >= directIdle {
 			o.writeDirectLocked(f, now)
 			return true
 		}
-		// Hot: the coalescer writes it with what follows within a tick.
-		o.q = append(o.q, f)
-		o.qbytes += len(f.Data)
-		o.writing = true
-		o.srv.coalescerOf().add(o)
-		return true
 	}
 	o.q = append(o.q, f)
 	o.qbytes += len(f.Data)
+	if idle {
+		// Hot: the coalescer writes it with what follows within a tick.
+		o.writing = true
+		o.srv.coalesce.add(o)
+		return true
+	}
 	o.startLocked()
 	return true
 }

@@ -163,7 +163,7 @@ func TestOutboxHotConnectionBurstSharesOneWrite(t *testing.T) {
 	enqueueIdle(t, o, "one")
 	// Stand in for the tick goroutine so that the burst cannot be split
 	// by a tick; run's flush is then done by hand.
-	c := srv.coalescerOf()
+	c := &srv.coalesce
 	c.mu.Lock()
 	c.running = true
 	c.mu.Unlock()

@@ -43,8 +43,7 @@ type Server struct {
 
 	wg sync.WaitGroup // every goroutine the server starts
 
-	coalesceOnce sync.Once
-	coalesce     *coalescer // hot connections' writes (coalesce.go)
+	coalesce coalescer // hot connections' writes (coalesce.go)
 
 	mu       sync.Mutex // guards sessions, shutdown
 	sessions map[uint64]*session

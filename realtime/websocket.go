@@ -204,11 +204,7 @@ func (c *wsConn) write(frames []channels.Frame) error {
 		frameBufs.Put(bp)
 	}()
 	for i, f := range frames {
-		op := byte(websocket.TextMessage)
-		if f.Binary {
-			op = websocket.BinaryMessage
-		}
-		out = appendWSFrame(out, op, f.Data)
+		out = appendFrame(out, f)
 		if len(out) >= 64<<10 || i == len(frames)-1 {
 			if err := c.writeRaw(out); err != nil {
 				return err
@@ -282,6 +278,11 @@ func phoenixAuthToken(r *http.Request) string {
 func (c *wsConn) writeRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(b)
+}
+
+// writeLocked writes b under the write deadline. wmu must be held.
+func (c *wsConn) writeLocked(b []byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	_, err := c.nc.Write(b)
 	return err
@@ -297,9 +298,7 @@ func (c *wsConn) writeEncoded(b []byte) error {
 		return c.cutErr
 	}
 	c.cut = nil
-	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	_, err := c.nc.Write(b)
-	return err
+	return c.writeLocked(b)
 }
 
 // finishCutLocked writes the end of a frame cut off by a non-blocking
@@ -329,11 +328,7 @@ func (c *wsConn) tryWrite(frames []channels.Frame) (rest []byte, tried bool, err
 	defer frameBufs.Put(bp)
 	buf := (*bp)[:0]
 	for _, f := range frames {
-		op := byte(websocket.TextMessage)
-		if f.Binary {
-			op = websocket.BinaryMessage
-		}
-		buf = appendWSFrame(buf, op, f.Data)
+		buf = appendFrame(buf, f)
 	}
 	if cap(buf) <= maxPooledFrame {
 		*bp = buf
@@ -370,6 +365,15 @@ var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 // maxPooledFrame bounds the buffers kept in frameBufs: a batch is written
 // every 64 KiB, so its buffer stays under this unless one frame is larger.
 const maxPooledFrame = 128 << 10
+
+// appendFrame appends f as a text or binary WebSocket frame.
+func appendFrame(dst []byte, f channels.Frame) []byte {
+	op := byte(websocket.TextMessage)
+	if f.Binary {
+		op = websocket.BinaryMessage
+	}
+	return appendWSFrame(dst, op, f.Data)
+}
 
 // appendWSFrame appends one unmasked, unfragmented server frame (RFC 6455
 // §5.2): FIN, opcode, payload length, payload.

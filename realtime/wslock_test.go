@@ -11,12 +11,18 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-func TestLockedConnWritesWaitForTheWriteMutex(t *testing.T) {
+// pipeLockedConn returns a lockedConn over one end of a pipe, its wsConn,
+// and the pipe's other end (the client side).
+func pipeLockedConn(t *testing.T) (*lockedConn, *wsConn, net.Conn) {
+	t.Helper()
 	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
+	t.Cleanup(func() { a.Close(); b.Close() })
 	w := &wsConn{nc: a}
-	lc := &lockedConn{Conn: a, w: w}
+	return &lockedConn{Conn: a, w: w}, w, b
+}
+
+func TestLockedConnWritesWaitForTheWriteMutex(t *testing.T) {
+	lc, w, b := pipeLockedConn(t)
 	w.wmu.Lock()
 	wrote := make(chan error, 1)
 	go func() {
@@ -42,11 +48,7 @@ func TestLockedConnWritesWaitForTheWriteMutex(t *testing.T) {
 // the writer's write of its end goes after that end, and the writer then
 // does not write it again.
 func TestLockedConnFinishesACutOffFrameFirst(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	w := &wsConn{nc: a}
-	lc := &lockedConn{Conn: a, w: w}
+	lc, w, b := pipeLockedConn(t)
 	w.cut = []byte("END")
 	got := make(chan string, 1)
 	go func() {
@@ -60,7 +62,7 @@ func TestLockedConnFinishesACutOffFrameFirst(t *testing.T) {
 	if err := w.writeEncoded([]byte("END")); err != nil {
 		t.Fatal(err)
 	}
-	a.Close()
+	lc.Conn.Close()
 	if s := <-got; s != "ENDPONG" {
 		t.Fatalf("wire %q, want ENDPONG: the cut-off frame's end first, once", s)
 	}
