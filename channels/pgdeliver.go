@@ -58,9 +58,16 @@ func (b *pgBatch) deliver() {
 		return
 	}
 	parts := make([]fanPart, w)
+	for len(b.partFrames) < w-1 {
+		b.partFrames = append(b.partFrames, make(map[frameKey]Frame))
+	}
 	var wg sync.WaitGroup
 	for k := range parts {
-		parts[k] = fanPart{b: b, slot: uint64(k), of: uint64(w), frames: make(map[frameKey]Frame), framesFor: -1, direct: direct}
+		frames := b.frames
+		if k > 0 {
+			frames = b.partFrames[k-1]
+		}
+		parts[k] = fanPart{b: b, slot: uint64(k), of: uint64(w), frames: frames, framesFor: -1, direct: direct}
 		if k > 0 {
 			wg.Go(parts[k].run)
 		}

@@ -65,7 +65,8 @@ type pgBatch struct {
 	privs      map[privKey]map[string]bool // nil entry: lookup failed
 	groups     map[groupKey]*rlsGroup
 	groupOf    map[classTable]*rlsGroup         // groups by class, in front of groups' string keys
-	frames     map[frameKey]Frame               // the serial fan-out's envelopes of the change being delivered
+	frames     map[frameKey]Frame               // the serial fan-out's (or first part's) envelopes of the change being delivered
+	partFrames []map[frameKey]Frame             // the other parts' envelopes, kept with their capacity
 	spend      map[*subscriberClass]*classSpend // live only: filter time per class (pgbudget.go)
 
 	replayed []Frame        // replay only: the frames for only, in order
@@ -179,6 +180,9 @@ func (b *pgBatch) release() {
 	clear(b.groups)
 	clear(b.groupOf)
 	clear(b.frames)
+	for _, m := range b.partFrames {
+		clear(m)
+	}
 	clear(b.spend)
 	b.p, b.changes, b.cursors, b.only, b.onlyClass = nil, nil, nil, nil, nil
 	b.replayed, b.taps, b.tapping, b.stats = nil, nil, false, DeliveryStats{}

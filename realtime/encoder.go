@@ -94,16 +94,18 @@ func (e *encoder) EncodeSystem(topic string, payload []byte) channels.Frame {
 
 // EncodePostgresChange implements channels.Encoder (docs/protocol.md §4.1).
 func (e *encoder) EncodePostgresChange(topic string, ids []int64, data []byte, _ channels.Cursor) channels.Frame {
-	payload := make([]byte, 0, len(data)+16+12*len(ids))
-	payload = append(payload, `{"ids":[`...)
+	// One buffer for the whole frame: the payload is written in place.
+	buf := make([]byte, 0, len(data)+len(topic)+80+12*len(ids))
+	buf = phoenix.AppendTextHead(buf, e.v, "", "", topic, "postgres_changes")
+	buf = append(buf, `{"ids":[`...)
 	for i, id := range ids {
 		if i > 0 {
-			payload = append(payload, ',')
+			buf = append(buf, ',')
 		}
-		payload = strconv.AppendInt(payload, id, 10)
+		buf = strconv.AppendInt(buf, id, 10)
 	}
-	payload = append(payload, `],"data":`...)
-	payload = append(payload, data...)
-	payload = append(payload, '}')
-	return e.text("", "", topic, "postgres_changes", payload)
+	buf = append(buf, `],"data":`...)
+	buf = append(buf, data...)
+	buf = append(buf, '}')
+	return channels.Frame{Data: phoenix.AppendTextTail(buf, e.v, "")}
 }

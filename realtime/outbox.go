@@ -64,6 +64,8 @@ type outbox struct {
 	discard bool             // end without writing what is queued
 	reason  channels.CloseReason
 	done    chan struct{} // closed once link.finish has returned
+
+	one [1]channels.Frame // the frame of a direct write; used only by the writing owner (writing set)
 }
 
 func newOutbox(srv *Server, id uint64, l link) *outbox {
@@ -128,12 +130,13 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 	o.writing = true
 	o.qbytes += len(f.Data)
 	o.mu.Unlock()
-	one := [1]channels.Frame{f}
-	rest, tried, err := o.direct.tryWrite(one[:])
+	o.one[0] = f
+	rest, tried, err := o.direct.tryWrite(o.one[:])
 	o.mu.Lock()
 	o.wrote = now
 	o.qbytes -= len(f.Data)
-	o.afterTryLocked(one[:], len(f.Data), rest, tried, err)
+	o.afterTryLocked(o.one[:], len(f.Data), rest, tried, err)
+	o.one[0] = channels.Frame{}
 }
 
 // flushCoalesced writes what o gathered since the coalescer took it on,

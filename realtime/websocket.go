@@ -33,6 +33,7 @@ type wsConn struct {
 	cut    []byte          // under wmu: the end of a frame a non-blocking write cut off
 	cutErr error           // under wmu: why writing cut failed, once it was written by the library's write
 	raw    syscall.RawConn // the socket, for direct writes; nil when it has no descriptor
+	rw     rawWrite        // under wmu: the direct write in progress
 
 	joins joinBucket // join tokens; read loop only
 
@@ -88,10 +89,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
-	c.ws, c.nc = ws, hj.inner
-	if sc, ok := c.nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
-	}
+	c.ws = ws
+	c.setSocket(hj.inner)
 	c.session = s.newSession(transportWebSocket, creds, c.enc, remote{addr: remoteAddr(r), version: vsn.String()})
 	c.headers = xHeaders(r)
 	c.attach(c, c)
@@ -316,6 +315,16 @@ func (c *wsConn) finishCutLocked() error {
 	return nil
 }
 
+// setSocket records the connection's socket, and its descriptor for direct
+// writes when it has one.
+func (c *wsConn) setSocket(nc net.Conn) {
+	c.nc = nc
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+		c.rw.fn = c.rw.write
+	}
+}
+
 // tryWrite implements directLink with one non-blocking write(2) on the
 // socket's descriptor (Go keeps sockets non-blocking): a full send buffer
 // leaves the rest to the writer goroutine instead of waiting.
@@ -333,12 +342,11 @@ func (c *wsConn) tryWrite(frames []channels.Frame) (rest []byte, tried bool, err
 	if cap(buf) <= maxPooledFrame {
 		*bp = buf
 	}
-	n := 0
-	var werr error
-	if cerr := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), buf)
-		return true // never wait for the socket here
-	}); cerr != nil {
+	c.rw.buf = buf
+	cerr := c.raw.Write(c.rw.fn)
+	n, werr := c.rw.n, c.rw.err
+	c.rw = rawWrite{fn: c.rw.fn}
+	if cerr != nil {
 		if errors.Is(cerr, os.ErrDeadlineExceeded) {
 			// The deadline of an earlier blocking write has passed; the
 			// writer goroutine sets a fresh one.
@@ -357,6 +365,22 @@ func (c *wsConn) tryWrite(frames []channels.Frame) (rest []byte, tried bool, err
 		c.cut = rest
 	}
 	return rest, true, nil
+}
+
+// rawWrite is one non-blocking write(2) of buf as a RawConn.Write
+// callback. A connection keeps one, its callback bound once, so a direct
+// write allocates nothing.
+type rawWrite struct {
+	buf []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // rw.write, bound once
+}
+
+// write writes buf once and never waits for the socket.
+func (w *rawWrite) write(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.buf)
+	return true
 }
 
 // frameBufs holds encoding buffers for direct writes and write batches.

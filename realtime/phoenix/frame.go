@@ -148,17 +148,22 @@ func AppendText(dst []byte, v Version, joinRef, ref, topic, event string, payloa
 	if len(payload) == 0 {
 		payload = []byte("{}")
 	}
+	dst = AppendTextHead(dst, v, joinRef, ref, topic, event)
+	dst = append(dst, payload...)
+	return AppendTextTail(dst, v, ref)
+}
+
+// AppendTextHead appends the part of a text frame that comes before its
+// payload; the caller appends the payload (a JSON object) and then
+// AppendTextTail, so that a payload can be written in place.
+func AppendTextHead(dst []byte, v Version, joinRef, ref, topic, event string) []byte {
 	if v == V1 {
 		// Server frames carry only topic, event, payload and ref (no join_ref).
 		dst = append(dst, `{"topic":`...)
 		dst = appendString(dst, topic)
 		dst = append(dst, `,"event":`...)
 		dst = appendString(dst, event)
-		dst = append(dst, `,"payload":`...)
-		dst = append(dst, payload...)
-		dst = append(dst, `,"ref":`...)
-		dst = appendRef(dst, ref)
-		return append(dst, '}')
+		return append(dst, `,"payload":`...)
 	}
 	dst = append(dst, '[')
 	dst = appendRef(dst, joinRef)
@@ -168,8 +173,17 @@ func AppendText(dst []byte, v Version, joinRef, ref, topic, event string, payloa
 	dst = appendString(dst, topic)
 	dst = append(dst, ',')
 	dst = appendString(dst, event)
-	dst = append(dst, ',')
-	dst = append(dst, payload...)
+	return append(dst, ',')
+}
+
+// AppendTextTail appends the part of a text frame that follows its
+// payload (see AppendTextHead).
+func AppendTextTail(dst []byte, v Version, ref string) []byte {
+	if v == V1 {
+		dst = append(dst, `,"ref":`...)
+		dst = appendRef(dst, ref)
+		return append(dst, '}')
+	}
 	return append(dst, ']')
 }
 
