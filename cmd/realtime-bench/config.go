@@ -34,6 +34,12 @@ const (
 	loadDBBroadcast   = "db-broadcast"
 )
 
+// WebSocket readers (--reader).
+const (
+	readerEpoll = "epoll"
+	readerGo    = "go"
+)
+
 // config is the validated command line.
 type config struct {
 	Label       string
@@ -72,6 +78,7 @@ type config struct {
 	Heartbeat   time.Duration
 	JSONPath    string
 	CPUProfile  string
+	Reader      string // readerEpoll or readerGo
 	Quiet       bool
 	Soak        soakConfig
 }
@@ -116,6 +123,7 @@ func parseConfig(args []string) (*config, error) {
 	c.Soak.register(fs)
 	fs.StringVar(&c.JSONPath, "json", "", "also write the result as JSON to this file (- for stdout)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the tool's own CPU profile to this file (to tell the tool's cost from the service's)")
+	fs.StringVar(&c.Reader, "reader", defaultReader, "how the tool reads its WebSocket subscribers: epoll (a few goroutines, one read(2) per readable socket; Linux) or go (a goroutine per socket, gorilla's reader)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -158,6 +166,8 @@ func (c *config) validate() error {
 		return errors.New("--jwt-secret is required (tokens are minted per user)")
 	case c.Transport != "ws" && c.Transport != "sse":
 		return fmt.Errorf("--transport must be ws or sse, not %q", c.Transport)
+	case c.Reader != readerEpoll && c.Reader != readerGo:
+		return fmt.Errorf("--reader must be epoll or go, not %q", c.Reader)
 	case c.Subscribers < 0 || c.Subscribers > maxSubscribers:
 		return fmt.Errorf("--subscribers must be 0..%d", maxSubscribers)
 	case c.Users < 1 || c.Users > maxSubscribers:

@@ -59,6 +59,7 @@ type wsConn struct {
 	done    chan struct{}
 	closing atomic.Bool
 	strays  *atomic.Int64 // deliveries on channels that expect none
+	ep      *epConn       // the epoll reader's state; nil with the goroutine reader
 }
 
 var wsDialer = websocket.Dialer{
@@ -84,7 +85,14 @@ func dialWS(ctx context.Context, cfg *config, node int, apikey string, idx int, 
 		c.byTopic[ch.topic] = ch
 	}
 	c.refs.Store(int64(len(chans)))
-	ws.SetReadLimit(8 << 20)
+	ws.SetReadLimit(wsReadLimit)
+	if cfg.Reader == readerEpoll {
+		if err := startEpollRead(c); err != nil {
+			ws.Close()
+			return nil, err
+		}
+		return c, nil
+	}
 	go c.read()
 	return c, nil
 }
@@ -139,9 +147,19 @@ func (c *wsConn) join(ctx context.Context, ch *wsChannel, payload []byte, timeou
 	}
 }
 
+// pong answers a ping.
+func (c *wsConn) pong(payload []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.WriteControl(websocket.PongMessage, payload, time.Now().Add(time.Second))
+}
+
 // close ends the connection; the reader exits.
 func (c *wsConn) close() {
 	c.closing.Store(true)
+	if c.ep != nil {
+		c.ep.end()
+	}
 	c.wmu.Lock()
 	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	c.wmu.Unlock()
@@ -151,28 +169,15 @@ func (c *wsConn) close() {
 // read is the connection's only reader: it resolves joins and records
 // deliveries until the socket ends.
 func (c *wsConn) read() {
-	defer close(c.done)
-	defer func() {
-		// A connection that ends while channels still wait fails them.
-		for _, ch := range c.byTopic {
-			ch.reply("connection closed")
-			ch.ready("connection closed")
-		}
-	}()
+	defer c.readEnded()
 	buf := make([]byte, 0, 4096)
 	for {
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
-			if !c.closing.Load() {
-				c.rec.closes.Add(1)
-			}
 			return
 		}
 		buf, err = readInto(buf[:0], r)
 		if err != nil {
-			if !c.closing.Load() {
-				c.rec.closes.Add(1)
-			}
 			return
 		}
 		if mt == websocket.BinaryMessage {
@@ -181,6 +186,19 @@ func (c *wsConn) read() {
 			c.onText(buf)
 		}
 	}
+}
+
+// readEnded is called once when reading stops: a close the tool did not
+// ask for is counted, and channels still waiting fail.
+func (c *wsConn) readEnded() {
+	if !c.closing.Load() {
+		c.rec.closes.Add(1)
+	}
+	for _, ch := range c.byTopic {
+		ch.reply("connection closed")
+		ch.ready("connection closed")
+	}
+	close(c.done)
 }
 
 // readInto appends everything r yields to dst.
