@@ -26,6 +26,18 @@ type coalescer struct {
 // write.
 const coalesceTick = time.Millisecond
 
+// A connection that gathers at least floodFrames frames within its first
+// tick (a flood: thousands of frames a second) keeps gathering for up to
+// floodTicks ticks in all, until it holds floodBytes: a write then carries
+// a few milliseconds of its frames, not one, and both ends make that many
+// times fewer system calls, leaving the CPU to the connections that are
+// not flooded. Connections below that rate never wait more than a tick.
+const (
+	floodFrames = 3
+	floodTicks  = 4
+	floodBytes  = 32 << 10
+)
+
 // add schedules o's queue for the next tick. o must be marked writing
 // (the coalescer owns its socket until the flush).
 func (c *coalescer) add(o *outbox) {
@@ -55,8 +67,13 @@ func (c *coalescer) run(wg *sync.WaitGroup) {
 			return
 		}
 		c.mu.Unlock()
-		flushAll(list)
+		held := flushAll(list)
 		clear(list)
+		if len(held) > 0 {
+			c.mu.Lock()
+			c.pending = append(c.pending, held...)
+			c.mu.Unlock()
+		}
 	}
 }
 
@@ -67,25 +84,35 @@ func (c *coalescer) run(wg *sync.WaitGroup) {
 const coalescePerWorker = 256
 
 // flushAll flushes every outbox of list, in parallel over up to GOMAXPROCS
-// goroutines when the list is long.
-func flushAll(list []*outbox) {
+// goroutines when the list is long, and returns those that keep gathering
+// (see floodFrames).
+func flushAll(list []*outbox) (held []*outbox) {
 	workers := min(runtime.GOMAXPROCS(0), (len(list)+coalescePerWorker-1)/coalescePerWorker)
 	if workers <= 1 {
 		for _, o := range list {
-			o.flushCoalesced()
+			if !o.flushCoalesced() {
+				held = append(held, o)
+			}
 		}
-		return
+		return held
 	}
 	var wg sync.WaitGroup
+	helds := make([][]*outbox, workers)
 	for i := range workers {
 		part := list[len(list)*i/workers : len(list)*(i+1)/workers]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for _, o := range part {
-				o.flushCoalesced()
+				if !o.flushCoalesced() {
+					helds[i] = append(helds[i], o)
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	for _, h := range helds {
+		held = append(held, h...)
+	}
+	return held
 }

@@ -65,7 +65,8 @@ type outbox struct {
 	reason  channels.CloseReason
 	done    chan struct{} // closed once link.finish has returned
 
-	one [1]channels.Frame // the frame of a direct write; used only by the writing owner (writing set)
+	one   [1]channels.Frame // the frame of a direct write; used only by the writing owner (writing set)
+	ticks int               // under mu: coalescer ticks the queued frames have waited
 }
 
 func newOutbox(srv *Server, id uint64, l link) *outbox {
@@ -141,15 +142,23 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 
 // flushCoalesced writes what o gathered since the coalescer took it on,
 // in one non-blocking write; the rest, and a close, go to the writer
-// goroutine.
-func (o *outbox) flushCoalesced() {
+// goroutine. It returns false, writing nothing, when a flooded o keeps
+// gathering for another tick (see floodFrames).
+func (o *outbox) flushCoalesced() bool {
 	o.mu.Lock()
 	if o.closing || o.broken {
+		o.ticks = 0
 		o.srv.wg.Add(1)
 		go o.writeLoop() // it finishes (writing is still set)
 		o.mu.Unlock()
-		return
+		return true
 	}
+	o.ticks++
+	if o.ticks < floodTicks && o.qbytes < floodBytes && (o.ticks > 1 || len(o.q) >= floodFrames) {
+		o.mu.Unlock()
+		return false
+	}
+	o.ticks = 0
 	batch := o.q
 	o.q = nil
 	n := 0
@@ -168,6 +177,7 @@ func (o *outbox) flushCoalesced() {
 		o.q = batch[:0]
 	}
 	o.mu.Unlock()
+	return true
 }
 
 // maxReusedBatch bounds the queue array a coalesced connection keeps

@@ -2,7 +2,9 @@ package realtime
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,21 +159,34 @@ func TestOutboxDirectWriteErrorBreaksTheLink(t *testing.T) {
 	}
 }
 
-func TestOutboxHotConnectionBurstSharesOneWrite(t *testing.T) {
+// hotOutbox returns an outbox whose connection was just written to, and
+// stands in for the coalescer's tick goroutine, so that the test decides
+// when ticks come.
+func hotOutbox(t *testing.T) (*outbox, *directFake, *coalescer) {
+	t.Helper()
 	l := &directFake{room: -1}
 	o, srv := testOutbox(t, l, 1<<20)
 	enqueueIdle(t, o, "one")
-	// Stand in for the tick goroutine so that the burst cannot be split
-	// by a tick; run's flush is then done by hand.
 	c := &srv.coalesce
 	c.mu.Lock()
 	c.running = true
 	c.mu.Unlock()
-	for _, s := range []string{"-a", "-b", "-c"} {
+	return o, l, c
+}
+
+// enqueueAll queues each string as a frame.
+func enqueueAll(t *testing.T, o *outbox, frames ...string) {
+	t.Helper()
+	for _, s := range frames {
 		if !o.Enqueue(channels.Frame{Data: []byte(s)}) {
 			t.Fatalf("Enqueue(%q) refused", s)
 		}
 	}
+}
+
+// takePending empties c's pending list and checks that it held o once.
+func takePending(t *testing.T, c *coalescer, o *outbox) {
+	t.Helper()
 	c.mu.Lock()
 	pending := append([]*outbox(nil), c.pending...)
 	c.pending = nil
@@ -179,17 +194,59 @@ func TestOutboxHotConnectionBurstSharesOneWrite(t *testing.T) {
 	if len(pending) != 1 || pending[0] != o {
 		t.Fatalf("pending %d outboxes, want this one once: a hot connection waits for the tick", len(pending))
 	}
-	o.flushCoalesced()
-	waitIdle(t, o)
-	if got := l.bytes(); got != "one-a-b-c" {
-		t.Fatalf("out %q, want one-a-b-c", got)
+}
+
+// checkWrites checks what reached the socket and in how many frames per
+// write.
+func checkWrites(t *testing.T, l *directFake, out string, batches []int) {
+	t.Helper()
+	if got := l.bytes(); got != out {
+		t.Fatalf("out %q, want %q", got, out)
 	}
 	l.mu2.Lock()
-	batches := append([]int(nil), l.batches...)
+	got := append([]int(nil), l.batches...)
 	l.mu2.Unlock()
-	if len(batches) != 2 || batches[0] != 1 || batches[1] != 3 {
-		t.Fatalf("tryWrite batches %v, want [1 3]: the burst in one write", batches)
+	if fmt.Sprint(got) != fmt.Sprint(batches) {
+		t.Fatalf("tryWrite batches %v, want %v", got, batches)
 	}
+}
+
+func TestOutboxHotConnectionBurstSharesOneWrite(t *testing.T) {
+	o, l, c := hotOutbox(t)
+	enqueueAll(t, o, "-a", "-b")
+	takePending(t, c, o)
+	if !o.flushCoalesced() {
+		t.Fatalf("%d frames in a tick were held: only a flood (%d) waits longer", 2, floodFrames)
+	}
+	waitIdle(t, o)
+	checkWrites(t, l, "one-a-b", []int{1, 2})
+}
+
+func TestOutboxFloodedConnectionGathersSeveralTicks(t *testing.T) {
+	o, l, c := hotOutbox(t)
+	enqueueAll(t, o, "-a", "-b", "-c")
+	takePending(t, c, o)
+	for tick := 1; tick < floodTicks; tick++ {
+		if o.flushCoalesced() {
+			t.Fatalf("a flooded connection was written at tick %d of %d", tick, floodTicks)
+		}
+		enqueueAll(t, o, fmt.Sprintf("-%d", tick))
+	}
+	if !o.flushCoalesced() {
+		t.Fatalf("a flooded connection still held after %d ticks", floodTicks)
+	}
+	waitIdle(t, o)
+	checkWrites(t, l, "one-a-b-c-1-2-3", []int{1, 3 + floodTicks - 1})
+
+	// Past floodBytes it is written at the next tick.
+	o, l, c = hotOutbox(t)
+	enqueueAll(t, o, "-a", "-b", strings.Repeat("x", floodBytes))
+	takePending(t, c, o)
+	if !o.flushCoalesced() {
+		t.Fatalf("a connection holding %d bytes was held", floodBytes)
+	}
+	waitIdle(t, o)
+	checkWrites(t, l, "one-a-b"+strings.Repeat("x", floodBytes), []int{1, 3})
 }
 
 func TestOutboxCloseWhileCoalescedWritesThenFinishes(t *testing.T) {
