@@ -29,6 +29,7 @@ const maxFanWorkers = 4
 // the parts share nothing while they run.
 type fanPart struct {
 	b         *pgBatch
+	shared    *sharedFrames      // the parts' common envelopes; nil for a single part
 	slot, of  uint64             // this part delivers to subscribers with ID%of == slot
 	direct    bool               // connections may write frames at once (see directChanges)
 	frames    map[frameKey]Frame // envelopes of the change being delivered
@@ -67,7 +68,7 @@ func (b *pgBatch) deliver() {
 		if k > 0 {
 			frames = b.partFrames[k-1]
 		}
-		parts[k] = fanPart{b: b, slot: uint64(k), of: uint64(w), frames: frames, framesFor: -1, direct: direct}
+		parts[k] = fanPart{b: b, shared: &b.shared, slot: uint64(k), of: uint64(w), frames: frames, framesFor: -1, direct: direct}
 		if k > 0 {
 			wg.Go(parts[k].run)
 		}
@@ -143,7 +144,9 @@ func (p *fanPart) run() {
 	}
 }
 
-// frame returns d's frame for s from p.frames, building it on a miss.
+// frame returns d's frame for s from p.frames, building it on a miss, or
+// taking it from the other parts' when the batch is split: subscribers of
+// one topic fall in every part, and each envelope is built once.
 func (p *fanPart) frame(s *Subscription, d *delivery, idsKey string) Frame {
 	if p.framesFor != d.change {
 		clear(p.frames)
@@ -152,10 +155,42 @@ func (p *fanPart) frame(s *Subscription, d *delivery, idsKey string) Frame {
 	fk := frameKey{s.Topic, s.Encoder, &d.data[0], idsKey}
 	fr, ok := p.frames[fk]
 	if !ok {
-		b := p.b
-		fr = s.Encoder.EncodePostgresChange(s.Topic, d.ids, d.data, b.cursors[d.change])
-		fr.Cursor = b.cursors[d.change]
+		if p.shared != nil {
+			fr = p.shared.get(fk, func() Frame { return p.encode(s, d) })
+		} else {
+			fr = p.encode(s, d)
+		}
 		p.frames[fk] = fr
+	}
+	return fr
+}
+
+// encode builds d's envelope for s.
+func (p *fanPart) encode(s *Subscription, d *delivery) Frame {
+	cur := p.b.cursors[d.change]
+	fr := s.Encoder.EncodePostgresChange(s.Topic, d.ids, d.data, cur)
+	fr.Cursor = cur
+	return fr
+}
+
+// sharedFrames are the envelopes the parts of a split fan-out have built,
+// for the whole batch: a key names its change through the data pointer.
+type sharedFrames struct {
+	mu sync.Mutex // guards m; held while an envelope is built, so each is built once
+	m  map[frameKey]Frame
+}
+
+// get returns the envelope for fk, building it with build on a miss.
+func (sf *sharedFrames) get(fk frameKey, build func() Frame) Frame {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	fr, ok := sf.m[fk]
+	if !ok {
+		if sf.m == nil {
+			sf.m = make(map[frameKey]Frame)
+		}
+		fr = build()
+		sf.m[fk] = fr
 	}
 	return fr
 }

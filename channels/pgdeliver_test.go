@@ -22,7 +22,7 @@ func TestProcessSplitFanOutKeepsOrder(t *testing.T) {
 	auth.visible = ownerVisible(owners)
 	var frames int
 	p := NewPGChanges(PGConfig{Hub: h, Auth: auth, OnDelivery: func(s DeliveryStats) { frames += s.Frames }})
-	const subs, users, changes = 3 * parallelFrames, 4, 12
+	const subs, users, changes = 3 * parallelFrames, 3, 12 // users and rooms (7) coprime and odd: one room's subscribers of one user fall in every part
 	var writers []*recWriter
 	var subsOf []string
 	for i := range subs {
@@ -55,12 +55,20 @@ func TestProcessSplitFanOutKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := 0
+	type envKey struct{ topic, title string }
+	built := map[envKey]*byte{} // the envelope's bytes: built once whatever part delivered it
 	for i, w := range writers {
 		fs := w.all()
 		var got []string
 		for _, f := range fs {
 			_, d := changeData(t, f)
-			got = append(got, d["record"].(map[string]any)["title"].(string))
+			title := d["record"].(map[string]any)["title"].(string)
+			got = append(got, title)
+			k := envKey{"realtime:room" + strconv.Itoa(i%7), title}
+			if prev, ok := built[k]; ok && prev != &f.Data[0] {
+				t.Fatalf("the envelope of %v was built more than once", k)
+			}
+			built[k] = &f.Data[0]
 		}
 		var exp []string
 		for c := range changes {

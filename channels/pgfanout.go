@@ -67,6 +67,7 @@ type pgBatch struct {
 	groupOf    map[classTable]*rlsGroup         // groups by class, in front of groups' string keys
 	frames     map[frameKey]Frame               // the serial fan-out's (or first part's) envelopes of the change being delivered
 	partFrames []map[frameKey]Frame             // the other parts' envelopes, kept with their capacity
+	shared     sharedFrames                     // a split fan-out's envelopes, built once for all parts
 	spend      map[*subscriberClass]*classSpend // live only: filter time per class (pgbudget.go)
 
 	replayed []Frame        // replay only: the frames for only, in order
@@ -183,6 +184,7 @@ func (b *pgBatch) release() {
 	for _, m := range b.partFrames {
 		clear(m)
 	}
+	clear(b.shared.m)
 	clear(b.spend)
 	b.p, b.changes, b.cursors, b.only, b.onlyClass = nil, nil, nil, nil, nil
 	b.replayed, b.taps, b.tapping, b.stats = nil, nil, false, DeliveryStats{}
