@@ -89,30 +89,28 @@ const coalescePerWorker = 256
 func flushAll(list []*outbox) (held []*outbox) {
 	workers := min(runtime.GOMAXPROCS(0), (len(list)+coalescePerWorker-1)/coalescePerWorker)
 	if workers <= 1 {
-		for _, o := range list {
-			if !o.flushCoalesced() {
-				held = append(held, o)
-			}
-		}
-		return held
+		return flushEach(list, nil)
 	}
 	var wg sync.WaitGroup
 	helds := make([][]*outbox, workers)
 	for i := range workers {
 		part := list[len(list)*i/workers : len(list)*(i+1)/workers]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, o := range part {
-				if !o.flushCoalesced() {
-					helds[i] = append(helds[i], o)
-				}
-			}
-		}()
+		wg.Go(func() { helds[i] = flushEach(part, nil) })
 	}
 	wg.Wait()
 	for _, h := range helds {
 		held = append(held, h...)
+	}
+	return held
+}
+
+// flushEach flushes the outboxes of list in turn and appends to held those
+// that keep gathering.
+func flushEach(list, held []*outbox) []*outbox {
+	for _, o := range list {
+		if !o.flushCoalesced() {
+			held = append(held, o)
+		}
 	}
 	return held
 }
