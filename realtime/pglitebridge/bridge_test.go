@@ -264,6 +264,13 @@ func (p *fakePage) run() {
 						p.write(appendFrame(nil, opData, id, buf[:n]))
 					}
 					if err != nil {
+						// The page closes this one itself: it forgets it
+						// now, as the bridge sends no close back for it.
+						p.mu.Lock()
+						if p.conns[id] == c {
+							delete(p.conns, id)
+						}
+						p.mu.Unlock()
 						p.write(appendFrame(nil, opClose, id, nil))
 						return
 					}
