@@ -56,6 +56,7 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 	build := func(e Encoder) (Frame, bool) { return e.EncodeBroadcast(t.wire, b) }
 	subs := *t.subs.Load()
 	direct := len(subs) <= maxDirectTopic
+	var wb WriteBatch // the direct writes, made together
 	for _, s := range subs {
 		if (s.ID == origin && !s.Self) || s.muted.Load() {
 			continue
@@ -68,9 +69,12 @@ func (t *topic) fanOutBroadcast(b *Broadcast, origin uint64) (delivered int) {
 			s.Drop(DropEncoding)
 			continue
 		}
-		if deliverTo(s, f, direct) {
+		if deliverTo(s, f, direct, &wb) {
 			delivered++
 		}
+	}
+	if wb != nil {
+		wb.Flush()
 	}
 	if delivered > 0 {
 		t.msgsOut.Add(int64(delivered))

@@ -10,8 +10,14 @@ package channels
 const maxDirectTopic = 256
 
 // deliverTo delivers f to s, letting the connection write it at once only
-// when direct is set.
-func deliverTo(s *Subscription, f Frame, direct bool) bool {
+// when direct is set: in *wb, when that is not nil and the connection can
+// gather its write there (see BatchWriter).
+func deliverTo(s *Subscription, f Frame, direct bool, wb *WriteBatch) bool {
+	if direct && wb != nil {
+		if bw, ok := s.Writer.(BatchWriter); ok {
+			return s.count(bw.EnqueueIn(f, wb))
+		}
+	}
 	if !direct {
 		if lw, ok := s.Writer.(LaterWriter); ok {
 			return s.count(lw.EnqueueLater(f))

@@ -47,3 +47,23 @@ type LaterWriter interface {
 	// EnqueueLater is Enqueue without a write from the caller's goroutine.
 	EnqueueLater(f Frame) bool
 }
+
+// BatchWriter is a Writer whose write at once can be gathered with other
+// connections' into a WriteBatch, made together when the fan-out flushes
+// it: one system call for many sockets where the transport can
+// (docs/protocol.md §1, "Batched writes").
+type BatchWriter interface {
+	Writer
+	// EnqueueIn is Enqueue whose write at once, if the connection is idle,
+	// joins *wb; the first BatchWriter that needs a batch stores one there.
+	// A frame that joined is written by (*wb).Flush at the latest.
+	EnqueueIn(f Frame, wb *WriteBatch) bool
+}
+
+// WriteBatch gathers the writes of one fan-out goroutine. It is not safe
+// for concurrent use.
+type WriteBatch interface {
+	// Flush makes every write gathered and releases the batch; it is not
+	// used again.
+	Flush()
+}

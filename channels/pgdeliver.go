@@ -124,6 +124,11 @@ func (b *pgBatch) merge(part *fanPart) {
 // run queues this part's frames in batch order.
 func (p *fanPart) run() {
 	b := p.b
+	var wb WriteBatch // the direct writes of this part, made together
+	var pwb *WriteBatch
+	if p.direct {
+		pwb = &wb
+	}
 	for i := range b.deliveries {
 		d := &b.deliveries[i]
 		if d.data == nil {
@@ -137,10 +142,13 @@ func (p *fanPart) run() {
 			if idsKey == "" {
 				idsKey = idsString(d.ids)
 			}
-			if deliverTo(s, p.frame(s, d, idsKey), p.direct) {
+			if deliverTo(s, p.frame(s, d, idsKey), p.direct, pwb) {
 				p.count(s, d.change)
 			}
 		}
+	}
+	if wb != nil {
+		wb.Flush()
 	}
 }
 

@@ -322,14 +322,18 @@ func (t *topic) fanOutPresenceDiff(diff []byte) (delivered int) {
 	build := func(e Encoder) (Frame, bool) { return e.EncodePresenceDiff(t.wire, diff), true }
 	subs := *t.subs.Load()
 	direct := len(subs) <= maxDirectTopic
+	var wb WriteBatch // the direct writes, made together
 	for _, s := range subs {
 		if !s.PresenceEnabled() {
 			continue
 		}
 		f, _ := cache.get(s.Encoder, build)
-		if deliverTo(s, f, direct) {
+		if deliverTo(s, f, direct, &wb) {
 			delivered++
 		}
+	}
+	if wb != nil {
+		wb.Flush()
 	}
 	if delivered > 0 {
 		t.msgsOut.Add(int64(delivered))

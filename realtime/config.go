@@ -60,6 +60,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// WriteTimeout bounds one socket write (default 10 s).
 	WriteTimeout time.Duration
+	// DisableIOUring makes every write at once its own system call instead
+	// of gathering a fan-out's writes in one io_uring submission
+	// (docs/protocol.md §1, "Batched writes").
+	DisableIOUring bool
 	// IdleTimeout closes a socket that received nothing for this long (default 60 s).
 	IdleTimeout time.Duration
 	// PresenceLimit is how many presence pushes a channel may make per

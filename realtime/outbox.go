@@ -85,9 +85,34 @@ func (o *outbox) Enqueue(f channels.Frame) bool { return o.enqueue(f, true) }
 // writing to the writer goroutine.
 func (o *outbox) EnqueueLater(f channels.Frame) bool { return o.enqueue(f, false) }
 
+// EnqueueIn implements channels.BatchWriter: Enqueue whose write at once
+// joins the fan-out's batch of writes when this connection can (see
+// writeBatch).
+func (o *outbox) EnqueueIn(f channels.Frame, wb *channels.WriteBatch) bool {
+	if _, ok := o.direct.(batchLink); !ok {
+		return o.enqueue(f, true)
+	}
+	b, ok := (*wb).(*writeBatch)
+	if !ok {
+		if *wb != nil {
+			return o.enqueue(f, true) // another transport's batch
+		}
+		if b = o.srv.newWriteBatch(); b == nil {
+			return o.enqueue(f, true)
+		}
+		*wb = b
+	}
+	return o.enqueueDirect(f, true, b)
+}
+
 // enqueue queues f, writing it at once when direct is set and the
 // connection is idle.
 func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
+	return o.enqueueDirect(f, direct, nil)
+}
+
+// enqueueDirect is enqueue whose write at once, when b is set, joins b.
+func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing {
@@ -100,6 +125,14 @@ func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
 	idle := direct && o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil
 	if idle {
 		if now := time.Now().UnixNano(); now-o.wrote >= directIdle {
+			if b != nil {
+				o.writing = true
+				o.qbytes += len(f.Data)
+				o.mu.Unlock()
+				b.add(o, f)
+				o.mu.Lock() // for the deferred unlock
+				return true
+			}
 			o.writeDirectLocked(f, now)
 			return true
 		}
@@ -134,8 +167,24 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 	o.one[0] = f
 	rest, tried, err := o.direct.tryWrite(o.one[:])
 	o.mu.Lock()
+	o.settleDirectLocked(f, now, rest, tried, err)
+}
+
+// settleDirect settles a write of f made at once, for a writeBatch: as
+// tryWrite's results (rest, tried, err) say. The outbox must be marked
+// writing, with f's bytes counted in qbytes, and o.mu not held.
+func (o *outbox) settleDirect(f channels.Frame, rest []byte, tried bool, err error) {
+	o.mu.Lock()
+	o.settleDirectLocked(f, time.Now().UnixNano(), rest, tried, err)
+	o.mu.Unlock()
+}
+
+// settleDirectLocked is settleDirect with o.mu held; now is when the
+// write ended, unix ns.
+func (o *outbox) settleDirectLocked(f channels.Frame, now int64, rest []byte, tried bool, err error) {
 	o.wrote = now
 	o.qbytes -= len(f.Data)
+	o.one[0] = f
 	o.afterTryLocked(o.one[:], len(f.Data), rest, tried, err)
 	o.one[0] = channels.Frame{}
 }

@@ -34,6 +34,10 @@ type wsConn struct {
 	cutErr error           // under wmu: why writing cut failed, once it was written by the library's write
 	raw    syscall.RawConn // the socket, for direct writes; nil when it has no descriptor
 	rw     rawWrite        // under wmu: the direct write in progress
+	// fd is the socket's descriptor for batched writes (writeBatch), -1
+	// when it has none. It stays valid while wmu is held: the socket is
+	// closed only through lockedConn.Close, which takes wmu.
+	fd int
 
 	joins joinBucket // join tokens; read loop only
 
@@ -319,9 +323,13 @@ func (c *wsConn) finishCutLocked() error {
 // writes when it has one.
 func (c *wsConn) setSocket(nc net.Conn) {
 	c.nc = nc
+	c.fd = -1
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 		c.rw.fn = c.rw.write
+		if c.raw != nil {
+			c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
 	}
 }
 
@@ -354,17 +362,42 @@ func (c *wsConn) tryWrite(frames []channels.Frame) (rest []byte, tried bool, err
 		}
 		return nil, true, cerr
 	}
+	rest, err = c.afterWriteLocked(buf, n, werr)
+	return rest, true, err
+}
+
+// afterWriteLocked settles a non-blocking write of buf that wrote n bytes
+// or failed with werr: it returns the bytes left to write (noted as cut,
+// for the library's writes) or why the socket is broken. wmu must be
+// held.
+func (c *wsConn) afterWriteLocked(buf []byte, n int, werr error) (rest []byte, err error) {
 	if werr == syscall.EAGAIN || werr == syscall.EINTR {
 		n, werr = 0, nil
 	}
 	if werr != nil {
-		return nil, true, werr
+		return nil, werr
 	}
 	if n < len(buf) {
 		rest = append([]byte(nil), buf[max(n, 0):]...)
 		c.cut = rest
 	}
-	return rest, true, nil
+	return rest, nil
+}
+
+// beginBatched implements batchLink: it takes the socket for a write a
+// writeBatch makes and returns its descriptor, or ok false when another
+// write holds the socket.
+func (c *wsConn) beginBatched() (fd int, ok bool) {
+	if c.raw == nil || c.fd < 0 || !c.wmu.TryLock() {
+		return -1, false
+	}
+	return c.fd, true
+}
+
+// endBatched implements batchLink.
+func (c *wsConn) endBatched(buf []byte, n int, werr error) (rest []byte, err error) {
+	defer c.wmu.Unlock()
+	return c.afterWriteLocked(buf, n, werr)
 }
 
 // rawWrite is one non-blocking write(2) of buf as a RawConn.Write

@@ -31,6 +31,15 @@ func (c *lockedConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// Close implements net.Conn under the write mutex, so a batched write
+// holding the socket's descriptor (writeBatch) ends before the descriptor
+// is released and can be reused.
+func (c *lockedConn) Close() error {
+	c.w.wmu.Lock()
+	defer c.w.wmu.Unlock()
+	return c.Conn.Close()
+}
+
 // SetWriteDeadline implements net.Conn under the write mutex, so the
 // library's deadline for a control frame cannot cut short a write of ours
 // in progress.

@@ -36,6 +36,7 @@ const (
 
 // WebSocket readers (--reader).
 const (
+	readerURing = "uring"
 	readerEpoll = "epoll"
 	readerGo    = "go"
 )
@@ -78,7 +79,7 @@ type config struct {
 	Heartbeat   time.Duration
 	JSONPath    string
 	CPUProfile  string
-	Reader      string // readerEpoll or readerGo
+	Reader      string // readerURing, readerEpoll or readerGo
 	Quiet       bool
 	Soak        soakConfig
 }
@@ -123,7 +124,7 @@ func parseConfig(args []string) (*config, error) {
 	c.Soak.register(fs)
 	fs.StringVar(&c.JSONPath, "json", "", "also write the result as JSON to this file (- for stdout)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the tool's own CPU profile to this file (to tell the tool's cost from the service's)")
-	fs.StringVar(&c.Reader, "reader", defaultReader, "how the tool reads its WebSocket subscribers: epoll (a few goroutines, one read(2) per readable socket; Linux) or go (a goroutine per socket, gorilla's reader)")
+	fs.StringVar(&c.Reader, "reader", defaultReader, "how the tool reads its WebSocket subscribers: uring (a few goroutines; the sockets one epoll_wait finds readable are read in one io_uring submission; Linux, falling back to epoll when the kernel refuses io_uring), epoll (the same with one read(2) per readable socket; Linux) or go (a goroutine per socket, gorilla's reader)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -166,8 +167,8 @@ func (c *config) validate() error {
 		return errors.New("--jwt-secret is required (tokens are minted per user)")
 	case c.Transport != "ws" && c.Transport != "sse":
 		return fmt.Errorf("--transport must be ws or sse, not %q", c.Transport)
-	case c.Reader != readerEpoll && c.Reader != readerGo:
-		return fmt.Errorf("--reader must be epoll or go, not %q", c.Reader)
+	case c.Reader != readerURing && c.Reader != readerEpoll && c.Reader != readerGo:
+		return fmt.Errorf("--reader must be uring, epoll or go, not %q", c.Reader)
 	case c.Subscribers < 0 || c.Subscribers > maxSubscribers:
 		return fmt.Errorf("--subscribers must be 0..%d", maxSubscribers)
 	case c.Users < 1 || c.Users > maxSubscribers:

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+
+	"github.com/openrealtime/realtime/internal/uring"
 )
 
 // The epoll reader serves every subscriber socket of the tool from a few
@@ -19,17 +21,27 @@ import (
 // measures, so what the tool spends reading is taken from the service
 // (docs/benchmarks.md, "How to run").
 
-// defaultReader is the epoll reader where it exists.
-const defaultReader = readerEpoll
+// defaultReader is the epoll reader with batched reads where it exists
+// (it falls back to one read(2) per socket when the kernel refuses
+// io_uring).
+const defaultReader = readerURing
 
-// pollers are the process's epoll reader goroutines, started on first use.
-var pollers struct {
+// ringChunk is the room each readable socket gets in a batched read; a
+// socket with more stays readable and is read again on the next round.
+const ringChunk = 16 << 10
+
+// pollerSet is the process's epoll reader goroutines of one kind,
+// started on first use.
+type pollerSet struct {
 	once sync.Once
 	list []*poller
 	next int
 	mu   sync.Mutex // guards next
 	err  error
 }
+
+// pollers are the sets of the epoll reader (0) and the uring reader (1).
+var pollers [2]pollerSet
 
 // poller is one epoll instance and the goroutine that waits on it. Its
 // goroutine alone reads the registered connections and runs their
@@ -39,6 +51,18 @@ type poller struct {
 	f    *os.File        // epfd, kept open for the process's life
 	rc   syscall.RawConn // epfd in Go's poller
 	buf  []byte          // the poller goroutine's read buffer
+
+	// With --reader uring, the readable sockets of one epoll_wait are read
+	// in one io_uring submission. bmu is held from looking the sockets up
+	// to the end of that submission, and end takes it, so no descriptor is
+	// closed (and reused) while the ring reads it.
+	ring  *uring.Ring
+	bmu   sync.Mutex
+	arena []byte // ringChunk per socket
+	reps  []*epConn
+	rfds  []int
+	rbufs [][]byte
+	rres  []int32
 
 	mu    sync.Mutex // guards slots and free
 	slots []*epConn
@@ -53,15 +77,17 @@ type epConn struct {
 	rc     syscall.RawConn
 	p      *poller
 	slot   int32
+	fd     int    // the socket's descriptor, for batched reads
 	carry  []byte // the start of an incomplete frame
 	frag   []byte // payload of a fragmented message so far
 	fragOp byte
 	ended  sync.Once
 }
 
-// startEpollRead hands c's reading to a poller. It fails, leaving c to the
+// startEpollRead hands c's reading to a poller, whose reads are batched
+// through io_uring when batched is set (see --reader). It fails, leaving c to the
 // goroutine reader, when c's socket is not TCP or epoll is unavailable.
-func startEpollRead(c *wsConn) error {
+func startEpollRead(c *wsConn, batched bool) error {
 	tc, ok := c.ws.NetConn().(*net.TCPConn)
 	if !ok {
 		return errors.New("bench: epoll reader: not a TCP connection")
@@ -70,17 +96,25 @@ func startEpollRead(c *wsConn) error {
 	if err != nil {
 		return fmt.Errorf("bench: epoll reader: %w", err)
 	}
-	pollers.once.Do(startPollers)
-	if pollers.err != nil {
-		return pollers.err
+	set := &pollers[0]
+	if batched {
+		set = &pollers[1]
 	}
-	pollers.mu.Lock()
-	p := pollers.list[pollers.next%len(pollers.list)]
-	pollers.next++
-	pollers.mu.Unlock()
+	set.once.Do(func() { set.start(batched) })
+	if set.err != nil {
+		return set.err
+	}
+	set.mu.Lock()
+	p := set.list[set.next%len(set.list)]
+	set.next++
+	set.mu.Unlock()
 	e := &epConn{c: c, rc: rc, p: p}
 	c.ep = e
-	p.add(e)
+	if err := rc.Control(func(fd uintptr) { e.fd = int(fd) }); err != nil {
+		c.ep = nil
+		return fmt.Errorf("bench: epoll reader: %w", err)
+	}
+	p.add(e) // publishes e (and its fd) to the poller
 	var cerr error
 	if err := rc.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: e.slot}
@@ -96,27 +130,34 @@ func startEpollRead(c *wsConn) error {
 	return nil
 }
 
-// startPollers starts one poller per usable CPU, at most four.
-func startPollers() {
+// start starts one poller per usable CPU, at most four, each with an
+// io_uring for batched reads when batched is set and the kernel allows.
+func (set *pollerSet) start(batched bool) {
 	n := min(runtime.GOMAXPROCS(0), 4)
 	for range n {
 		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
-			pollers.err = fmt.Errorf("bench: epoll reader: %w", err)
+			set.err = fmt.Errorf("bench: epoll reader: %w", err)
 			return
 		}
 		if err := syscall.SetNonblock(fd, true); err != nil {
-			pollers.err = fmt.Errorf("bench: epoll reader: %w", err)
+			set.err = fmt.Errorf("bench: epoll reader: %w", err)
 			return
 		}
 		f := os.NewFile(uintptr(fd), "epoll")
 		rc, err := f.SyscallConn()
 		if err != nil {
-			pollers.err = fmt.Errorf("bench: epoll reader: %w", err)
+			set.err = fmt.Errorf("bench: epoll reader: %w", err)
 			return
 		}
 		p := &poller{epfd: fd, f: f, rc: rc, buf: make([]byte, 256<<10)}
-		pollers.list = append(pollers.list, p)
+		if batched {
+			if r, err := uring.New(); err == nil {
+				p.ring = r
+				p.arena = make([]byte, uring.Entries*ringChunk)
+			}
+		}
+		set.list = append(set.list, p)
 		go p.run()
 	}
 }
@@ -177,12 +218,50 @@ func (p *poller) run() {
 		if err != nil {
 			panic(fmt.Sprintf("bench: epoll_wait: %v", err))
 		}
+		if p.ring != nil {
+			p.readBatch(events[:n])
+			continue
+		}
 		for i := range n {
 			if e := p.lookup(events[i].Fd); e != nil {
 				e.readOnce(p.buf)
 			}
 		}
 	}
+}
+
+// readBatch reads every socket of events in one io_uring submission, then
+// handles what each returned. Should the ring fail, the poller goes back
+// to one read(2) per socket; epoll reports the sockets not read again.
+func (p *poller) readBatch(events []syscall.EpollEvent) {
+	p.bmu.Lock()
+	p.reps, p.rfds, p.rbufs, p.rres = p.reps[:0], p.rfds[:0], p.rbufs[:0], p.rres[:0]
+	for _, ev := range events {
+		e := p.lookup(ev.Fd)
+		if e == nil {
+			continue
+		}
+		i := len(p.reps)
+		p.reps = append(p.reps, e)
+		p.rfds = append(p.rfds, e.fd)
+		p.rbufs = append(p.rbufs, p.arena[i*ringChunk:(i+1)*ringChunk])
+		p.rres = append(p.rres, 0)
+	}
+	err := p.ring.Recv(p.rfds, p.rbufs, p.rres)
+	p.bmu.Unlock()
+	if err != nil {
+		p.ring.Close()
+		p.ring = nil
+		return
+	}
+	for i, e := range p.reps {
+		if r := p.rres[i]; r >= 0 {
+			e.handle(p.rbufs[i], int(r), nil)
+		} else {
+			e.handle(p.rbufs[i], 0, syscall.Errno(-r))
+		}
+	}
+	clear(p.reps)
 }
 
 // readOnce reads what the socket has (up to buf's size) and handles every
@@ -194,13 +273,18 @@ func (e *epConn) readOnce(buf []byte) {
 		n, rerr = syscall.Read(int(fd), buf)
 		return true // never wait in Go's poller: epoll said it is readable
 	})
-	if err == nil && rerr != nil {
-		if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
-			return
-		}
+	if err == nil {
 		err = rerr
 	}
-	if err != nil || n <= 0 {
+	e.handle(buf, n, err)
+}
+
+// handle handles the result of one read into buf: n bytes, or rerr.
+func (e *epConn) handle(buf []byte, n int, rerr error) {
+	if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
+		return
+	}
+	if rerr != nil || n <= 0 {
 		e.end()
 		return
 	}
@@ -283,10 +367,15 @@ func (e *epConn) message(op byte, payload []byte) {
 	}
 }
 
+// batched reports whether e's poller reads through io_uring.
+func (e *epConn) batched() bool { return e.p.ring != nil }
+
 // end stops reading e, once: it leaves the epoll set and the connection
 // ends as the goroutine reader's would.
 func (e *epConn) end() {
 	e.ended.Do(func() {
+		e.p.bmu.Lock()
+		defer e.p.bmu.Unlock()
 		e.rc.Control(func(fd uintptr) {
 			syscall.EpollCtl(e.p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 		})

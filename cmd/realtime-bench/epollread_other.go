@@ -10,10 +10,13 @@ const defaultReader = readerGo
 // epConn is not used off Linux.
 type epConn struct{}
 
-// startEpollRead reports that the epoll reader is Linux only.
-func startEpollRead(*wsConn) error {
-	return errors.New("bench: the epoll reader needs Linux; use --reader go")
+// startEpollRead reports that the epoll and uring readers are Linux only.
+func startEpollRead(*wsConn, bool) error {
+	return errors.New("bench: the epoll and uring readers need Linux; use --reader go")
 }
+
+// batched is false off Linux.
+func (*epConn) batched() bool { return false }
 
 // end does nothing off Linux.
 func (*epConn) end() {}

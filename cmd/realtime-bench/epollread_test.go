@@ -14,11 +14,15 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// TestReadersAgree runs both WebSocket readers against a server that sends
+// TestReadersAgree runs every WebSocket reader of the platform against a server that sends
 // a plain reply, a reply in 256-byte fragments, a 300 KB reply (more than
 // one read), a ping, and then closes.
 func TestReadersAgree(t *testing.T) {
-	for _, reader := range []string{readerGo, defaultReader} {
+	readers := []string{readerGo}
+	if defaultReader != readerGo {
+		readers = append(readers, readerEpoll, readerURing)
+	}
+	for _, reader := range readers {
 		t.Run(reader, func(t *testing.T) { testReader(t, reader) })
 	}
 }
@@ -75,8 +79,11 @@ func testReader(t *testing.T, reader string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if (c.ep != nil) != (reader == readerEpoll) {
+	if (c.ep != nil) != (reader != readerGo) {
 		t.Fatalf("reader %s: epoll state %v", reader, c.ep != nil)
+	}
+	if reader == readerURing && !c.ep.batched() {
+		t.Fatal("reader uring: the poller has no io_uring")
 	}
 	if err := c.heartbeat(); err != nil {
 		t.Fatal(err)

@@ -86,8 +86,8 @@ func dialWS(ctx context.Context, cfg *config, node int, apikey string, idx int, 
 	}
 	c.refs.Store(int64(len(chans)))
 	ws.SetReadLimit(wsReadLimit)
-	if cfg.Reader == readerEpoll {
-		if err := startEpollRead(c); err != nil {
+	if cfg.Reader == readerEpoll || cfg.Reader == readerURing {
+		if err := startEpollRead(c, cfg.Reader == readerURing); err != nil {
 			ws.Close()
 			return nil, err
 		}

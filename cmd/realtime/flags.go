@@ -32,6 +32,7 @@ type options struct {
 	MetricsAddr          string
 	IdleTimeout          time.Duration
 	WriteTimeout         time.Duration
+	IOUring              bool
 	LogLevel             string
 	LogFormat            string
 	Source               string
@@ -170,6 +171,7 @@ func (o *options) register(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", envString("", "REALTIME_METRICS_ADDR"), "also serve /metrics without a token on this address, e.g. 127.0.0.1:9100; on the main address it needs the admin token (REALTIME_METRICS_ADDR)")
 	fs.IntVar(&o.MaxQueueBytes, "max-queue-bytes", envInt("REALTIME_MAX_QUEUE_BYTES", 8<<20), "outgoing bytes a connection may have queued before it is dropped as a slow consumer (REALTIME_MAX_QUEUE_BYTES)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", envDuration("REALTIME_IDLE_TIMEOUT", 60*time.Second), "close sockets silent for this long (REALTIME_IDLE_TIMEOUT)")
+	fs.BoolVar(&o.IOUring, "io-uring", envBool("REALTIME_IO_URING", true), "gather a fan-out's writes to idle WebSocket connections into one io_uring submission where the kernel allows it; false: one write(2) per connection (REALTIME_IO_URING, docs/protocol.md §1)")
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", envDuration("REALTIME_WRITE_TIMEOUT", 10*time.Second), "deadline of one socket write (REALTIME_WRITE_TIMEOUT)")
 	fs.StringVar(&o.LogLevel, "log-level", envString("info", "REALTIME_LOG_LEVEL"), "debug, info, warn or error (REALTIME_LOG_LEVEL)")
 	fs.StringVar(&o.LogFormat, "log-format", envString("text", "REALTIME_LOG_FORMAT"), "text or json (REALTIME_LOG_FORMAT)")

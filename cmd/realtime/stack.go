@@ -95,6 +95,7 @@ func newStack(ctx context.Context, o *options, x stackExtras, log *slog.Logger) 
 		MaxQueueBytes:        o.MaxQueueBytes,
 		IdleTimeout:          o.IdleTimeout,
 		WriteTimeout:         o.WriteTimeout,
+		DisableIOUring:       !o.IOUring,
 		SSEHeartbeat:         o.SSEHeartbeat,
 		MaxConnections:       connectionCap(o.MaxConnections, log),
 		MaxConnectionsPerIP:  o.MaxConnectionsPerIP,

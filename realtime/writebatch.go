@@ -1,0 +1,219 @@
+package realtime
+
+import (
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/openrealtime/realtime/channels"
+	"github.com/openrealtime/realtime/internal/uring"
+)
+
+// batchLink is a directLink whose non-blocking writes a writeBatch can make
+// for it: the batch takes the socket, writes the frame's WebSocket encoding
+// with many other sockets' in one submission, and hands back the result.
+type batchLink interface {
+	directLink
+	// beginBatched takes the socket for the batch's write and returns its
+	// descriptor, valid until endBatched; ok is false when another write
+	// holds the socket or it has no descriptor.
+	beginBatched() (fd int, ok bool)
+	// endBatched settles the write of buf that sent n bytes or failed with
+	// werr, and releases the socket; rest and err are as tryWrite's.
+	endBatched(buf []byte, n int, werr error) (rest []byte, err error)
+}
+
+// writeBatch is the channels.WriteBatch of WebSocket connections: the
+// writes at once of one fan-out goroutine, gathered and made through a
+// uring.Ring, up to uring.Entries sockets per system call instead of one
+// (docs/protocol.md §1, "Batched writes"). Each connection's outbox is
+// marked writing from add to its settling, as for a direct write, so its
+// other frames wait behind this one; identical frames (a change's envelope
+// to one topic) are encoded once.
+type writeBatch struct {
+	srv  *Server
+	ring *uring.Ring // nil: the batch writes one socket at a time
+
+	ents []batchEntry
+	fds  []int
+	bufs [][]byte
+	res  []int32
+
+	enc      []byte // the entries' encodings; bufs point into it
+	lastData *byte  // the frame enc ends with, to share its encoding
+	lastLen  int
+	lastBin  bool
+}
+
+// batchEntry is one connection's frame in a writeBatch.
+type batchEntry struct {
+	o    *outbox
+	link batchLink
+	f    channels.Frame
+}
+
+// notCompleted marks a result the ring did not report: the send was not
+// made.
+const notCompleted = int32(-1 << 31)
+
+// add gathers o's frame f. o must be marked writing, f counted in its
+// qbytes, and o.mu not held. When the batch is full it is flushed.
+func (b *writeBatch) add(o *outbox, f channels.Frame) {
+	bl := o.direct.(batchLink)
+	fd, ok := bl.beginBatched()
+	if !ok {
+		o.settleDirect(f, nil, false, nil)
+		return
+	}
+	b.ents = append(b.ents, batchEntry{o: o, link: bl, f: f})
+	b.fds = append(b.fds, fd)
+	b.bufs = append(b.bufs, b.encode(f))
+	if len(b.ents) == uring.Entries {
+		b.flush()
+	}
+}
+
+// encode returns f's WebSocket encoding, shared with the previous entry's
+// when the frame is the same.
+func (b *writeBatch) encode(f channels.Frame) []byte {
+	data := unsafe.SliceData(f.Data)
+	if n := len(b.bufs); n > 0 && data == b.lastData && len(f.Data) == b.lastLen && f.Binary == b.lastBin {
+		return b.bufs[n-1]
+	}
+	start := len(b.enc)
+	b.enc = appendFrame(b.enc, f)
+	b.lastData, b.lastLen, b.lastBin = data, len(f.Data), f.Binary
+	return b.enc[start:len(b.enc):len(b.enc)]
+}
+
+// flush makes the gathered writes and settles each connection.
+func (b *writeBatch) flush() {
+	if len(b.ents) == 0 {
+		return
+	}
+	b.res = b.res[:0]
+	for range b.ents {
+		b.res = append(b.res, notCompleted)
+	}
+	if b.ring != nil {
+		if err := b.ring.Send(b.fds, b.bufs, b.res); err != nil {
+			b.srv.log.Warn("batched writes disabled", "err", err)
+			b.ring.Close()
+			b.ring = nil
+			rings.disable()
+		}
+	}
+	for i, e := range b.ents {
+		n, werr := 0, error(nil)
+		switch r := b.res[i]; {
+		case r == notCompleted && b.ring == nil:
+			// The ring failed before this send, or there is none.
+			n, werr = syscall.Write(b.fds[i], b.bufs[i])
+		case r == notCompleted:
+		case r >= 0:
+			n = int(r)
+		default:
+			werr = syscall.Errno(-r)
+		}
+		rest, err := e.link.endBatched(b.bufs[i], n, werr)
+		e.o.settleDirect(e.f, rest, true, err)
+	}
+	clear(b.ents)
+	clear(b.bufs)
+	b.ents, b.fds, b.bufs = b.ents[:0], b.fds[:0], b.bufs[:0]
+	b.enc, b.lastData = b.enc[:0], nil
+	if cap(b.enc) > maxPooledFrame {
+		b.enc = nil
+	}
+}
+
+// Flush implements channels.WriteBatch.
+func (b *writeBatch) Flush() {
+	b.flush()
+	rings.put(b)
+}
+
+// newWriteBatch returns a batch with a ring, or nil when batched writes
+// are off (by configuration, because the kernel refuses io_uring, or while
+// maxRings batches are out).
+func (s *Server) newWriteBatch() *writeBatch {
+	if s.cfg.DisableIOUring {
+		return nil
+	}
+	return rings.get(s)
+}
+
+// rings lends write batches, each with its ring, and keeps up to
+// maxIdleRings between fan-outs.
+var rings ringPool
+
+// ringPool is the process's supply of write batches.
+type ringPool struct {
+	mu   sync.Mutex // guards the fields below
+	idle []*writeBatch
+	live int  // rings open, idle or lent
+	off  bool // the kernel refused a ring: none is made again
+}
+
+// maxRings bounds the rings open at once; a fan-out that finds none writes
+// one socket at a time. maxIdleRings bounds those kept between fan-outs.
+const (
+	maxRings     = 64
+	maxIdleRings = 8
+)
+
+// get lends a batch for srv, making its ring when none is idle.
+func (p *ringPool) get(srv *Server) *writeBatch {
+	p.mu.Lock()
+	if p.off {
+		p.mu.Unlock()
+		return nil
+	}
+	if n := len(p.idle); n > 0 {
+		b := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		b.srv = srv
+		return b
+	}
+	if p.live >= maxRings {
+		p.mu.Unlock()
+		return nil
+	}
+	p.live++
+	p.mu.Unlock()
+	r, err := uring.New()
+	if err != nil {
+		srv.log.Warn("io_uring unavailable: every direct write is its own system call", "err", err)
+		p.mu.Lock()
+		p.live--
+		p.off = true
+		p.mu.Unlock()
+		return nil
+	}
+	return &writeBatch{srv: srv, ring: r}
+}
+
+// put takes back a flushed batch.
+func (p *ringPool) put(b *writeBatch) {
+	b.srv = nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.ring == nil {
+		p.live--
+		return
+	}
+	if p.off || len(p.idle) >= maxIdleRings {
+		p.live--
+		b.ring.Close()
+		return
+	}
+	p.idle = append(p.idle, b)
+}
+
+// disable stops making rings after one failed.
+func (p *ringPool) disable() {
+	p.mu.Lock()
+	p.off = true
+	p.mu.Unlock()
+}
