@@ -50,9 +50,7 @@ func TestBroadcastDirectOnlyToSmallTopics(t *testing.T) {
 func TestChangesDirectOnlyForSmallBatches(t *testing.T) {
 	h := NewHub(HubConfig{})
 	auth := newFakeAuth()
-	auth.visible = func(*Identity, [][]string) ([]bool, error) {
-		return []bool{true, true, true, true, true, true, true, true}, nil
-	}
+	auth.visible = allVisible
 	p := NewPGChanges(PGConfig{Hub: h, Auth: auth})
 	s, _ := newSub(h, "realtime:a", user("alice"))
 	w := &laterWriter{}
@@ -76,4 +74,66 @@ func TestChangesDirectOnlyForSmallBatches(t *testing.T) {
 	if w.now != 1 || w.later != len(large) {
 		t.Fatalf("batch of %d: %d direct, %d later in all; want those %d queued only", len(large), w.now-1, w.later, len(large))
 	}
+}
+
+// batchRec is a BatchWriter that counts its frames and the batches
+// flushed.
+type batchRec struct {
+	recWriter
+	in      int
+	flushed *int
+}
+
+// countBatch is a WriteBatch that counts its flushes.
+type countBatch struct{ flushed *int }
+
+func (b countBatch) Flush() { *b.flushed++ }
+
+func (w *batchRec) EnqueueIn(f Frame, wb *WriteBatch) bool {
+	if *wb == nil {
+		*wb = countBatch{w.flushed}
+	}
+	w.in++
+	return w.recWriter.Enqueue(f)
+}
+
+// A postgres_changes batch of up to directChanges changes hands its frames
+// to the connections' write batch and flushes it once; a larger one only
+// queues them.
+func TestChangesGatherInAWriteBatch(t *testing.T) {
+	h := NewHub(HubConfig{})
+	auth := newFakeAuth()
+	auth.visible = allVisible
+	p := NewPGChanges(PGConfig{Hub: h, Auth: auth})
+	s, _ := newSub(h, "realtime:a", user("alice"))
+	flushed := 0
+	w := &batchRec{flushed: &flushed}
+	s.Writer = w
+	h.Subscribe(s)
+	activate(t, p, s, `{"event":"INSERT","schema":"public","table":"todos"}`)
+	if err := p.Process(context.Background(), []decoder.Change{insertTodo(1, "alice", "t"), insertTodo(2, "alice", "t")}); err != nil {
+		t.Fatal(err)
+	}
+	if w.in != 2 || flushed != 1 {
+		t.Fatalf("batch of 2: %d frames in the write batch, %d flushes; want 2, 1", w.in, flushed)
+	}
+	var large []decoder.Change
+	for i := range directChanges + 1 {
+		large = append(large, insertTodo(i+3, "alice", "t"))
+	}
+	if err := p.Process(context.Background(), large); err != nil {
+		t.Fatal(err)
+	}
+	if w.in != 2 || flushed != 1 || s.Sent() != int64(2+len(large)) {
+		t.Fatalf("batch of %d: %d frames in write batches, %d flushes, %d sent; want 2, 1, %d", len(large), w.in, flushed, s.Sent(), 2+len(large))
+	}
+}
+
+// allVisible is a fakeAuth visibility check that lets every row through.
+func allVisible(_ *Identity, rows [][]string) ([]bool, error) {
+	out := make([]bool, len(rows))
+	for i := range out {
+		out[i] = true
+	}
+	return out, nil
 }

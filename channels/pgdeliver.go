@@ -8,9 +8,14 @@ import (
 )
 
 // parallelFrames is the number of frames in a batch from which the live
-// fan-out is split over several goroutines. Below it one goroutine is
-// quicker than starting others.
-const parallelFrames = 64
+// fan-out is split over several goroutines. A frame costs the fan-out a
+// few microseconds (a send in a batched submission), so below this one
+// goroutine delivers the batch in a few milliseconds, and splitting it
+// would buy little time for more CPU: on 2 cores a change to 1 000
+// subscribers cost 0.52–0.66 cores at 100 changes/s on one goroutine
+// against 0.62–0.73 on two, with a lower p99 in each of 3 alternated pairs
+// (docs/benchmarks.md, "Latency without RLS").
+const parallelFrames = 2048
 
 // directChanges is the largest batch whose frames connections may write
 // at once. The source merges the transactions that arrive while a batch

@@ -67,6 +67,11 @@ type outbox struct {
 
 	one   [1]channels.Frame // the frame of a direct write; used only by the writing owner (writing set)
 	ticks int               // under mu: coalescer ticks the queued frames have waited
+
+	// Under mu: the writeBatch that holds the socket (writing set) with
+	// this connection's frames in its entry batchIdx, until it settles.
+	batch    *writeBatch
+	batchIdx int
 }
 
 func newOutbox(srv *Server, id uint64, l link) *outbox {
@@ -122,12 +127,21 @@ func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) boo
 		o.closeLocked(channels.ReasonSlowConsumer)
 		return false
 	}
+	if b != nil && o.batch == b && len(o.q) == 0 {
+		// The batch holds this connection's socket for an earlier frame
+		// and nothing was queued since: this one goes out in the same
+		// write.
+		o.qbytes += len(f.Data)
+		b.join(o.batchIdx, f)
+		return true
+	}
 	idle := direct && o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil
 	if idle {
 		if now := time.Now().UnixNano(); now-o.wrote >= directIdle {
 			if b != nil {
 				o.writing = true
 				o.qbytes += len(f.Data)
+				o.batch, o.batchIdx = b, len(b.ents)
 				o.mu.Unlock()
 				b.add(o, f)
 				o.mu.Lock() // for the deferred unlock
@@ -167,26 +181,22 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 	o.one[0] = f
 	rest, tried, err := o.direct.tryWrite(o.one[:])
 	o.mu.Lock()
-	o.settleDirectLocked(f, now, rest, tried, err)
-}
-
-// settleDirect settles a write of f made at once, for a writeBatch: as
-// tryWrite's results (rest, tried, err) say. The outbox must be marked
-// writing, with f's bytes counted in qbytes, and o.mu not held.
-func (o *outbox) settleDirect(f channels.Frame, rest []byte, tried bool, err error) {
-	o.mu.Lock()
-	o.settleDirectLocked(f, time.Now().UnixNano(), rest, tried, err)
-	o.mu.Unlock()
-}
-
-// settleDirectLocked is settleDirect with o.mu held; now is when the
-// write ended, unix ns.
-func (o *outbox) settleDirectLocked(f channels.Frame, now int64, rest []byte, tried bool, err error) {
 	o.wrote = now
 	o.qbytes -= len(f.Data)
-	o.one[0] = f
 	o.afterTryLocked(o.one[:], len(f.Data), rest, tried, err)
 	o.one[0] = channels.Frame{}
+}
+
+// settleBatched settles a writeBatch's write of frames (n bytes), as
+// tryWrite's results (rest, tried, err) say. The outbox must be marked
+// writing, with the frames' bytes counted in qbytes, and o.mu not held.
+func (o *outbox) settleBatched(frames []channels.Frame, n int, rest []byte, tried bool, err error) {
+	o.mu.Lock()
+	o.batch = nil
+	o.wrote = time.Now().UnixNano()
+	o.qbytes -= n
+	o.afterTryLocked(frames, n, rest, tried, err)
+	o.mu.Unlock()
 }
 
 // flushCoalesced writes what o gathered since the coalescer took it on,

@@ -27,9 +27,10 @@ type batchLink interface {
 // writes at once of one fan-out goroutine, gathered and made through a
 // uring.Ring, up to uring.Entries sockets per system call instead of one
 // (docs/protocol.md §1, "Batched writes"). Each connection's outbox is
-// marked writing from add to its settling, as for a direct write, so its
-// other frames wait behind this one; identical frames (a change's envelope
-// to one topic) are encoded once.
+// marked writing from add to its settling, as for a direct write; its
+// later frames in the same fan-out join its entry (outbox.batch) while
+// that is not sent yet, so they go out in the same send. Identical single frames of consecutive entries
+// (a change's envelope to one topic) are encoded once.
 type writeBatch struct {
 	srv  *Server
 	ring *uring.Ring // nil: the batch writes one socket at a time
@@ -38,72 +39,106 @@ type writeBatch struct {
 	fds  []int
 	bufs [][]byte
 	res  []int32
-
-	enc      []byte // the entries' encodings; bufs point into it
-	lastData *byte  // the frame enc ends with, to share its encoding
-	lastLen  int
-	lastBin  bool
+	enc  []byte // the entries' encodings; bufs point into it
 }
 
-// batchEntry is one connection's frame in a writeBatch.
+// batchEntry is one connection's frames in a writeBatch.
 type batchEntry struct {
-	o    *outbox
-	link batchLink
-	f    channels.Frame
+	o      *outbox
+	link   batchLink
+	frames []channels.Frame // kept between batches for its array
+	n      int              // the frames' bytes
 }
 
 // notCompleted marks a result the ring did not report: the send was not
 // made.
 const notCompleted = int32(-1 << 31)
 
-// add gathers o's frame f. o must be marked writing, f counted in its
-// qbytes, and o.mu not held. When the batch is full it is flushed.
+// add gathers o's frame f as a new entry. o must be marked writing, f
+// counted in its qbytes, o.batch set to b and o.mu not held. A full batch
+// is flushed.
 func (b *writeBatch) add(o *outbox, f channels.Frame) {
 	bl := o.direct.(batchLink)
 	fd, ok := bl.beginBatched()
 	if !ok {
-		o.settleDirect(f, nil, false, nil)
+		o.one[0] = f
+		o.settleBatched(o.one[:], len(f.Data), nil, false, nil)
+		o.one[0] = channels.Frame{}
 		return
 	}
-	b.ents = append(b.ents, batchEntry{o: o, link: bl, f: f})
+	n := len(b.ents)
+	if n < cap(b.ents) {
+		b.ents = b.ents[:n+1]
+	} else {
+		b.ents = append(b.ents, batchEntry{})
+	}
+	e := &b.ents[n]
+	e.o, e.link, e.n = o, bl, len(f.Data)
+	e.frames = append(e.frames[:0], f)
 	b.fds = append(b.fds, fd)
-	b.bufs = append(b.bufs, b.encode(f))
 	if len(b.ents) == uring.Entries {
 		b.flush()
 	}
 }
 
-// encode returns f's WebSocket encoding, shared with the previous entry's
-// when the frame is the same.
-func (b *writeBatch) encode(f channels.Frame) []byte {
-	data := unsafe.SliceData(f.Data)
-	if n := len(b.bufs); n > 0 && data == b.lastData && len(f.Data) == b.lastLen && f.Binary == b.lastBin {
-		return b.bufs[n-1]
-	}
-	start := len(b.enc)
-	b.enc = appendFrame(b.enc, f)
-	b.lastData, b.lastLen, b.lastBin = data, len(f.Data), f.Binary
-	return b.enc[start:len(b.enc):len(b.enc)]
+// join adds f to entry i, whose connection's socket the batch holds.
+// The outbox's mu is held and f counted in its qbytes.
+func (b *writeBatch) join(i int, f channels.Frame) {
+	e := &b.ents[i]
+	e.frames = append(e.frames, f)
+	e.n += len(f.Data)
 }
 
-// flush makes the gathered writes and settles each connection.
+// encode encodes every entry's frames into b.enc, sharing one encoding
+// among consecutive entries of the same single frame.
+func (b *writeBatch) encode() {
+	b.bufs, b.enc = b.bufs[:0], b.enc[:0]
+	var lastData *byte
+	var lastLen int
+	var lastBin bool
+	for i := range b.ents {
+		frames := b.ents[i].frames
+		if len(frames) == 1 {
+			f := frames[0]
+			data := unsafe.SliceData(f.Data)
+			if i > 0 && lastData != nil && data == lastData && len(f.Data) == lastLen && f.Binary == lastBin {
+				b.bufs = append(b.bufs, b.bufs[i-1])
+				continue
+			}
+			lastData, lastLen, lastBin = data, len(f.Data), f.Binary
+		} else {
+			lastData = nil
+		}
+		start := len(b.enc)
+		for _, f := range frames {
+			b.enc = appendFrame(b.enc, f)
+		}
+		b.bufs = append(b.bufs, b.enc[start:len(b.enc):len(b.enc)])
+	}
+}
+
+// flush makes the gathered writes, up to uring.Entries per submission,
+// and settles each connection.
 func (b *writeBatch) flush() {
 	if len(b.ents) == 0 {
 		return
 	}
+	b.encode()
 	b.res = b.res[:0]
 	for range b.ents {
 		b.res = append(b.res, notCompleted)
 	}
-	if b.ring != nil {
-		if err := b.ring.Send(b.fds, b.bufs, b.res); err != nil {
+	for lo := 0; lo < len(b.ents) && b.ring != nil; lo += uring.Entries {
+		hi := min(lo+uring.Entries, len(b.ents))
+		if err := b.ring.Send(b.fds[lo:hi], b.bufs[lo:hi], b.res[lo:hi]); err != nil {
 			b.srv.log.Warn("batched writes disabled", "err", err)
 			b.ring.Close()
 			b.ring = nil
 			rings.disable()
 		}
 	}
-	for i, e := range b.ents {
+	for i := range b.ents {
+		e := &b.ents[i]
 		n, werr := 0, error(nil)
 		switch r := b.res[i]; {
 		case r == notCompleted && b.ring == nil:
@@ -116,12 +151,13 @@ func (b *writeBatch) flush() {
 			werr = syscall.Errno(-r)
 		}
 		rest, err := e.link.endBatched(b.bufs[i], n, werr)
-		e.o.settleDirect(e.f, rest, true, err)
+		e.o.settleBatched(e.frames, e.n, rest, true, err)
+		clear(e.frames)
+		e.o, e.link = nil, nil
 	}
-	clear(b.ents)
 	clear(b.bufs)
 	b.ents, b.fds, b.bufs = b.ents[:0], b.fds[:0], b.bufs[:0]
-	b.enc, b.lastData = b.enc[:0], nil
+	b.enc = b.enc[:0]
 	if cap(b.enc) > maxPooledFrame {
 		b.enc = nil
 	}

@@ -88,7 +88,7 @@ func waitOutboxIdle(t *testing.T, o *outbox) {
 // TestWriteBatchWritesEveryConnectionInOrder: a fan-out's writes to more
 // connections than one submission holds all go out through the ring, one
 // shared encoding per frame, and a second frame for a connection whose
-// first is in the batch follows it, written by the connection's writer.
+// first is in the batch joins it.
 func TestWriteBatchWritesEveryConnectionInOrder(t *testing.T) {
 	n := uring.Entries + 44
 	outs, _, peers := socketConns(t, n, Config{})
@@ -108,12 +108,16 @@ func TestWriteBatchWritesEveryConnectionInOrder(t *testing.T) {
 	if len(b.ents) != n-uring.Entries {
 		t.Fatalf("%d writes gathered after the first submission, want %d", len(b.ents), n-uring.Entries)
 	}
+	b.encode()
 	if len(b.enc) != len(wsText(string(shared.Data))) {
 		t.Fatalf("%d bytes encoded for %d copies of one frame, want one encoding", len(b.enc), len(b.ents))
 	}
 	last := outs[n-1]
 	if !last.EnqueueIn(channels.Frame{Data: []byte("second")}, &wb) {
 		t.Fatal("second frame refused")
+	}
+	if len(b.ents) != n-uring.Entries || len(b.ents[len(b.ents)-1].frames) != 2 {
+		t.Fatal("the second frame did not join its connection's entry")
 	}
 	wb.Flush()
 	for i, peer := range peers {
@@ -129,6 +133,52 @@ func TestWriteBatchWritesEveryConnectionInOrder(t *testing.T) {
 			t.Fatalf("connection %d: %d bytes still counted as queued", o.id, o.queuedBytes())
 		}
 	}
+}
+
+// TestWriteBatchJoinsAConnectionsFramesInOneSend: frames for connections
+// whose earlier frame is still gathered join it, and each connection's
+// frames go out in one send, in order.
+func TestWriteBatchJoinsAConnectionsFramesInOneSend(t *testing.T) {
+	n := 10
+	outs, _, peers := socketConns(t, n, Config{})
+	var wb channels.WriteBatch
+	for change := range 3 {
+		f := channels.Frame{Data: fmt.Appendf(nil, "change %d", change)}
+		for i, o := range outs {
+			if !o.EnqueueIn(f, &wb) {
+				t.Fatalf("change %d: connection %d refused the frame", change, i)
+			}
+		}
+	}
+	b := wb.(*writeBatch)
+	if len(b.ents) != n {
+		t.Fatalf("%d entries gathered for %d connections", len(b.ents), n)
+	}
+	for i := range b.ents {
+		if len(b.ents[i].frames) != 3 {
+			t.Fatalf("entry %d holds %d frames, want 3", i, len(b.ents[i].frames))
+		}
+	}
+	wb.Flush()
+	for _, peer := range peers {
+		readExactly(t, peer, wsText("change 0", "change 1", "change 2"))
+	}
+	for _, o := range outs {
+		waitOutboxIdle(t, o)
+	}
+}
+
+// A frame queued by another producer while the batch holds the socket is
+// not overtaken by a later frame of the fan-out.
+func TestWriteBatchKeepsOrderWithOtherProducers(t *testing.T) {
+	outs, _, peers := socketConns(t, 1, Config{})
+	var wb channels.WriteBatch
+	outs[0].EnqueueIn(channels.Frame{Data: []byte("first")}, &wb)
+	outs[0].Enqueue(channels.Frame{Data: []byte("other")})
+	outs[0].EnqueueIn(channels.Frame{Data: []byte("third")}, &wb)
+	wb.Flush()
+	readExactly(t, peers[0], wsText("first", "other", "third"))
+	waitOutboxIdle(t, outs[0])
 }
 
 // TestWriteBatchLeavesWhatAFullSocketRefusesToTheWriter: a frame larger
@@ -207,5 +257,20 @@ func TestWriteBatchAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per fan-out of %d batched writes", allocs, len(outs))
+	}
+	allocs = testing.AllocsPerRun(100, func() {
+		var wb channels.WriteBatch
+		for range 2 { // each connection's second frame joins its first
+			for _, o := range outs {
+				o.mu.Lock()
+				o.wrote = 0
+				o.mu.Unlock()
+				o.EnqueueIn(f, &wb)
+			}
+		}
+		wb.Flush()
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per gathered fan-out of %d connections × 2 frames", allocs, len(outs))
 	}
 }
