@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -29,8 +30,9 @@ type batchLink interface {
 // (docs/protocol.md §1, "Batched writes"). Each connection's outbox is
 // marked writing from add to its settling, as for a direct write; its
 // later frames in the same fan-out join its entry (outbox.batch) while
-// that is not sent yet, so they go out in the same send. Identical single frames of consecutive entries
-// (a change's envelope to one topic) are encoded once.
+// that is not sent yet, so they go out in the same send. Identical single
+// frames of consecutive entries (a change's envelope to one topic) are
+// encoded once.
 type writeBatch struct {
 	srv  *Server
 	ring *uring.Ring // nil: the batch writes one socket at a time
@@ -61,9 +63,9 @@ func (b *writeBatch) add(o *outbox, f channels.Frame) {
 	bl := o.direct.(batchLink)
 	fd, ok := bl.beginBatched()
 	if !ok {
-		o.one[0] = f
-		o.settleBatched(o.one[:], len(f.Data), nil, false, nil)
-		o.one[0] = channels.Frame{}
+		// Not o.one: o may be written by others once this settles.
+		one := [1]channels.Frame{f}
+		o.settleBatched(one[:], len(f.Data), nil, false, nil)
 		return
 	}
 	n := len(b.ents)
@@ -185,10 +187,11 @@ var rings ringPool
 
 // ringPool is the process's supply of write batches.
 type ringPool struct {
+	off atomic.Bool // a ring failed or was refused: none is made again
+
 	mu   sync.Mutex // guards the fields below
 	idle []*writeBatch
-	live int  // rings open, idle or lent
-	off  bool // the kernel refused a ring: none is made again
+	live int // rings open, idle or lent
 }
 
 // maxRings bounds the rings open at once; a fan-out that finds none writes
@@ -200,11 +203,10 @@ const (
 
 // get lends a batch for srv, making its ring when none is idle.
 func (p *ringPool) get(srv *Server) *writeBatch {
-	p.mu.Lock()
-	if p.off {
-		p.mu.Unlock()
+	if p.off.Load() {
 		return nil
 	}
+	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		b := p.idle[n-1]
 		p.idle = p.idle[:n-1]
@@ -220,11 +222,12 @@ func (p *ringPool) get(srv *Server) *writeBatch {
 	p.mu.Unlock()
 	r, err := uring.New()
 	if err != nil {
-		srv.log.Warn("io_uring unavailable: every direct write is its own system call", "err", err)
 		p.mu.Lock()
 		p.live--
-		p.off = true
 		p.mu.Unlock()
+		if !p.off.Swap(true) {
+			srv.log.Warn("io_uring unavailable: every direct write is its own system call", "err", err)
+		}
 		return nil
 	}
 	return &writeBatch{srv: srv, ring: r}
@@ -239,7 +242,7 @@ func (p *ringPool) put(b *writeBatch) {
 		p.live--
 		return
 	}
-	if p.off || len(p.idle) >= maxIdleRings {
+	if p.off.Load() || len(p.idle) >= maxIdleRings {
 		p.live--
 		b.ring.Close()
 		return
@@ -248,8 +251,4 @@ func (p *ringPool) put(b *writeBatch) {
 }
 
 // disable stops making rings after one failed.
-func (p *ringPool) disable() {
-	p.mu.Lock()
-	p.off = true
-	p.mu.Unlock()
-}
+func (p *ringPool) disable() { p.off.Store(true) }
