@@ -48,15 +48,8 @@ func TestBroadcastDirectOnlyToSmallTopics(t *testing.T) {
 // A postgres_changes batch of up to directChanges changes may be written
 // at once; a larger one (a backlog) is only queued.
 func TestChangesDirectOnlyForSmallBatches(t *testing.T) {
-	h := NewHub(HubConfig{})
-	auth := newFakeAuth()
-	auth.visible = allVisible
-	p := NewPGChanges(PGConfig{Hub: h, Auth: auth})
-	s, _ := newSub(h, "realtime:a", user("alice"))
 	w := &laterWriter{}
-	s.Writer = w
-	h.Subscribe(s)
-	activate(t, p, s, `{"event":"INSERT","schema":"public","table":"todos"}`)
+	p, _ := aliceOnTodos(t, w)
 	var small, large []decoder.Change
 	for i := range directChanges + 1 {
 		large = append(large, insertTodo(i+1, "alice", "t"))
@@ -101,16 +94,9 @@ func (w *batchRec) EnqueueIn(f Frame, wb *WriteBatch) bool {
 // to the connections' write batch and flushes it once; a larger one only
 // queues them.
 func TestChangesGatherInAWriteBatch(t *testing.T) {
-	h := NewHub(HubConfig{})
-	auth := newFakeAuth()
-	auth.visible = allVisible
-	p := NewPGChanges(PGConfig{Hub: h, Auth: auth})
-	s, _ := newSub(h, "realtime:a", user("alice"))
 	flushed := 0
 	w := &batchRec{flushed: &flushed}
-	s.Writer = w
-	h.Subscribe(s)
-	activate(t, p, s, `{"event":"INSERT","schema":"public","table":"todos"}`)
+	p, s := aliceOnTodos(t, w)
 	if err := p.Process(context.Background(), []decoder.Change{insertTodo(1, "alice", "t"), insertTodo(2, "alice", "t")}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,4 +122,19 @@ func allVisible(_ *Identity, rows [][]string) ([]bool, error) {
 		out[i] = true
 	}
 	return out, nil
+}
+
+// aliceOnTodos returns a pipeline whose every row is visible and alice's
+// subscription to INSERTs on public.todos, written to w.
+func aliceOnTodos(t *testing.T, w Writer) (*PGChanges, *Subscription) {
+	t.Helper()
+	h := NewHub(HubConfig{})
+	auth := newFakeAuth()
+	auth.visible = allVisible
+	p := NewPGChanges(PGConfig{Hub: h, Auth: auth})
+	s, _ := newSub(h, "realtime:a", user("alice"))
+	s.Writer = w
+	h.Subscribe(s)
+	activate(t, p, s, `{"event":"INSERT","schema":"public","table":"todos"}`)
+	return p, s
 }
