@@ -275,31 +275,16 @@ func startDevLines(t *testing.T, args ...string) *devLines {
 		t.Fatal(err)
 	}
 	d := &devLines{cmd: cmd, log: log, lines: make(chan string, 16), exited: make(chan error, 1)}
-	done := make(chan struct{})   // closed at cleanup: lines are no longer read
-	waited := make(chan struct{}) // closed once the child has ended
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			select {
-			case d.lines <- sc.Text():
-			case <-done:
-			}
+			d.lines <- sc.Text()
 		}
 		d.exited <- cmd.Wait()
-		close(waited)
 	}()
 	t.Cleanup(func() {
-		// SIGTERM, so that dev stops the PostgreSQL it started (a SIGKILL
-		// would leave it running); SIGKILL only if it does not end.
-		close(done)
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-waited:
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-waited
-		}
+		cmd.Process.Kill()
 		if t.Failed() {
 			t.Logf("realtime dev output:\n%s", log.String())
 		}
