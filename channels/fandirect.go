@@ -10,10 +10,10 @@ package channels
 const maxDirectTopic = 256
 
 // deliverTo delivers f to s, letting the connection write it at once only
-// when direct is set: in *wb, when that is not nil and the connection can
-// gather its write there (see BatchWriter).
+// when direct is set: in *wb, when the connection can gather its write
+// there (see BatchWriter).
 func deliverTo(s *Subscription, f Frame, direct bool, wb *WriteBatch) bool {
-	if direct && wb != nil {
+	if direct {
 		if bw, ok := s.Writer.(BatchWriter); ok {
 			return s.count(bw.EnqueueIn(f, wb))
 		}

@@ -130,10 +130,6 @@ func (b *pgBatch) merge(part *fanPart) {
 func (p *fanPart) run() {
 	b := p.b
 	var wb WriteBatch // the direct writes of this part, made together
-	var pwb *WriteBatch
-	if p.direct {
-		pwb = &wb
-	}
 	for i := range b.deliveries {
 		d := &b.deliveries[i]
 		if d.data == nil {
@@ -147,7 +143,7 @@ func (p *fanPart) run() {
 			if idsKey == "" {
 				idsKey = idsString(d.ids)
 			}
-			if deliverTo(s, p.frame(s, d, idsKey), p.direct, pwb) {
+			if deliverTo(s, p.frame(s, d, idsKey), p.direct, &wb) {
 				p.count(s, d.change)
 			}
 		}

@@ -107,25 +107,32 @@ func (o *outbox) EnqueueIn(f channels.Frame, wb *channels.WriteBatch) bool {
 		}
 		*wb = b
 	}
-	return o.enqueueDirect(f, true, b)
+	ok, gather := o.enqueueDirect(f, true, b)
+	if gather {
+		b.add(o, f)
+	}
+	return ok
 }
 
 // enqueue queues f, writing it at once when direct is set and the
 // connection is idle.
 func (o *outbox) enqueue(f channels.Frame, direct bool) bool {
-	return o.enqueueDirect(f, direct, nil)
+	ok, _ := o.enqueueDirect(f, direct, nil)
+	return ok
 }
 
-// enqueueDirect is enqueue whose write at once, when b is set, joins b.
-func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) bool {
+// enqueueDirect is enqueue whose write at once, when b is set, joins b:
+// gather reports that the socket is now reserved for b and the caller
+// must add f to it.
+func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) (ok, gather bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing {
-		return false
+		return false, false
 	}
 	if o.qbytes+len(f.Data) > o.srv.cfg.MaxQueueBytes {
 		o.closeLocked(channels.ReasonSlowConsumer)
-		return false
+		return false, false
 	}
 	if b != nil && o.batch == b && len(o.q) == 0 {
 		// The batch holds this connection's socket for an earlier frame
@@ -133,7 +140,7 @@ func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) boo
 		// write.
 		o.qbytes += len(f.Data)
 		b.join(o.batchIdx, f)
-		return true
+		return true, false
 	}
 	idle := direct && o.direct != nil && !o.writing && !o.held && len(o.q) == 0 && o.rest == nil
 	if idle {
@@ -142,13 +149,10 @@ func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) boo
 				o.writing = true
 				o.qbytes += len(f.Data)
 				o.batch, o.batchIdx = b, len(b.ents)
-				o.mu.Unlock()
-				b.add(o, f)
-				o.mu.Lock() // for the deferred unlock
-				return true
+				return true, true
 			}
 			o.writeDirectLocked(f, now)
-			return true
+			return true, false
 		}
 	}
 	o.q = append(o.q, f)
@@ -157,10 +161,10 @@ func (o *outbox) enqueueDirect(f channels.Frame, direct bool, b *writeBatch) boo
 		// Hot: the coalescer writes it with what follows within a tick.
 		o.writing = true
 		o.srv.coalesce.add(o)
-		return true
+		return true, false
 	}
 	o.startLocked()
-	return true
+	return true, false
 }
 
 // directIdle is how long a connection must have been idle for a frame to
@@ -181,9 +185,7 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 	o.one[0] = f
 	rest, tried, err := o.direct.tryWrite(o.one[:])
 	o.mu.Lock()
-	o.wrote = now
-	o.qbytes -= len(f.Data)
-	o.afterTryLocked(o.one[:], len(f.Data), rest, tried, err)
+	o.afterTryLocked(o.one[:], len(f.Data), now, rest, tried, err)
 	o.one[0] = channels.Frame{}
 }
 
@@ -193,9 +195,7 @@ func (o *outbox) writeDirectLocked(f channels.Frame, now int64) {
 func (o *outbox) settleBatched(frames []channels.Frame, n int, rest []byte, tried bool, err error) {
 	o.mu.Lock()
 	o.batch = nil
-	o.wrote = time.Now().UnixNano()
-	o.qbytes -= n
-	o.afterTryLocked(frames, n, rest, tried, err)
+	o.afterTryLocked(frames, n, time.Now().UnixNano(), rest, tried, err)
 	o.mu.Unlock()
 }
 
@@ -227,9 +227,7 @@ func (o *outbox) flushCoalesced() bool {
 	o.mu.Unlock()
 	rest, tried, err := o.direct.tryWrite(batch)
 	o.mu.Lock()
-	o.wrote = time.Now().UnixNano()
-	o.qbytes -= n
-	o.afterTryLocked(batch, n, rest, tried, err)
+	o.afterTryLocked(batch, n, time.Now().UnixNano(), rest, tried, err)
 	if o.q == nil && cap(batch) <= maxReusedBatch {
 		// Nothing came meanwhile: the next tick's frames reuse the array.
 		clear(batch)
@@ -243,12 +241,15 @@ func (o *outbox) flushCoalesced() bool {
 // between ticks, so a burst does not pin a large one.
 const maxReusedBatch = 64
 
-// afterTryLocked settles a non-blocking write of frames (n bytes, already
-// taken off qbytes): a failure breaks the link, an untried batch goes back
-// ahead of what was queued meanwhile, a rest is written first by the
-// writer goroutine, which starts when anything is left; otherwise the
-// socket is released. o.mu must be held; writing is set.
-func (o *outbox) afterTryLocked(frames []channels.Frame, n int, rest []byte, tried bool, err error) {
+// afterTryLocked settles a non-blocking write of frames (n bytes, counted
+// in qbytes) that ended at now (unix ns): the frames leave qbytes, a
+// failure breaks the link, an untried batch goes back ahead of what was
+// queued meanwhile, a rest is written first by the writer goroutine, which
+// starts when anything is left; otherwise the socket is released. o.mu
+// must be held; writing is set.
+func (o *outbox) afterTryLocked(frames []channels.Frame, n int, now int64, rest []byte, tried bool, err error) {
+	o.wrote = now
+	o.qbytes -= n
 	switch {
 	case err != nil:
 		o.broken = true

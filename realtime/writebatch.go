@@ -49,7 +49,6 @@ type batchEntry struct {
 	o      *outbox
 	link   batchLink
 	frames []channels.Frame // kept between batches for its array
-	n      int              // the frames' bytes
 }
 
 // notCompleted marks a result the ring did not report: the send was not
@@ -75,7 +74,7 @@ func (b *writeBatch) add(o *outbox, f channels.Frame) {
 		b.ents = append(b.ents, batchEntry{})
 	}
 	e := &b.ents[n]
-	e.o, e.link, e.n = o, bl, len(f.Data)
+	e.o, e.link = o, bl
 	e.frames = append(e.frames[:0], f)
 	b.fds = append(b.fds, fd)
 	if len(b.ents) == uring.Entries {
@@ -86,9 +85,7 @@ func (b *writeBatch) add(o *outbox, f channels.Frame) {
 // join adds f to entry i, whose connection's socket the batch holds.
 // The outbox's mu is held and f counted in its qbytes.
 func (b *writeBatch) join(i int, f channels.Frame) {
-	e := &b.ents[i]
-	e.frames = append(e.frames, f)
-	e.n += len(f.Data)
+	b.ents[i].frames = append(b.ents[i].frames, f)
 }
 
 // encode encodes every entry's frames into b.enc, sharing one encoding
@@ -153,7 +150,11 @@ func (b *writeBatch) flush() {
 			werr = syscall.Errno(-r)
 		}
 		rest, err := e.link.endBatched(b.bufs[i], n, werr)
-		e.o.settleBatched(e.frames, e.n, rest, true, err)
+		size := 0
+		for _, f := range e.frames {
+			size += len(f.Data)
+		}
+		e.o.settleBatched(e.frames, size, rest, true, err)
 		clear(e.frames)
 		e.o, e.link = nil, nil
 	}
